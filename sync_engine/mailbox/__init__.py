@@ -1,0 +1,1 @@
+"""Mailbox targets behind one small protocol: local (embedded), ews (exchangelib), graph."""

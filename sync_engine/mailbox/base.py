@@ -1,0 +1,62 @@
+"""The one protocol every mailbox target implements (like vdirsyncer's `Storage`).
+
+A target is opened for one mailbox address. It lists the default Contacts folder in
+pages and writes in batches; it never decides anything, the planner does. Each call
+that reaches the server counts one in `requests`, so round trips can be measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from sync_engine.model import ContactChange, MailboxContact, NewContact, WriteResult
+
+
+class MailboxError(Exception):
+    """The whole mailbox cannot be served now (down, throttled past retries, no access).
+
+    The message is plain words saying what to do; the run fails for this mailbox only.
+    """
+
+
+class MailboxAccessError(MailboxError):
+    """Access is denied or the mailbox does not exist: an admin has to act."""
+
+
+@runtime_checkable
+class Mailbox(Protocol):
+    """One mailbox's default Contacts folder."""
+
+    address: str
+    batch_size: int
+    requests: int  # round trips made so far (listing pages + write batches + ...)
+
+    def list_contacts(self) -> Iterator[list[MailboxContact]]:
+        """Yield the whole folder, a page at a time, with only the fields the planner needs."""
+        ...
+
+    def create(self, items: Sequence[NewContact]) -> list[WriteResult]:
+        """Create up to `batch_size` contacts; one result per item, in order."""
+        ...
+
+    def update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
+        """Apply up to `batch_size` partial changes; one result per item, in order.
+
+        A stale change key is not an error for the caller: the target re-reads the item
+        and applies the change to the named fields only (CRM wins on mapped fields).
+        """
+        ...
+
+    def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
+        """Delete up to `batch_size` contacts; an item already gone counts as deleted."""
+        ...
+
+    def check(self) -> list[str]:
+        """Connect and look at the Contacts folder; return plain-words findings.
+
+        Raises `MailboxError` with what the admin must do when the mailbox cannot be used.
+        """
+        ...
+
+    def close(self) -> None: ...

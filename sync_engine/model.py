@@ -1,0 +1,316 @@
+"""Plain values shared by every part of the engine: no I/O here.
+
+A CRM person becomes a set of `ContactFields` (DESIGN section 4); a mailbox holds
+`MailboxContact`s; the state store remembers `Link`s between the two.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+
+# Mapped contact fields, in the order of DESIGN section 4. `display_name` and `file_as`
+# are built from the names and company, so they follow the CRM like the others.
+FIELD_NAMES: tuple[str, ...] = (
+    "title",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "company",
+    "job_title",
+    "department",
+    "web_page",
+    "email",
+    "business_phone",
+    "mobile_phone",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "display_name",
+    "file_as",
+)
+
+
+def clean(value: object) -> str:
+    """Missing, None and '' are the same blank; surrounding whitespace is not part of a value."""
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFields:
+    """The mapped fields of one contact. Every value is a stripped string; '' is blank."""
+
+    title: str = ""
+    first_name: str = ""
+    middle_name: str = ""
+    last_name: str = ""
+    suffix: str = ""
+    company: str = ""
+    job_title: str = ""
+    department: str = ""
+    web_page: str = ""
+    email: str = ""
+    business_phone: str = ""
+    mobile_phone: str = ""
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    country: str = ""
+    display_name: str = ""
+    file_as: str = ""
+
+    @classmethod
+    def of(cls, **values: object) -> ContactFields:
+        """Build from loose values (None, padded strings), cleaning each one."""
+        return cls(**{name: clean(value) for name, value in values.items()})
+
+    def with_derived(self) -> ContactFields:
+        """Fill display name and file-as from the names and company, as Outlook would."""
+        return replace(self, display_name=self.full_name(), file_as=self.file_as_name())
+
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.middle_name, self.last_name) if p)
+
+    def file_as_name(self) -> str:
+        given = " ".join(p for p in (self.first_name, self.middle_name) if p)
+        name = ", ".join(p for p in (self.last_name, given) if p)
+        return name or self.company
+
+    def dedupe_key(self) -> tuple[str, str, str, str]:
+        """DESIGN rule 2: company, first, middle, last; exact, blank only equals blank."""
+        return (
+            clean(self.company),
+            clean(self.first_name),
+            clean(self.middle_name),
+            clean(self.last_name),
+        )
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short hash of the values, to see whether the CRM changed since we last wrote."""
+        payload = json.dumps(self.as_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+assert tuple(f.name for f in fields(ContactFields)) == FIELD_NAMES
+
+
+@dataclass(frozen=True, slots=True)
+class CrmPerson:
+    """One CRM person as the engine sees it (read from Sage's Person/Company/... tables)."""
+
+    id: int
+    fields: ContactFields
+    manager_id: int | None = None
+    manager_name: str = ""
+    deleted: bool = False
+    updated_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return self.fields.full_name() or f"person {self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CrmUser:
+    """A CRM user (a salesperson): Sage's `Users` row."""
+
+    id: int
+    logon: str
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    deleted: bool = False
+
+    @property
+    def name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or self.logon
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxContact:
+    """One item of a mailbox's Contacts folder, as listed by a target."""
+
+    item_id: str
+    change_key: str
+    fields: ContactFields
+    categories: tuple[str, ...] = ()
+    crm_id: int | None = None  # the extended property carrying the CRM person id
+    created_at: str = ""  # ISO 8601; orders exact duplicates so the oldest is linked
+
+    @property
+    def name(self) -> str:
+        return self.fields.full_name() or self.fields.company or self.item_id
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Ties one CRM person to one contact item in one mailbox."""
+
+    person_id: int
+    item_id: str
+    change_key: str
+    fingerprint: str
+    origin: str  # "created" or "linked"
+
+
+@dataclass(frozen=True, slots=True)
+class NewContact:
+    """A contact to create: mapped fields, categories and the CRM id extended property."""
+
+    fields: ContactFields
+    categories: tuple[str, ...]
+    crm_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    """A partial write to one contact: only what is named here is touched.
+
+    `set_fields` never holds a blank (a CRM blank never erases an Outlook value),
+    `categories` is the whole new list when it changes, and the CRM id extended
+    property is set (`set_crm_id`) or removed (`clear_crm_id`).
+    """
+
+    item_id: str
+    change_key: str
+    set_fields: tuple[tuple[str, str], ...] = ()
+    categories: tuple[str, ...] | None = None
+    set_crm_id: int | None = None
+    clear_crm_id: bool = False
+
+    def is_empty(self) -> bool:
+        return (
+            not self.set_fields
+            and self.categories is None
+            and self.set_crm_id is None
+            and not self.clear_crm_id
+        )
+
+    def applied_to(self, contact: MailboxContact) -> MailboxContact:
+        """What the contact looks like after this change (used by the local target)."""
+        new_fields = replace(contact.fields, **dict(self.set_fields))
+        crm_id = contact.crm_id
+        if self.clear_crm_id:
+            crm_id = None
+        if self.set_crm_id is not None:
+            crm_id = self.set_crm_id
+        categories = contact.categories if self.categories is None else self.categories
+        return replace(contact, fields=new_fields, categories=categories, crm_id=crm_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one item of a batched write. `error` is None on success."""
+
+    item_id: str | None = None
+    change_key: str | None = None
+    error: str | None = None
+    error_kind: str | None = None  # "not_found", "conflict", "invalid", "throttled", "other"
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    """What every card shows (SLACK_UX rule 3), plus whether it is in the asker's list."""
+
+    id: int
+    first_name: str
+    middle_name: str
+    last_name: str
+    company: str
+    email: str
+    job_title: str
+    business_phone: str = ""
+    mobile_phone: str = ""
+    manager: str = ""
+    in_list: bool = False
+    status: str = ""
+
+    @property
+    def name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.middle_name, self.last_name) if p)
+
+    def as_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "id": self.id,
+            "first_name": self.first_name,
+            "middle_name": self.middle_name,
+            "last_name": self.last_name,
+            "company": self.company,
+            "email": self.email,
+            "job_title": self.job_title,
+        }
+        if self.status:
+            out["status"] = self.status
+        return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one person in one sync (SLACK_UX rule 8)."""
+
+    person_id: int
+    name: str
+    action: str  # created, linked, updated, unlinked, deleted, forgotten, failed, held
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class SyncResult:
+    """The result of syncing one mailbox; `as_json` keeps the documented stable keys."""
+
+    mailbox: str
+    dry_run: bool = False
+    outcomes: list[Outcome] = field(default_factory=list)
+    possible_duplicates: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    requests: int = 0
+
+    def count(self, action: str) -> int:
+        return sum(1 for o in self.outcomes if o.action == action)
+
+    def names(self, action: str) -> list[str]:
+        return [o.name for o in self.outcomes if o.action == action]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.action == "failed"]
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.outcomes or self.possible_duplicates or self.warnings or self.error)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "mailbox": self.mailbox,
+            "dry_run": self.dry_run,
+            "created": self.count("created"),
+            "linked": self.count("linked"),
+            "updated": self.count("updated"),
+            "unlinked": self.count("unlinked"),
+            "deleted": self.count("deleted"),
+            "forgotten": self.count("forgotten"),
+            "failed": len(self.failed),
+            "failures": [
+                {"id": o.person_id, "name": o.name, "reason": o.detail} for o in self.failed
+            ],
+            "possible_duplicates": list(self.possible_duplicates),
+            "warnings": list(self.warnings) + ([self.error] if self.error else []),
+            "error": self.error,
+            "requests": self.requests,
+        }
