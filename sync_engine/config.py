@@ -71,12 +71,18 @@ class Settings(BaseSettings):
     @cached_property
     def state_url(self) -> str:
         """The state store: DATABASE_URL, or SQLite in the home."""
-        return _normalise_url(self.database_url) or f"sqlite:///{self.crm_contacts_home / 'state.sqlite'}"
+        return (
+            _normalise_url(self.database_url)
+            or f"sqlite:///{self.crm_contacts_home / 'state.sqlite'}"
+        )
 
     @cached_property
     def crm_url(self) -> str:
         """The CRM: CRM_DATABASE_URL, or the embedded demo CRM in the home."""
-        return _normalise_url(self.crm_database_url) or f"sqlite:///{self.crm_contacts_home / 'crm.sqlite'}"
+        return (
+            _normalise_url(self.crm_database_url)
+            or f"sqlite:///{self.crm_contacts_home / 'crm.sqlite'}"
+        )
 
     @cached_property
     def local_mailbox_url(self) -> str:
@@ -89,7 +95,7 @@ def _normalise_url(url: str | None) -> str | None:
         return None
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 

@@ -170,7 +170,7 @@ class NewContact:
 
     fields: ContactFields
     categories: tuple[str, ...]
-    crm_id: int
+    crm_id: int | None  # None only for contacts a person makes by hand
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +279,8 @@ class SyncResult:
     possible_duplicates: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
-    requests: int = 0
+    requests: int = 0  # round trips to the mailbox: listing pages plus write batches
+    write_requests: int = 0
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -313,4 +314,5 @@ class SyncResult:
             "warnings": list(self.warnings) + ([self.error] if self.error else []),
             "error": self.error,
             "requests": self.requests,
+            "write_requests": self.write_requests,
         }

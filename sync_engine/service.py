@@ -1,6 +1,423 @@
-"""The engine's front door: every use case the CLI and the Slack bot offer.
+"""The engine's front door: every use case the CLI, the Slack bot and the scheduler offer.
 
-Callers (CLI, bot, scheduler) hold no rules; they call these methods and render what
-comes back. Every method acts for one CRM user and only ever on that user's own list.
-(Skeleton: signatures are the contract; bodies land with the sync engine issue.)
+Callers hold no rules; they call these methods and render what comes back. Every method
+acts for one CRM user and only ever on that user's own list (DESIGN rule 10).
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sync_engine.config import Settings, load_settings
+from sync_engine.crm.search import SearchError, search_people
+from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.mailbox import open_mailbox
+from sync_engine.mailbox.base import Mailbox
+from sync_engine.model import CrmPerson, CrmUser, Outcome, PersonView, SyncResult
+from sync_engine.store import Event, Store, StoredUser
+from sync_engine.sync import sync_mailbox
+
+
+class EngineError(Exception):
+    """A user-facing problem; str() is one line that says what to do."""
+
+
+class UnknownUser(EngineError):
+    pass
+
+
+class UnknownPerson(EngineError):
+    pass
+
+
+class BadQuery(EngineError):
+    pass
+
+
+@dataclass
+class SearchPage:
+    query: str
+    total: int
+    offset: int
+    limit: int
+    people: list[PersonView]
+
+
+@dataclass
+class AddResult:
+    added: list[PersonView] = field(default_factory=list)
+    already: list[PersonView] = field(default_factory=list)
+
+
+@dataclass
+class RemoveResult:
+    removed: list[PersonView] = field(default_factory=list)
+    not_in_list: list[int] = field(default_factory=list)
+
+
+@dataclass
+class MailboxStatus:
+    email: str
+    mailbox: str
+    subscriptions: int
+    linked: int
+    last_run_at: datetime | None
+    last_status: str | None
+    last_error: str | None
+    last_success_at: datetime | None
+    next_due_at: datetime | None
+    consecutive_failures: int
+
+
+@dataclass
+class Activity:
+    """What the engine did for one user in a period (for summaries)."""
+
+    since: datetime
+    until: datetime
+    runs: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    possible_duplicates: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.action == "failed"]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.outcomes or self.possible_duplicates or self.warnings or self.errors)
+
+
+def view(person: CrmPerson, *, in_list: bool = False, status: str = "") -> PersonView:
+    f = person.fields
+    return PersonView(
+        id=person.id,
+        first_name=f.first_name,
+        middle_name=f.middle_name,
+        last_name=f.last_name,
+        company=f.company,
+        email=f.email,
+        job_title=f.job_title,
+        business_phone=f.business_phone,
+        mobile_phone=f.mobile_phone,
+        manager=person.manager_name,
+        in_list=in_list,
+        status=status,
+    )
+
+
+MailboxFactory = Callable[[Settings, str], Mailbox]
+
+
+class Engine:
+    """Opens the state store and the CRM once; opens a mailbox target per sync."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        mailbox_factory: MailboxFactory = open_mailbox,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.store = Store.open(self.settings.state_url, self.settings.crm_contacts_home)
+        embedded = not self.settings.crm_database_url
+        if embedded:
+            self.settings.crm_contacts_home.mkdir(parents=True, exist_ok=True)
+        self.crm = SageCrm(self.settings.crm_url, writable=embedded)
+        self.mailbox_factory = mailbox_factory
+
+    def close(self) -> None:
+        self.store.close()
+        self.crm.close()
+
+    # -- who is asking -------------------------------------------------------------------
+
+    def user(self, email: str) -> CrmUser:
+        """The CRM user with this email, or a clear UnknownUser."""
+        email = (email or "").strip()
+        if "@" not in email:
+            raise UnknownUser(
+                f"'{email}' is not an email address; give the CRM user's email, e.g. --as alice@example.com"
+            )
+        found = self.crm.user_by_email(email)
+        if found is None:
+            raise UnknownUser(
+                f"no CRM user has the email {email}; ask your CRM administrator to set it as "
+                "your email address in Sage CRM (Administration | Users)"
+            )
+        if found.deleted:
+            raise UnknownUser(f"the CRM user {email} is deactivated; ask your CRM administrator")
+        return found
+
+    def _stored(self, user: CrmUser) -> StoredUser:
+        return self.store.ensure_user(user.id, user.email)
+
+    def remember_slack_user(self, slack_user_id: str, email: str, tz: str | None = None) -> CrmUser:
+        user = self.user(email)
+        self.store.set_slack_user(self._stored(user).id, slack_user_id, tz)
+        return user
+
+    def slack_email(self, slack_user_id: str) -> str | None:
+        stored = self.store.user_by_slack(slack_user_id)
+        return stored.email if stored else None
+
+    def slack_users(self) -> list[StoredUser]:
+        return [u for u in self.store.users() if u.slack_user_id]
+
+    # -- finding people ------------------------------------------------------------------
+
+    def search(self, user: CrmUser, query: str, *, limit: int = 10, offset: int = 0) -> SearchPage:
+        try:
+            found = search_people(self.crm, query)
+        except SearchError as exc:
+            raise BadQuery(str(exc)) from None
+        mine = self.store.subscriptions(self._stored(user).id)
+        page = found[offset : offset + limit] if limit else found[offset:]
+        return SearchPage(
+            query=query.strip(),
+            total=len(found),
+            offset=offset,
+            limit=limit,
+            people=[view(p, in_list=p.id in mine) for p in page],
+        )
+
+    def person(self, user: CrmUser, person_id: int) -> PersonView:
+        person = self.crm.people_by_ids([person_id]).get(person_id)
+        if person is None or person.deleted:
+            raise UnknownPerson(f"no CRM person has the id {person_id}; find people with search")
+        mine = self.store.subscriptions(self._stored(user).id)
+        return view(person, in_list=person_id in mine)
+
+    def _live_people(self, person_ids: Iterable[int]) -> dict[int, CrmPerson]:
+        ids = list(dict.fromkeys(int(i) for i in person_ids))
+        found = {pid: p for pid, p in self.crm.people_by_ids(ids).items() if not p.deleted}
+        missing = [pid for pid in ids if pid not in found]
+        if missing:
+            listed = ", ".join(str(m) for m in missing[:5])
+            raise UnknownPerson(f"no CRM person has the id {listed}; find people with search")
+        return {pid: found[pid] for pid in ids}
+
+    # -- My CRM Contacts -----------------------------------------------------------------
+
+    def add(
+        self, user: CrmUser, person_ids: Iterable[int], *, source: str = "search", actor: str = ""
+    ) -> AddResult:
+        """Add people to the user's list; already-added people are reported, not added twice."""
+        people = self._live_people(person_ids)
+        if not people:
+            raise BadQuery("nobody to add: give at least one person")
+        stored = self._stored(user)
+        names = {pid: p.name for pid, p in people.items()}
+        new = set(self.store.add_subscriptions(stored.id, names, source, actor or user.email))
+        result = AddResult()
+        for pid, person in people.items():
+            (result.added if pid in new else result.already).append(view(person, in_list=True))
+        return result
+
+    def group(self, user: CrmUser) -> list[PersonView]:
+        """Everyone whose Account Manager is the user (Sage's Add Group Of Contacts)."""
+        mine = self.store.subscriptions(self._stored(user).id)
+        return [view(p, in_list=p.id in mine) for p in self.crm.people_managed_by(user.id)]
+
+    def add_group(self, user: CrmUser, *, actor: str = "") -> AddResult:
+        people = self.crm.people_managed_by(user.id)
+        if not people:
+            return AddResult()
+        return self.add(user, [p.id for p in people], source="group", actor=actor)
+
+    def remove(self, user: CrmUser, person_ids: Iterable[int], *, actor: str = "") -> RemoveResult:
+        """Take people off the user's list; the next sync unlinks (never deletes) them."""
+        ids = list(dict.fromkeys(int(i) for i in person_ids))
+        stored = self._stored(user)
+        removed = set(self.store.remove_subscriptions(stored.id, ids, actor or user.email))
+        people = self.crm.people_by_ids(removed)
+        result = RemoveResult(not_in_list=[pid for pid in ids if pid not in removed])
+        for pid in ids:
+            if pid in removed:
+                person = people.get(pid)
+                result.removed.append(
+                    view(person) if person else PersonView(pid, "", "", f"person {pid}", "", "", "")
+                )
+        return result
+
+    def my_list(self, user: CrmUser) -> list[PersonView]:
+        """The user's list, each with its sync status, sorted by name."""
+        stored = self._stored(user)
+        subs = self.store.subscriptions(stored.id)
+        links = self.store.links(stored.id)
+        people = self.crm.people_by_ids(set(subs) | set(links))
+        failed = self._last_failures(stored.id)
+        out = []
+        for pid in set(subs) | set(links):
+            person = people.get(pid)
+            if pid in failed:
+                status = f"failed: {failed[pid]}"
+            elif pid not in subs:
+                status = "pending removal"
+            elif person is None or person.deleted:
+                status = "pending delete (deleted in the CRM)"
+            elif pid in links:
+                status = (
+                    "synced"
+                    if links[pid].fingerprint == person.fields.fingerprint()
+                    else "pending update"
+                )
+            else:
+                status = "pending add"
+            v = (
+                view(person, in_list=pid in subs, status=status)
+                if person
+                else PersonView(
+                    pid, "", "", f"person {pid}", "", "", "", in_list=pid in subs, status=status
+                )
+            )
+            out.append(v)
+        out.sort(key=lambda v: (v.last_name.casefold(), v.first_name.casefold(), v.id))
+        return out
+
+    def _last_failures(self, user_id: int) -> dict[int, str]:
+        runs = self.store.runs(user_id, limit=1)
+        if not runs or not runs[0].result:
+            return {}
+        return {f["id"]: f["reason"] for f in runs[0].result.get("failures", [])}
+
+    # -- syncing -------------------------------------------------------------------------
+
+    def sync(
+        self,
+        user: CrmUser,
+        *,
+        dry_run: bool = False,
+        allow_mass_delete: bool = False,
+        trigger: str = "manual",
+        progress: Callable[[int], None] | None = None,
+    ) -> SyncResult:
+        stored = self._stored(user)
+        mailbox = self.mailbox_factory(self.settings, stored.mailbox)
+        try:
+            return sync_mailbox(
+                self.store,
+                self.crm,
+                mailbox,
+                stored,
+                self.settings,
+                dry_run=dry_run,
+                allow_mass_delete=allow_mass_delete,
+                trigger=trigger,
+                progress=progress,
+            )
+        finally:
+            mailbox.close()
+
+    def sync_stored(self, stored: StoredUser, **kwargs: object) -> SyncResult:
+        """Sync a mailbox known to the state store (the scheduler's and `sync --all`'s path)."""
+        user = self.crm.user_by_id(stored.crm_user_id)
+        if user is None or user.deleted:
+            return SyncResult(
+                mailbox=stored.mailbox, error="the CRM user is gone or deactivated; nothing synced"
+            )
+        return self.sync(user, **kwargs)  # type: ignore[arg-type]
+
+    def check_mailbox(self, user: CrmUser) -> list[str]:
+        mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
+        try:
+            return mailbox.check()
+        finally:
+            mailbox.close()
+
+    # -- looking back --------------------------------------------------------------------
+
+    def status(self, user: CrmUser) -> MailboxStatus:
+        return self._status(self._stored(user))
+
+    def statuses(self) -> list[MailboxStatus]:
+        return [self._status(u) for u in self.store.users()]
+
+    def _status(self, stored: StoredUser) -> MailboxStatus:
+        subs, linked = self.store.counts(stored.id)
+        state = self.store.mailbox_state(stored.id)
+        next_due = state.next_due_at
+        if (
+            next_due is None
+            and state.list_changed_at
+            and (state.last_run_at is None or state.list_changed_at > state.last_run_at)
+        ):
+            next_due = state.list_changed_at + timedelta(
+                seconds=self.settings.sync_interval_seconds
+            )
+        return MailboxStatus(
+            email=stored.email,
+            mailbox=stored.mailbox,
+            subscriptions=subs,
+            linked=linked,
+            last_run_at=state.last_run_at,
+            last_status=state.last_status,
+            last_error=state.last_error,
+            last_success_at=state.last_success_at,
+            next_due_at=next_due,
+            consecutive_failures=state.consecutive_failures,
+        )
+
+    def why(self, user: CrmUser, person_id: int) -> list[Event]:
+        """The audit trail of one person in the user's mailbox, oldest first."""
+        return self.store.events(self._stored(user).id, person_id=person_id)
+
+    def activity(self, user: CrmUser, since: datetime, until: datetime) -> Activity:
+        """What the syncs did for the user between `since` and `until`."""
+        stored = self._stored(user)
+        activity = Activity(since=since, until=until)
+        runs = [
+            r
+            for r in self.store.runs(stored.id, since=since, limit=10000)
+            if not r.dry_run and r.started_at < until
+        ]
+        activity.runs = len(runs)
+        for run in reversed(runs):
+            data = run.result or {}
+            activity.possible_duplicates.extend(
+                d
+                for d in data.get("possible_duplicates", [])
+                if d not in activity.possible_duplicates
+            )
+            activity.warnings.extend(
+                w for w in data.get("warnings", []) if w not in activity.warnings and w != run.error
+            )
+            if run.error and run.error not in activity.errors:
+                activity.errors.append(run.error)
+        names = {}
+        events = [
+            e
+            for e in self.store.events(stored.id, since=since, until=until)
+            if e.run_id is not None
+        ]
+        ids = {e.person_id for e in events if e.person_id is not None}
+        for pid, person in self.crm.people_by_ids(ids).items():
+            names[pid] = person.name
+        for e in events:
+            if e.person_id is None or e.action in ("held",):
+                continue
+            activity.outcomes.append(
+                Outcome(
+                    e.person_id, names.get(e.person_id, f"person {e.person_id}"), e.action, e.reason
+                )
+            )
+        return activity
+
+
+__all__ = [
+    "Activity",
+    "AddResult",
+    "BadQuery",
+    "CrmError",
+    "Engine",
+    "EngineError",
+    "MailboxStatus",
+    "RemoveResult",
+    "SearchPage",
+    "UnknownPerson",
+    "UnknownUser",
+]

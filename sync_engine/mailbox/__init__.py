@@ -1,1 +1,41 @@
 """Mailbox targets behind one small protocol: local (embedded), ews (exchangelib), graph."""
+
+from __future__ import annotations
+
+from sync_engine.config import ConfigError, Settings
+from sync_engine.mailbox.base import Mailbox, MailboxAccessError, MailboxError
+
+__all__ = ["Mailbox", "MailboxAccessError", "MailboxError", "open_mailbox"]
+
+
+def open_mailbox(settings: Settings, address: str) -> Mailbox:
+    """The configured target for one mailbox; adapters are imported only when chosen."""
+    if settings.mailbox_backend == "local":
+        from sync_engine.mailbox.local import LocalMailbox
+
+        settings.crm_contacts_home.mkdir(parents=True, exist_ok=True)
+        return LocalMailbox(settings.local_mailbox_url, address)
+    if settings.mailbox_backend == "ews":
+        if not settings.ews_url:
+            raise ConfigError(
+                "EWS_URL is not set: give the EWS endpoint, e.g. https://mail.example.com/EWS/Exchange.asmx"
+            )
+        from sync_engine.mailbox.ews import EwsMailbox
+
+        return EwsMailbox(settings, address)
+    if settings.mailbox_backend == "graph":
+        missing = [
+            n
+            for n in ("graph_tenant_id", "graph_client_id", "graph_client_secret")
+            if not getattr(settings, n)
+        ]
+        if missing:
+            raise ConfigError(
+                f"{missing[0].upper()} is not set: MAILBOX_BACKEND=graph needs the app registration's ids and secret"
+            )
+        from sync_engine.mailbox.graph import GraphMailbox
+
+        return GraphMailbox(settings, address)
+    raise ConfigError(
+        f"MAILBOX_BACKEND must be local, ews or graph, not {settings.mailbox_backend!r}"
+    )

@@ -1,0 +1,173 @@
+"""Carries a plan out against one mailbox target, in batches, recording every outcome.
+
+Each batch of mailbox writes is followed by one state transaction for exactly the items
+that succeeded, so a run killed between the two is finished by the next run: created
+items are found again by their CRM id, deleted ones by their absence (DESIGN rule 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from sync_engine.mailbox.base import Mailbox
+from sync_engine.model import ContactChange, Link, Outcome, SyncResult, WriteResult
+from sync_engine.plan import (
+    Action,
+    CreateContact,
+    DeleteContact,
+    ForgetPerson,
+    LinkContact,
+    Plan,
+    RefreshLink,
+    UnlinkContact,
+    UpdateContact,
+)
+from sync_engine.store import StateWriter, Store
+
+T = TypeVar("T")
+Progress = Callable[[int], None]
+
+# What to tell the user for a failed item, by the target's error kind.
+_ADVICE = {
+    "not_found": "the contact was deleted in Outlook during the sync; the next sync settles it",
+    "conflict": "the contact changed in Outlook at the same moment; the next sync retries",
+    "invalid": "the mailbox refused a value; check the person's fields in the CRM",
+    "throttled": "the server was busy; the next sync retries",
+}
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _failure(result: WriteResult) -> str:
+    advice = _ADVICE.get(result.error_kind or "", "the next sync retries")
+    return f"{result.error} ({advice})"
+
+
+class Applier:
+    """Runs one plan. Whole-mailbox errors (MailboxError) propagate after what was done
+    so far is recorded; per-item errors fail that item only."""
+
+    def __init__(
+        self,
+        store: Store,
+        mailbox: Mailbox,
+        user_id: int,
+        run_id: int,
+        result: SyncResult,
+        progress: Progress | None = None,
+    ) -> None:
+        self.store, self.mailbox, self.user_id, self.run_id = store, mailbox, user_id, run_id
+        self.result = result
+        self.progress = progress or (lambda _n: None)
+
+    def apply(self, plan: Plan) -> None:
+        state_only = [a for a in plan.actions if isinstance(a, RefreshLink | ForgetPerson)]
+        state_only += [
+            a
+            for a in plan.actions
+            if isinstance(a, LinkContact | UnlinkContact) and a.change is None
+        ]
+        writes = [a for a in plan.actions if isinstance(a, UpdateContact)]
+        writes += [
+            a
+            for a in plan.actions
+            if isinstance(a, LinkContact | UnlinkContact) and a.change is not None
+        ]
+        creates = [a for a in plan.actions if isinstance(a, CreateContact)]
+        deletes = [a for a in plan.actions if isinstance(a, DeleteContact)]
+
+        self._record(state_only)
+        self.progress(len(state_only))
+        size = max(1, self.mailbox.batch_size)
+        for batch in _chunks(writes, size):
+            changes: list[ContactChange] = [a.change for a in batch]  # type: ignore[misc]
+            self._settle(batch, self.mailbox.update(changes))
+        for batch in _chunks(creates, size):
+            self._settle(batch, self.mailbox.create([a.new for a in batch]))
+        for batch in _chunks(deletes, size):
+            self._settle(batch, self.mailbox.delete([a.item_id for a in batch]))
+
+    def _record(self, actions: Sequence[Action]) -> None:
+        if not actions:
+            return
+        with self.store.writer(self.user_id, self.run_id, "sync") as w:
+            for action in actions:
+                self._done(w, action, None)
+
+    def _settle(self, batch: Sequence[Action], results: list[WriteResult]) -> None:
+        if len(results) != len(batch):
+            raise RuntimeError(f"target answered {len(results)} results for {len(batch)} items")
+        with self.store.writer(self.user_id, self.run_id, "sync") as w:
+            for action, outcome in zip(batch, results, strict=True):
+                if outcome.ok:
+                    self._done(w, action, outcome)
+                else:
+                    pid, name = action.person_id, getattr(action, "name", "")
+                    w.event(
+                        pid, "failed", _failure(outcome), getattr(action, "item_id", None), name
+                    )
+                    self.result.outcomes.append(Outcome(pid, name, "failed", _failure(outcome)))
+        self.progress(len(batch))
+
+    def _done(self, w: StateWriter, action: Action, outcome: WriteResult | None) -> None:
+        """The state change and audit event for one action that reached the mailbox."""
+        out = self.result.outcomes
+        match action:
+            case CreateContact(person_id=pid, name=name, fingerprint=fp):
+                assert outcome is not None and outcome.item_id
+                w.put_link(Link(pid, outcome.item_id, outcome.change_key or "", fp, "created"))
+                why = "in My CRM Contacts and not in the mailbox"
+                w.event(pid, "created", why, outcome.item_id, name)
+                out.append(Outcome(pid, name, "created"))
+            case LinkContact(
+                person_id=pid,
+                name=name,
+                item_id=item,
+                change_key=ck,
+                fingerprint=fp,
+                origin=origin,
+                reason=why,
+            ):
+                w.put_link(
+                    Link(pid, item, (outcome.change_key if outcome else None) or ck, fp, origin)
+                )
+                w.event(pid, "linked", why, item, name)
+                out.append(Outcome(pid, name, "linked", why))
+            case UpdateContact(
+                person_id=pid, name=name, change=change, fingerprint=fp, origin=origin, reason=why
+            ):
+                ck = (outcome.change_key if outcome else None) or change.change_key
+                w.put_link(Link(pid, change.item_id, ck, fp, origin))
+                fields = ", ".join(k for k, _ in change.set_fields) or "category"
+                w.event(pid, "updated", f"{why}: {fields}", change.item_id, name)
+                out.append(Outcome(pid, name, "updated", fields))
+            case RefreshLink(
+                person_id=pid, item_id=item, change_key=ck, fingerprint=fp, origin=origin
+            ):
+                w.put_link(Link(pid, item, ck, fp, origin))
+            case UnlinkContact(person_id=pid, name=name, item_id=item, reason=why):
+                w.drop_link(pid)
+                w.event(
+                    pid,
+                    "unlinked",
+                    f"{why}; the contact stays in the mailbox without the category",
+                    item,
+                    name,
+                )
+                out.append(Outcome(pid, name, "unlinked"))
+            case DeleteContact(person_id=pid, name=name, item_id=item, reason=why):
+                w.drop_link(pid)
+                w.drop_subscription(pid)
+                w.event(pid, "deleted", f"{why}: removed from the mailbox", item, name)
+                out.append(Outcome(pid, name, "deleted", why))
+            case ForgetPerson(
+                person_id=pid, name=name, outcome=kind, drop_subscription=drop, reason=why
+            ):
+                w.drop_link(pid)
+                if drop:
+                    w.drop_subscription(pid)
+                w.event(pid, kind, why, None, name)
+                out.append(Outcome(pid, name, kind, why))

@@ -1,0 +1,268 @@
+"""The embedded target: a Contacts folder per mailbox in a SQLite file, behaving like
+Exchange's (stable item ids, a new change key on every write, categories, an extended
+property for the CRM id, fields we don't map such as notes left alone)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+
+from sync_engine.model import (
+    FIELD_NAMES,
+    ContactChange,
+    ContactFields,
+    MailboxContact,
+    NewContact,
+    WriteResult,
+)
+
+metadata = MetaData()
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("mailbox", String(255), primary_key=True),
+    Column("item_id", String(64), primary_key=True),
+    Column("change_key", String(64), nullable=False),
+    *(Column(name, Text, nullable=False, default="") for name in FIELD_NAMES),
+    Column("categories", Text, nullable=False, default="[]"),
+    Column("crm_id", Integer),
+    Column("notes", Text, nullable=False, default=""),
+    Column("created_at", String(40), nullable=False),
+    Column("seq", Integer, nullable=False),
+)
+
+
+def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.close()
+
+
+def _new_change_key() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class LocalMailbox:
+    """One mailbox of the local target. Counts every call as one request, like a round trip."""
+
+    def __init__(
+        self, url: str, address: str, *, page_size: int = 200, batch_size: int = 100
+    ) -> None:
+        self.address = address.strip().lower()
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.requests = 0
+        self.engine = create_engine(url, future=True)
+        event.listen(self.engine, "connect", _pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def list_contacts(self) -> Iterator[list[MailboxContact]]:
+        last_seq = -1
+        while True:
+            self.requests += 1
+            with self.engine.connect() as conn:
+                rows = (
+                    conn.execute(
+                        select(contacts)
+                        .where(contacts.c.mailbox == self.address, contacts.c.seq > last_seq)
+                        .order_by(contacts.c.seq)
+                        .limit(self.page_size)
+                    )
+                    .mappings()
+                    .all()
+                )
+            if not rows:
+                return
+            yield [_contact(r) for r in rows]
+            if len(rows) < self.page_size:
+                return
+            last_seq = rows[-1]["seq"]
+
+    def get(self, item_id: str) -> MailboxContact | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(contacts).where(
+                        contacts.c.mailbox == self.address, contacts.c.item_id == item_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _contact(row) if row else None
+
+    def notes(self, item_id: str) -> str:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(contacts.c.notes).where(
+                        contacts.c.mailbox == self.address, contacts.c.item_id == item_id
+                    )
+                ).scalar()
+                or ""
+            )
+
+    def create(self, items: Sequence[NewContact], *, notes: str = "") -> list[WriteResult]:
+        self._check_batch(items)
+        self.requests += 1
+        results = []
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        with self.engine.begin() as conn:
+            seq = (
+                conn.execute(
+                    select(contacts.c.seq).order_by(contacts.c.seq.desc()).limit(1)
+                ).scalar()
+                or 0
+            )
+            for item in items:
+                seq += 1
+                item_id, change_key = uuid.uuid4().hex, _new_change_key()
+                conn.execute(
+                    insert(contacts).values(
+                        mailbox=self.address,
+                        item_id=item_id,
+                        change_key=change_key,
+                        categories=json.dumps(list(item.categories), ensure_ascii=False),
+                        crm_id=item.crm_id,
+                        notes=notes,
+                        created_at=now,
+                        seq=seq,
+                        **item.fields.as_dict(),
+                    )
+                )
+                results.append(WriteResult(item_id=item_id, change_key=change_key))
+        return results
+
+    def update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
+        self._check_batch(changes)
+        self.requests += 1
+        results = []
+        with self.engine.begin() as conn:
+            for change in changes:
+                row = (
+                    conn.execute(
+                        select(contacts).where(
+                            contacts.c.mailbox == self.address, contacts.c.item_id == change.item_id
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    results.append(
+                        WriteResult(
+                            item_id=change.item_id,
+                            error="the contact no longer exists",
+                            error_kind="not_found",
+                        )
+                    )
+                    continue
+                # A stale change key is not refused: only the named fields are written,
+                # so a newer Outlook edit of anything else is kept (CRM wins on mapped fields).
+                after = change.applied_to(_contact(row))
+                change_key = _new_change_key()
+                conn.execute(
+                    update(contacts)
+                    .where(contacts.c.mailbox == self.address, contacts.c.item_id == change.item_id)
+                    .values(
+                        change_key=change_key,
+                        categories=json.dumps(list(after.categories), ensure_ascii=False),
+                        crm_id=after.crm_id,
+                        **after.fields.as_dict(),
+                    )
+                )
+                results.append(WriteResult(item_id=change.item_id, change_key=change_key))
+        return results
+
+    def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
+        self._check_batch(item_ids)
+        self.requests += 1
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(contacts).where(
+                    contacts.c.mailbox == self.address, contacts.c.item_id.in_(list(item_ids))
+                )
+            )
+        return [WriteResult(item_id=i) for i in item_ids]
+
+    def check(self) -> list[str]:
+        count = sum(len(page) for page in self.list_contacts())
+        return [f"local mailbox {self.address}: Contacts folder readable, {count} contacts"]
+
+    # -- what a person does in Outlook (the `mailbox` CLI commands) --------------------
+
+    def user_edit(
+        self,
+        item_id: str,
+        *,
+        fields: dict[str, str] | None = None,
+        categories: tuple[str, ...] | None = None,
+        notes: str | None = None,
+    ) -> MailboxContact | None:
+        """Edit a contact as a user in Outlook would: any field, including unmapped ones."""
+        current = self.get(item_id)
+        if current is None:
+            return None
+        new_fields = current.fields
+        if fields:
+            new_fields = replace(new_fields, **fields)
+            if (
+                any(k in fields for k in ("first_name", "middle_name", "last_name"))
+                and "display_name" not in fields
+            ):
+                new_fields = replace(
+                    new_fields,
+                    display_name=new_fields.full_name(),
+                    file_as=new_fields.file_as_name(),
+                )
+        values: dict[str, object] = {"change_key": _new_change_key(), **new_fields.as_dict()}
+        if categories is not None:
+            values["categories"] = json.dumps(list(categories), ensure_ascii=False)
+        if notes is not None:
+            values["notes"] = notes
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(contacts)
+                .where(contacts.c.mailbox == self.address, contacts.c.item_id == item_id)
+                .values(**values)
+            )
+        return self.get(item_id)
+
+    def _check_batch(self, items: Sequence[object]) -> None:
+        if len(items) > self.batch_size:
+            raise ValueError(
+                f"batch of {len(items)} is over the target's batch size {self.batch_size}"
+            )
+
+
+def _contact(row) -> MailboxContact:  # type: ignore[no-untyped-def]
+    return MailboxContact(
+        item_id=row["item_id"],
+        change_key=row["change_key"],
+        fields=ContactFields(**{name: row[name] or "" for name in FIELD_NAMES}),
+        categories=tuple(json.loads(row["categories"] or "[]")),
+        crm_id=row["crm_id"],
+        created_at=row["created_at"],
+    )

@@ -1,0 +1,441 @@
+"""The planner: a pure function from plain values to the actions of one mailbox sync.
+
+`plan_mailbox` holds every rule of DESIGN section 2; it does no I/O, so each rule is
+tested on plain values. The applier (apply.py) carries the actions out.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from rapidfuzz import fuzz, process
+
+from sync_engine.model import (
+    FIELD_NAMES,
+    ContactChange,
+    ContactFields,
+    CrmPerson,
+    Link,
+    MailboxContact,
+    NewContact,
+)
+
+NEAR_MATCH_SCORE = 90.0  # rapidfuzz ratio from which a near match is reported
+
+
+# -- actions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateContact:
+    person_id: int
+    name: str
+    new: NewContact
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class LinkContact:
+    """Take over an existing contact: a dedupe match, or ours from an interrupted run."""
+
+    person_id: int
+    name: str
+    item_id: str
+    change_key: str
+    change: ContactChange | None
+    fingerprint: str
+    origin: str  # "linked" (dedupe) or "created" (found again by the CRM id)
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpdateContact:
+    person_id: int
+    name: str
+    change: ContactChange
+    fingerprint: str
+    origin: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RefreshLink:
+    """The contact already shows the CRM values: remember the new fingerprint, no write."""
+
+    person_id: int
+    item_id: str
+    change_key: str
+    fingerprint: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class UnlinkContact:
+    """Removed from My CRM Contacts: drop the category and CRM id, keep the contact."""
+
+    person_id: int
+    name: str
+    item_id: str
+    change: ContactChange | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeleteContact:
+    """Deleted in the CRM: remove the contact, the link and the subscription."""
+
+    person_id: int
+    name: str
+    item_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgetPerson:
+    """Nothing to write in the mailbox; drop the link (and maybe the subscription)."""
+
+    person_id: int
+    name: str
+    outcome: str  # "forgotten" (deleted in Outlook), "deleted" (gone in CRM), "unlinked"
+    drop_subscription: bool
+    reason: str
+
+
+Action = (
+    CreateContact
+    | LinkContact
+    | UpdateContact
+    | RefreshLink
+    | UnlinkContact
+    | DeleteContact
+    | ForgetPerson
+)
+
+
+@dataclass(frozen=True)
+class PossibleDuplicate:
+    person_id: int
+    person_name: str
+    item_id: str
+    contact_name: str
+    why: str
+
+    def describe(self) -> str:
+        return f"{self.person_name} ~ {self.contact_name} ({self.why})"
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything the planner needs about one mailbox, as plain values."""
+
+    category: str
+    subscriptions: frozenset[int]
+    links: Mapping[int, Link]
+    people: Mapping[int, CrmPerson]  # every relevant person the CRM still has a row for
+    contacts: Sequence[MailboxContact]
+    crm_is_empty: bool = False
+    mass_delete_share: float = 0.25
+    mass_delete_min: int = 5
+    allow_mass_delete: bool = False
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    possible_duplicates: list[PossibleDuplicate] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    held_back: list[Action] = field(default_factory=list)
+
+    def of(self, kind: type) -> list:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+    @property
+    def writes(self) -> int:
+        """How many mailbox items this plan writes (0 for a steady state)."""
+        n = 0
+        for a in self.actions:
+            if isinstance(a, CreateContact | UpdateContact | DeleteContact) or (
+                isinstance(a, LinkContact | UnlinkContact) and a.change is not None
+            ):
+                n += 1
+        return n
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def near_key(fields: ContactFields) -> str:
+    """The dedupe key folded for case and accents, for near-match hints only."""
+    return _fold(" | ".join(fields.dedupe_key()))
+
+
+def _has(categories: Sequence[str], category: str) -> bool:
+    wanted = category.casefold()
+    return any(c.casefold() == wanted for c in categories)
+
+
+def _oldest_first(contacts: list[MailboxContact]) -> list[MailboxContact]:
+    return sorted(contacts, key=lambda c: (c.created_at, c.item_id))
+
+
+def claim_change(
+    contact: MailboxContact,
+    desired: ContactFields,
+    category: str,
+    person_id: int,
+    *,
+    write_fields: bool,
+) -> ContactChange | None:
+    """The write that makes `contact` ours and current; None when it already is.
+
+    A CRM blank never erases what the user typed (rule 4); other categories are kept
+    (rule 3); unmapped fields are never named, so never touched.
+    """
+    set_fields: tuple[tuple[str, str], ...] = ()
+    if write_fields:
+        set_fields = tuple(
+            (name, getattr(desired, name))
+            for name in FIELD_NAMES
+            if getattr(desired, name) and getattr(desired, name) != getattr(contact.fields, name)
+        )
+    categories = None if _has(contact.categories, category) else (*contact.categories, category)
+    set_crm_id = person_id if contact.crm_id != person_id else None
+    change = ContactChange(contact.item_id, contact.change_key, set_fields, categories, set_crm_id)
+    return None if change.is_empty() else change
+
+
+def release_change(contact: MailboxContact, category: str) -> ContactChange | None:
+    """The write that makes a contact the user's own again: no category, no CRM id."""
+    categories = None
+    if _has(contact.categories, category):
+        categories = tuple(c for c in contact.categories if c.casefold() != category.casefold())
+    change = ContactChange(
+        contact.item_id, contact.change_key, (), categories, None, contact.crm_id is not None
+    )
+    return None if change.is_empty() else change
+
+
+# -- the planner --------------------------------------------------------------------------
+
+
+def plan_mailbox(given: PlanInput) -> Plan:
+    """Decide, for every person relevant to this mailbox, what the sync does (rules 1–8)."""
+    plan = Plan()
+    by_item = {c.item_id: c for c in given.contacts}
+    by_crm_id: dict[int, list[MailboxContact]] = defaultdict(list)
+    for c in given.contacts:
+        if c.crm_id is not None:
+            by_crm_id[c.crm_id].append(c)
+    # Contacts already spoken for: linked ones, and any carrying a CRM id. Dedupe never
+    # hands these to another person.
+    claimed: set[str] = {link.item_id for link in given.links.values() if link.item_id in by_item}
+    claimed.update(c.item_id for c in given.contacts if c.crm_id is not None)
+
+    person_ids = set(given.subscriptions) | set(given.links) | set(by_crm_id)
+    gone_actions: list[Action] = []
+    creates: list[tuple[CrmPerson, ContactFields]] = []
+
+    for pid in sorted(person_ids):
+        person = given.people.get(pid)
+        link = given.links.get(pid)
+        linked = by_item.get(link.item_id) if link else None
+        tagged = [
+            c
+            for c in _oldest_first(by_crm_id.get(pid, []))
+            if linked is None or c.item_id != linked.item_id
+        ]
+        if link and linked is None and tagged:
+            linked, tagged = (
+                tagged[0],
+                tagged[1:],
+            )  # the item id changed (moved back, re-created by Exchange)
+        name = person.name if person else (linked.name if linked else f"person {pid}")
+        ours = ([linked] if linked else []) + tagged
+
+        if person is None or person.deleted:  # rule 6
+            why = "deleted in the CRM" if person else "no longer in the CRM"
+            for c in ours:
+                gone_actions.append(DeleteContact(pid, name, c.item_id, why))
+            if not ours and (link or pid in given.subscriptions):
+                gone_actions.append(
+                    ForgetPerson(pid, name, "deleted", True, f"{why}; it was not in the mailbox")
+                )
+            continue
+
+        if pid not in given.subscriptions:  # rule 5
+            for c in ours:
+                plan.actions.append(
+                    UnlinkContact(
+                        pid,
+                        name,
+                        c.item_id,
+                        release_change(c, given.category),
+                        "removed from My CRM Contacts",
+                    )
+                )
+            if link and not ours:
+                plan.actions.append(
+                    ForgetPerson(
+                        pid,
+                        name,
+                        "unlinked",
+                        False,
+                        "removed from My CRM Contacts; the contact was already gone",
+                    )
+                )
+            continue
+
+        desired = person.fields
+        fingerprint = desired.fingerprint()
+        if link:
+            if linked is None:  # rule 7
+                plan.actions.append(
+                    ForgetPerson(
+                        pid,
+                        name,
+                        "forgotten",
+                        True,
+                        "deleted in Outlook, so not brought back; add the person again to get it back",
+                    )
+                )
+                continue
+            for extra in tagged:
+                plan.possible_duplicates.append(
+                    PossibleDuplicate(
+                        pid, name, extra.item_id, extra.name, "carries the same CRM id"
+                    )
+                )
+            crm_changed = fingerprint != link.fingerprint or linked.item_id != link.item_id
+            change = claim_change(
+                linked, desired, given.category, pid, write_fields=crm_changed
+            )  # rule 4
+            if change is not None:
+                reason = (
+                    "changed in the CRM" if change.set_fields else "category or CRM id put back"
+                )
+                plan.actions.append(
+                    UpdateContact(pid, name, change, fingerprint, link.origin, reason)
+                )
+            elif crm_changed or linked.change_key != link.change_key:
+                plan.actions.append(
+                    RefreshLink(pid, linked.item_id, linked.change_key, fingerprint, link.origin)
+                )
+            continue
+
+        if tagged:  # rule 9: ours from an interrupted run, found again by the CRM id
+            first, rest = tagged[0], tagged[1:]
+            change = claim_change(first, desired, given.category, pid, write_fields=True)
+            plan.actions.append(
+                LinkContact(
+                    pid,
+                    name,
+                    first.item_id,
+                    first.change_key,
+                    change,
+                    fingerprint,
+                    "created",
+                    "found again by its CRM id",
+                )
+            )
+            for extra in rest:
+                plan.possible_duplicates.append(
+                    PossibleDuplicate(
+                        pid, name, extra.item_id, extra.name, "carries the same CRM id"
+                    )
+                )
+            continue
+        creates.append((person, desired))
+
+    _plan_creates(given, plan, creates, claimed)
+    _guard_deletes(given, plan, gone_actions)
+    return plan
+
+
+def _plan_creates(
+    given: PlanInput, plan: Plan, creates: list[tuple[CrmPerson, ContactFields]], claimed: set[str]
+) -> None:
+    """Rules 1–2: link to an exact duplicate (the oldest), else create; report near ones."""
+    free = [c for c in given.contacts if c.item_id not in claimed]
+    exact: dict[tuple[str, str, str, str], list[MailboxContact]] = defaultdict(list)
+    for c in _oldest_first(free):
+        exact[c.fields.dedupe_key()].append(c)
+    near_keys = [near_key(c.fields) for c in free]
+    for person, desired in creates:
+        pid, name = person.id, person.name
+        fingerprint = desired.fingerprint()
+        matches = [c for c in exact.get(desired.dedupe_key(), []) if c.item_id not in claimed]
+        if matches:
+            first = matches[0]
+            claimed.add(first.item_id)
+            change = claim_change(first, desired, given.category, pid, write_fields=True)
+            plan.actions.append(
+                LinkContact(
+                    pid,
+                    name,
+                    first.item_id,
+                    first.change_key,
+                    change,
+                    fingerprint,
+                    "linked",
+                    "same company and names already in the mailbox",
+                )
+            )
+            for extra in matches[1:]:
+                plan.possible_duplicates.append(
+                    PossibleDuplicate(
+                        pid,
+                        name,
+                        extra.item_id,
+                        extra.name,
+                        "also an exact match; linked the oldest",
+                    )
+                )
+            continue
+        new = NewContact(fields=desired, categories=(given.category,), crm_id=pid)
+        plan.actions.append(CreateContact(pid, name, new, fingerprint))
+        if near_keys:
+            key = near_key(desired)
+            for _, score, index in process.extract(
+                key, near_keys, scorer=fuzz.ratio, score_cutoff=NEAR_MATCH_SCORE, limit=3
+            ):
+                c = free[index]
+                if c.item_id in claimed:
+                    continue
+                why = (
+                    "differs only in case or accents"
+                    if score == 100
+                    else f"similar names ({score:.0f}%)"
+                )
+                plan.possible_duplicates.append(
+                    PossibleDuplicate(pid, name, c.item_id, c.name, why)
+                )
+
+
+def _guard_deletes(given: PlanInput, plan: Plan, gone: list[Action]) -> None:
+    """Rule 8: hold back deletes that would empty too much of the mailbox at once."""
+    deletes = [a for a in gone if isinstance(a, DeleteContact)]
+    linked = max(len(given.links), 1)
+    reason = None
+    if given.crm_is_empty and gone:
+        reason = "the CRM answered with no people at all"
+    elif len(deletes) > given.mass_delete_min and len(deletes) > given.mass_delete_share * linked:
+        reason = (
+            f"{len(deletes)} of {len(given.links)} linked contacts would be deleted "
+            f"(the limit is {given.mass_delete_share:.0%} and {given.mass_delete_min})"
+        )
+    if reason and not given.allow_mass_delete:
+        plan.held_back.extend(gone)
+        plan.warnings.append(
+            f"Held back {len(deletes)} deletes: {reason}. Nothing was deleted. If the CRM really "
+            "deleted these people, sync again with --allow-mass-delete."
+        )
+        return
+    plan.actions.extend(gone)

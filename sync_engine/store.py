@@ -1,0 +1,634 @@
+"""The state store (SQLAlchemy 2 Core): users, subscriptions (My CRM Contacts), links,
+runs and the audit trail of events. SQLite by default, PostgreSQL in production.
+
+Every write that belongs together commits together, so a run killed at any point
+leaves the store consistent with what reached the mailbox (DESIGN rule 9).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from sync_engine import migrate
+from sync_engine import tables as t
+from sync_engine.model import Link
+
+
+class StoreError(Exception):
+    """The state database cannot be used; the message says what to check."""
+
+
+class MailboxBusy(Exception):
+    """Another sync of this mailbox is running (in this or another process or machine)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they are UTC, as everything we store."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    id: int
+    crm_user_id: int
+    email: str
+    mailbox: str
+    slack_user_id: str | None = None
+    slack_tz: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    person_id: int | None
+    action: str
+    actor: str
+    reason: str
+    item_id: str | None
+    run_id: int | None
+    person_name: str | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    user_id: int
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    trigger: str
+    dry_run: bool
+    result: dict | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class MailboxState:
+    user_id: int
+    list_changed_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    last_success_at: datetime | None = None
+    crm_watermark: datetime | None = None
+    consecutive_failures: int = 0
+    next_due_at: datetime | None = None
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """One state database. Open with `Store.open(url, home)`; the schema is migrated on open."""
+
+    def __init__(self, engine: Engine, home: Path) -> None:
+        self.engine = engine
+        self.home = home
+
+    @classmethod
+    def open(cls, url: str, home: Path) -> Store:
+        if url.startswith("sqlite"):
+            home.mkdir(parents=True, exist_ok=True)
+        try:
+            engine = create_engine(url, future=True, pool_pre_ping=True)
+        except (SQLAlchemyError, ModuleNotFoundError, ValueError) as exc:
+            raise StoreError(f"DATABASE_URL is not usable: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            migrate.upgrade(engine)
+        except OperationalError as exc:
+            raise StoreError(
+                f"cannot open the state database ({_where(url)}): {_reason(exc)}"
+            ) from None
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"the state database ({_where(url)}) is not usable: {_reason(exc)}"
+            ) from None
+        return cls(engine, home)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- users -------------------------------------------------------------------------
+
+    def ensure_user(self, crm_user_id: int, email: str, mailbox: str | None = None) -> StoredUser:
+        """The state row of a CRM user, created on first use (mailbox = email by default)."""
+        email = email.strip().lower()
+        found = self.user_by_crm_id(crm_user_id)
+        if found:
+            if found.email != email:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        update(t.users).where(t.users.c.id == found.id).values(email=email)
+                    )
+                return self.user_by_crm_id(crm_user_id)  # type: ignore[return-value]
+            return found
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(t.users).values(
+                        crm_user_id=crm_user_id,
+                        email=email,
+                        mailbox=(mailbox or email).lower(),
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            pass  # created by a concurrent request
+        return self.user_by_crm_id(crm_user_id)  # type: ignore[return-value]
+
+    def user_by_crm_id(self, crm_user_id: int) -> StoredUser | None:
+        return self._one_user(t.users.c.crm_user_id == crm_user_id)
+
+    def user_by_email(self, email: str) -> StoredUser | None:
+        return self._one_user(t.users.c.email == email.strip().lower())
+
+    def user_by_slack(self, slack_user_id: str) -> StoredUser | None:
+        return self._one_user(t.users.c.slack_user_id == slack_user_id)
+
+    def users(self) -> list[StoredUser]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.users).order_by(t.users.c.id)).mappings().all()
+        return [_stored_user(r) for r in rows]
+
+    def set_slack_user(self, user_id: int, slack_user_id: str, tz: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.users)
+                .where(t.users.c.slack_user_id == slack_user_id, t.users.c.id != user_id)
+                .values(slack_user_id=None)
+            )
+            conn.execute(
+                update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(slack_user_id=slack_user_id, slack_tz=tz)
+            )
+
+    def _one_user(self, condition) -> StoredUser | None:  # type: ignore[no-untyped-def]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.users).where(condition)).mappings().first()
+        return _stored_user(row) if row else None
+
+    # -- My CRM Contacts ---------------------------------------------------------------
+
+    def subscriptions(self, user_id: int) -> dict[int, datetime]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.subscriptions.c.person_id, t.subscriptions.c.added_at).where(
+                    t.subscriptions.c.user_id == user_id
+                )
+            )
+            return {r[0]: as_utc(r[1]) for r in rows}  # type: ignore[misc]
+
+    def add_subscriptions(
+        self, user_id: int, names: dict[int, str], source: str, actor: str
+    ) -> list[int]:
+        """Add people (id -> name) to the list; those already there are left alone.
+
+        Returns the ids that were new."""
+        wanted = list(names)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            have = self._subscribed(conn, user_id, wanted)
+            new = [pid for pid in wanted if pid not in have]
+            if new:
+                conn.execute(
+                    insert(t.subscriptions),
+                    [
+                        {"user_id": user_id, "person_id": pid, "added_at": now, "source": source}
+                        for pid in new
+                    ],
+                )
+                self._events(
+                    conn,
+                    user_id,
+                    None,
+                    actor,
+                    [
+                        (
+                            pid,
+                            "subscribed",
+                            f"added to My CRM Contacts ({source})",
+                            None,
+                            names[pid],
+                        )
+                        for pid in new
+                    ],
+                )
+                self._mark_list_changed(conn, user_id, now)
+        return new
+
+    def remove_subscriptions(
+        self, user_id: int, person_ids: Iterable[int], actor: str
+    ) -> list[int]:
+        wanted = list(dict.fromkeys(person_ids))
+        now = utcnow()
+        with self.engine.begin() as conn:
+            have = self._subscribed(conn, user_id, wanted)
+            gone = [pid for pid in wanted if pid in have]
+            if gone:
+                conn.execute(
+                    delete(t.subscriptions).where(
+                        t.subscriptions.c.user_id == user_id, t.subscriptions.c.person_id.in_(gone)
+                    )
+                )
+                self._events(
+                    conn,
+                    user_id,
+                    None,
+                    actor,
+                    [(pid, "unsubscribed", "removed from My CRM Contacts", None) for pid in gone],
+                )
+                self._mark_list_changed(conn, user_id, now)
+        return gone
+
+    def _subscribed(self, conn: Connection, user_id: int, person_ids: list[int]) -> set[int]:
+        have: set[int] = set()
+        for start in range(0, len(person_ids), 900):
+            chunk = person_ids[start : start + 900]
+            have.update(
+                r[0]
+                for r in conn.execute(
+                    select(t.subscriptions.c.person_id).where(
+                        t.subscriptions.c.user_id == user_id, t.subscriptions.c.person_id.in_(chunk)
+                    )
+                )
+            )
+        return have
+
+    # -- links -------------------------------------------------------------------------
+
+    def links(self, user_id: int) -> dict[int, Link]:
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(select(t.links).where(t.links.c.user_id == user_id)).mappings().all()
+            )
+        return {
+            r["person_id"]: Link(
+                r["person_id"], r["item_id"], r["change_key"], r["fingerprint"], r["origin"]
+            )
+            for r in rows
+        }
+
+    @contextmanager
+    def writer(self, user_id: int, run_id: int | None, actor: str) -> Iterator[StateWriter]:
+        """One transaction for the state changes that follow one batch of mailbox writes."""
+        with self.engine.begin() as conn:
+            yield StateWriter(conn, self, user_id, run_id, actor)
+
+    # -- runs and events ---------------------------------------------------------------
+
+    def start_run(self, user_id: int, trigger: str, dry_run: bool) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(t.runs).values(
+                    user_id=user_id,
+                    started_at=utcnow(),
+                    status="running",
+                    trigger=trigger,
+                    dry_run=dry_run,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, result: dict, error: str | None) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(
+                    finished_at=now,
+                    status=status,
+                    result=json.dumps(result, ensure_ascii=False),
+                    error=error,
+                )
+            )
+
+    def runs(
+        self, user_id: int, since: datetime | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        query = (
+            select(t.runs)
+            .where(t.runs.c.user_id == user_id)
+            .order_by(t.runs.c.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(t.runs.c.started_at >= since)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            RunRecord(
+                id=r["id"],
+                user_id=r["user_id"],
+                started_at=as_utc(r["started_at"]),  # type: ignore[arg-type]
+                finished_at=as_utc(r["finished_at"]),
+                status=r["status"],
+                trigger=r["trigger"],
+                dry_run=bool(r["dry_run"]),
+                result=json.loads(r["result"]) if r["result"] else None,
+                error=r["error"],
+            )
+            for r in rows
+        ]
+
+    def events(
+        self,
+        user_id: int,
+        person_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Event]:
+        query = select(t.events).where(t.events.c.user_id == user_id).order_by(t.events.c.id)
+        if person_id is not None:
+            query = query.where(t.events.c.person_id == person_id)
+        if since is not None:
+            query = query.where(t.events.c.at >= since)
+        if until is not None:
+            query = query.where(t.events.c.at < until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Event(
+                as_utc(r["at"]),
+                r["person_id"],
+                r["action"],
+                r["actor"],
+                r["reason"],
+                r["item_id"],
+                r["run_id"],
+                r["person_name"],
+            )  # type: ignore[arg-type]
+            for r in rows
+        ]
+
+    def record_events(
+        self,
+        user_id: int,
+        run_id: int | None,
+        actor: str,
+        rows: list[tuple[int | None, str, str, str | None]],
+    ) -> None:
+        with self.engine.begin() as conn:
+            self._events(conn, user_id, run_id, actor, rows)
+
+    def _events(
+        self,
+        conn: Connection,
+        user_id: int,
+        run_id: int | None,
+        actor: str,
+        rows: list[tuple],
+    ) -> None:
+        """Rows are (person_id, action, reason, item_id[, person_name])."""
+        if not rows:
+            return
+        now = utcnow()
+        conn.execute(
+            insert(t.events),
+            [
+                {
+                    "at": now,
+                    "user_id": user_id,
+                    "run_id": run_id,
+                    "person_id": pid,
+                    "action": action,
+                    "actor": actor,
+                    "reason": reason,
+                    "item_id": row[3],
+                    "person_name": row[4] if len(row) > 4 else None,
+                }
+                for row in rows
+                for pid, action, reason in [row[:3]]
+            ],
+        )
+
+    # -- per-mailbox scheduling state --------------------------------------------------
+
+    def mailbox_state(self, user_id: int) -> MailboxState:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.mailbox_state).where(t.mailbox_state.c.user_id == user_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return MailboxState(user_id=user_id)
+        return MailboxState(
+            user_id=user_id,
+            list_changed_at=as_utc(row["list_changed_at"]),
+            last_run_at=as_utc(row["last_run_at"]),
+            last_status=row["last_status"],
+            last_error=row["last_error"],
+            last_success_at=as_utc(row["last_success_at"]),
+            crm_watermark=row["crm_watermark"],
+            consecutive_failures=row["consecutive_failures"] or 0,
+            next_due_at=as_utc(row["next_due_at"]),
+        )
+
+    def update_mailbox_state(self, user_id: int, **values: object) -> None:
+        with self.engine.begin() as conn:
+            self._upsert_state(conn, user_id, values)
+
+    def _mark_list_changed(self, conn: Connection, user_id: int, now: datetime) -> None:
+        self._upsert_state(conn, user_id, {"list_changed_at": now})
+
+    def _upsert_state(self, conn: Connection, user_id: int, values: dict[str, object]) -> None:
+        done = conn.execute(
+            update(t.mailbox_state).where(t.mailbox_state.c.user_id == user_id).values(**values)
+        )
+        if done.rowcount == 0:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(t.mailbox_state).values(
+                            user_id=user_id, consecutive_failures=0, **values
+                        )
+                    )
+            except IntegrityError:
+                conn.execute(
+                    update(t.mailbox_state)
+                    .where(t.mailbox_state.c.user_id == user_id)
+                    .values(**values)
+                )
+
+    # -- one sync at a time per mailbox ------------------------------------------------
+
+    @contextmanager
+    def mailbox_lock(self, mailbox: str) -> Iterator[None]:
+        """Hold the mailbox's lock for a sync, or raise MailboxBusy at once.
+
+        PostgreSQL: a session advisory lock on a connection of its own, released by the
+        server when the holder's connection dies. SQLite: an flock on a file in the home,
+        released by the kernel when the holder dies. Either way a killed sync never
+        blocks the next one.
+        """
+        key = int.from_bytes(
+            hashlib.blake2b(f"crm-contacts:{mailbox.lower()}".encode(), digest_size=8).digest(),
+            "big",
+            signed=True,
+        )
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            try:
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                conn.commit()
+                if not got:
+                    raise MailboxBusy(mailbox)
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+            finally:
+                conn.close()
+            return
+        locks = self.home / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        path = locks / f"{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise MailboxBusy(mailbox) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def counts(self, user_id: int) -> tuple[int, int]:
+        with self.engine.connect() as conn:
+            subs = conn.execute(
+                select(func.count())
+                .select_from(t.subscriptions)
+                .where(t.subscriptions.c.user_id == user_id)
+            ).scalar_one()
+            links = conn.execute(
+                select(func.count()).select_from(t.links).where(t.links.c.user_id == user_id)
+            ).scalar_one()
+        return int(subs), int(links)
+
+
+class StateWriter:
+    """State changes of one batch, inside one transaction (see `Store.writer`)."""
+
+    def __init__(
+        self, conn: Connection, store: Store, user_id: int, run_id: int | None, actor: str
+    ) -> None:
+        self.conn, self.store, self.user_id, self.run_id, self.actor = (
+            conn,
+            store,
+            user_id,
+            run_id,
+            actor,
+        )
+
+    def put_link(self, link: Link) -> None:
+        now = utcnow()
+        values = {
+            "item_id": link.item_id,
+            "change_key": link.change_key,
+            "fingerprint": link.fingerprint,
+            "origin": link.origin,
+            "updated_at": now,
+        }
+        done = self.conn.execute(
+            update(t.links)
+            .where(t.links.c.user_id == self.user_id, t.links.c.person_id == link.person_id)
+            .values(**values)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(
+                insert(t.links).values(
+                    user_id=self.user_id, person_id=link.person_id, linked_at=now, **values
+                )
+            )
+
+    def drop_link(self, person_id: int) -> None:
+        self.conn.execute(
+            delete(t.links).where(
+                t.links.c.user_id == self.user_id, t.links.c.person_id == person_id
+            )
+        )
+
+    def drop_subscription(self, person_id: int) -> None:
+        self.conn.execute(
+            delete(t.subscriptions).where(
+                t.subscriptions.c.user_id == self.user_id, t.subscriptions.c.person_id == person_id
+            )
+        )
+
+    def event(
+        self,
+        person_id: int | None,
+        action: str,
+        reason: str,
+        item_id: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        row = (person_id, action, reason, item_id, name)
+        self.store._events(self.conn, self.user_id, self.run_id, self.actor, [row])
+
+
+def _stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]
+    return StoredUser(
+        id=row["id"],
+        crm_user_id=row["crm_user_id"],
+        email=row["email"],
+        mailbox=row["mailbox"],
+        slack_user_id=row["slack_user_id"],
+        slack_tz=row["slack_tz"],
+    )
+
+
+def _where(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split(":", 1)[0]
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]

@@ -1,0 +1,151 @@
+"""One mailbox sync: read the three sides, plan, apply, record the run.
+
+The imperative shell around the pure planner: it holds the mailbox lock, reads the
+mailbox listing, the state and the CRM, and hands plain values to `plan_mailbox`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sync_engine.apply import Applier
+from sync_engine.config import Settings
+from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.mailbox.base import Mailbox, MailboxError
+from sync_engine.model import Outcome, SyncResult
+from sync_engine.plan import (
+    CreateContact,
+    DeleteContact,
+    ForgetPerson,
+    LinkContact,
+    PlanInput,
+    UnlinkContact,
+    UpdateContact,
+    plan_mailbox,
+)
+from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
+
+log = logging.getLogger("crm_contacts.sync")
+
+_DRY_VERBS = {
+    CreateContact: "created",
+    LinkContact: "linked",
+    UpdateContact: "updated",
+    UnlinkContact: "unlinked",
+    DeleteContact: "deleted",
+}
+
+
+def sync_mailbox(
+    store: Store,
+    crm: SageCrm,
+    mailbox: Mailbox,
+    user: StoredUser,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    allow_mass_delete: bool = False,
+    trigger: str = "manual",
+    progress: Callable[[int], None] | None = None,
+) -> SyncResult:
+    """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it."""
+    result = SyncResult(mailbox=user.mailbox, dry_run=dry_run)
+    try:
+        with store.mailbox_lock(user.mailbox):
+            _locked_sync(
+                store,
+                crm,
+                mailbox,
+                user,
+                settings,
+                result,
+                dry_run,
+                allow_mass_delete,
+                trigger,
+                progress,
+            )
+    except MailboxBusy:
+        result.error = "another sync of this mailbox is running; try again in a minute"
+    result.requests = mailbox.requests
+    return result
+
+
+def _locked_sync(
+    store: Store,
+    crm: SageCrm,
+    mailbox: Mailbox,
+    user: StoredUser,
+    settings: Settings,
+    result: SyncResult,
+    dry_run: bool,
+    allow_mass_delete: bool,
+    trigger: str,
+    progress: Callable[[int], None] | None,
+) -> None:
+    started = utcnow()
+    run_id = store.start_run(user.id, trigger, dry_run)
+    watermark = None
+    try:
+        watermark = crm.latest_change()
+        contacts = [c for page in mailbox.list_contacts() for c in page]
+        reads = mailbox.requests
+        subscriptions = frozenset(store.subscriptions(user.id))
+        links = store.links(user.id)
+        relevant = (
+            set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
+        )
+        people = crm.people_by_ids(relevant)
+        plan = plan_mailbox(
+            PlanInput(
+                category=settings.crm_category,
+                subscriptions=subscriptions,
+                links=links,
+                people=people,
+                contacts=contacts,
+                crm_is_empty=bool(relevant) and crm.count_live_people() == 0,
+                mass_delete_share=settings.mass_delete_share,
+                mass_delete_min=settings.mass_delete_min,
+                allow_mass_delete=allow_mass_delete,
+            )
+        )
+        result.possible_duplicates = [d.describe() for d in plan.possible_duplicates]
+        result.warnings = list(plan.warnings)
+        if dry_run:
+            for action in plan.actions:
+                verb = _DRY_VERBS.get(type(action))
+                if isinstance(action, ForgetPerson):
+                    verb = action.outcome
+                if verb:
+                    result.outcomes.append(
+                        Outcome(action.person_id, getattr(action, "name", ""), verb, "dry run")
+                    )
+        else:
+            try:
+                Applier(store, mailbox, user.id, run_id, result, progress).apply(plan)
+            finally:
+                result.write_requests = mailbox.requests - reads
+            if plan.held_back:
+                store.record_events(
+                    user.id, run_id, "sync", [(None, "held", w, None) for w in plan.warnings]
+                )
+    except (MailboxError, CrmError) as exc:
+        result.error = str(exc)
+    except Exception as exc:  # one mailbox failing must not stop the others
+        log.exception("sync of %s failed", user.mailbox)
+        result.error = f"unexpected error ({type(exc).__name__}); see the service log"
+    status = "failed" if result.error else ("partial" if result.failed else "ok")
+    store.finish_run(run_id, status, result.as_json(), result.error)
+    if dry_run:
+        return
+    state: dict[str, object] = {
+        "last_run_at": started,
+        "last_status": status,
+        "last_error": result.error,
+    }
+    if result.error:
+        previous = store.mailbox_state(user.id)
+        state["consecutive_failures"] = previous.consecutive_failures + 1
+    else:
+        state.update(consecutive_failures=0, last_success_at=started, crm_watermark=watermark)
+    store.update_mailbox_state(user.id, **state)

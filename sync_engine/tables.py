@@ -1,0 +1,99 @@
+"""The state store's tables (SQLAlchemy Core). Alembic migrations create and change them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("crm_user_id", Integer, nullable=False, unique=True),
+    Column("email", String(255), nullable=False, unique=True),
+    Column("mailbox", String(255), nullable=False),
+    Column("slack_user_id", String(64), unique=True),
+    Column("slack_tz", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("person_id", Integer, primary_key=True),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(32), nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("person_id", Integer, primary_key=True),
+    Column("item_id", String(512), nullable=False),
+    Column("change_key", String(512), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),  # running, ok, failed, partial
+    Column("trigger", String(32), nullable=False),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("result", Text),  # JSON of SyncResult.as_json()
+    Column("error", Text),
+    Index("ix_runs_user_started", "user_id", "started_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Column("person_id", Integer),
+    Column("person_name", String(255)),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("item_id", String(512)),
+    Index("ix_events_user_person", "user_id", "person_id"),
+    Index("ix_events_user_at", "user_id", "at"),
+)
+
+# Per-mailbox scheduling state: what changed since the last good sync, when it is due.
+mailbox_state = Table(
+    "mailbox_state",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("list_changed_at", DateTime(timezone=True)),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("last_status", String(16)),
+    Column("last_error", Text),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("crm_watermark", DateTime(timezone=False)),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("next_due_at", DateTime(timezone=True)),
+)
