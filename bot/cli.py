@@ -6,7 +6,9 @@ app (`serve`) and the scheduler that posts summaries to Slack are added here.
 
 from __future__ import annotations
 
-from sync_engine.cli import app, friendly, settings
+import sys
+
+from sync_engine.cli import app, friendly, run_cli, settings
 
 
 @app.command()
@@ -19,4 +21,4 @@ def serve() -> None:
 
 
 def main() -> None:
-    app()
+    sys.exit(run_cli())

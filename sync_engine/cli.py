@@ -45,7 +45,9 @@ app.add_typer(crm_app, name="crm")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(db_app, name="db")
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output gets wide tables rather than rows wrapped at 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 As = Annotated[
@@ -639,5 +641,36 @@ def demo() -> None:
     run_demo(engine(), out)
 
 
+def _click_class(name: str) -> type[Exception]:
+    """Click's exception classes, wherever typer keeps them (newer typer vendors click)."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+UsageError = _click_class("UsageError")
+ClickException = _click_class("ClickException")
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run a command line; usage errors become one line on stderr (exit 2), not a panel."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="crm-contacts", standalone_mode=False)
+    except UsageError as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), markup=False)
+            return 2
+        hint = f" (see `{ctx.command_path if ctx else 'crm-contacts'} --help`)"
+        err.print(f"error: {exc.format_message()}{hint}", markup=False)  # type: ignore[attr-defined]
+        return 2
+    except ClickException as exc:
+        err.print(f"error: {exc.format_message()}", markup=False)  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 1))
+    except typer.Abort:
+        err.print("error: interrupted", markup=False)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
 def main() -> None:
-    app()
+    sys.exit(run_cli())

@@ -96,4 +96,16 @@ mailbox_state = Table(
     Column("crm_watermark", DateTime(timezone=False)),
     Column("consecutive_failures", Integer, nullable=False, default=0),
     Column("next_due_at", DateTime(timezone=True)),
+    # Set by the scheduler (migration 0002): when the next full reconcile is due, and
+    # the end of the period the user's last daily digest covered.
+    Column("reconcile_at", DateTime(timezone=True)),
+    Column("summary_until", DateTime(timezone=True)),
+)
+
+# Once-only marks shared by every scheduler process (e.g. the team summary's last period).
+schedule_marks = Table(
+    "schedule_marks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
 )

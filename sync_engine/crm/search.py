@@ -18,7 +18,7 @@ from sync_engine.crm import schema as s
 from sync_engine.crm.source import SageCrm, _live
 from sync_engine.model import CrmPerson
 
-_COMPANY = re.compile(r'company:(?:"([^"]*)"|(\S+))', re.IGNORECASE)
+_COMPANY = re.compile(r'company:(?:"([^"]*)"?|(\S*))', re.IGNORECASE)
 _PER_COLUMN = 400  # candidates fetched per column and token
 _MAX_RESULTS = 1000
 

@@ -68,7 +68,6 @@ from exchangelib.errors import (
     EWSError,
     MalformedResponseError,
     RedirectError,
-    ResponseMessageError,
     TransportError,
     UnauthorizedError,
 )
@@ -216,7 +215,9 @@ def parse_version(text: str | None) -> Version:
 
 
 def _code(exc: BaseException) -> str:
-    return type(exc).__name__
+    """The EWS response code of an error, also for codes exchangelib has no class for."""
+    unknown = re.match(r"Unknown ResponseCode in ResponseMessage: (\w+)", str(exc))
+    return unknown.group(1) if unknown else type(exc).__name__
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -230,7 +231,8 @@ def _clip(text: str, limit: int = 200) -> str:
 class _Counted:
     """Mixin for exchangelib services: count each POST, no internal retries or guessing."""
 
-    ERRORS_TO_CATCH_IN_RESPONSE = ResponseMessageError  # keep every per-item answer
+    # Keep every per-item answer, including codes exchangelib does not know (TransportError).
+    ERRORS_TO_CATCH_IN_RESPONSE = TransportError
     counter: EwsMailbox
 
     def _get_response(self, payload: Any, api_version: str) -> Any:
@@ -328,22 +330,28 @@ class EwsMailbox:
         *,
         batch_size: int = 100,
         page_size: int = 500,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         max_attempts: int = 5,
-        max_wait: float = 120.0,
+        max_wait: float | None = None,
         base_delay: float = 1.0,
     ) -> None:
         """`timeout` is per HTTP request; a failing call is tried at most `max_attempts`
         times and sleeps at most `max_wait` seconds in all (a server asking for a longer
-        back-off than is left makes the call fail at once, for the next run to pick up)."""
+        back-off than is left makes the call fail at once, for the next run to pick up).
+        Unset, they come from the settings' `ews_timeout` / `ews_retry_max_wait` when the
+        Settings model has them, else 60 s and 120 s."""
         _register_properties()
         self.address = address.strip().lower()
         self.batch_size = batch_size
         self.page_size = page_size
         self.requests = 0
-        self.timeout = timeout
+        self.timeout = float(timeout or getattr(settings, "ews_timeout", None) or 60.0)
         self.max_attempts = max_attempts
-        self.max_wait = max_wait
+        self.max_wait = float(
+            max_wait
+            if max_wait is not None
+            else getattr(settings, "ews_retry_max_wait", None) or 120.0
+        )
         self.base_delay = base_delay
         self.category = settings.crm_category
         self._settings = settings
@@ -799,6 +807,13 @@ class EwsMailbox:
         while todo:
             try:
                 plans = {i: self._update_ops(current[i]) for i in todo}
+                for i in [i for i in todo if not plans[i]]:  # only blanks: nothing to write
+                    results[i] = WriteResult(
+                        item_id=current[i].item_id, change_key=current[i].change_key
+                    )
+                todo = [i for i in todo if plans[i]]
+                if not todo:
+                    break
             except (ValueError, TypeError) as exc:
                 bad = next(i for i in todo if not self._valid(current[i]))
                 results[bad] = WriteResult(

@@ -1,0 +1,317 @@
+"""The scheduler's queries: which mailboxes have work, and who gets to do it.
+
+Kept apart from `store.py` so the store stays the engine's; everything here is a read
+of a few rows or a small conditional write, so an idle cycle costs a handful of queries
+and no mailbox request.
+
+One sync per mailbox across processes and machines uses the database's own machinery:
+a *claim* is a PostgreSQL session advisory lock (released by the server when the
+holder's connection dies, so a killed process never blocks the others) or, on SQLite,
+an flock (released by the kernel when the holder dies; one machine only).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from sync_engine import tables as t
+from sync_engine.crm import schema as s
+from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.store import Store, StoredUser, as_utc
+
+_CHUNK = 900  # ids per IN (...) list, under every database's parameter limit
+
+
+@dataclass(frozen=True)
+class MailboxRow:
+    """One mailbox as the scheduler sees it: the user and its scheduling state."""
+
+    user: StoredUser
+    list_changed_at: datetime | None
+    last_run_at: datetime | None
+    last_status: str | None
+    last_error: str | None
+    last_success_at: datetime | None
+    crm_watermark: datetime | None  # naive, in the CRM's clock (Pers_UpdatedDate)
+    consecutive_failures: int
+    next_due_at: datetime | None
+    reconcile_at: datetime | None
+    summary_until: datetime | None
+
+
+def _columns():  # type: ignore[no-untyped-def]
+    u, m = t.users, t.mailbox_state
+    return select(
+        u.c.id,
+        u.c.crm_user_id,
+        u.c.email,
+        u.c.mailbox,
+        u.c.slack_user_id,
+        u.c.slack_tz,
+        m.c.list_changed_at,
+        m.c.last_run_at,
+        m.c.last_status,
+        m.c.last_error,
+        m.c.last_success_at,
+        m.c.crm_watermark,
+        m.c.consecutive_failures,
+        m.c.next_due_at,
+        m.c.reconcile_at,
+        m.c.summary_until,
+    ).select_from(u.join(m, m.c.user_id == u.c.id))
+
+
+def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
+    return MailboxRow(
+        user=StoredUser(
+            id=r["id"],
+            crm_user_id=r["crm_user_id"],
+            email=r["email"],
+            mailbox=r["mailbox"],
+            slack_user_id=r["slack_user_id"],
+            slack_tz=r["slack_tz"],
+        ),
+        list_changed_at=as_utc(r["list_changed_at"]),
+        last_run_at=as_utc(r["last_run_at"]),
+        last_status=r["last_status"],
+        last_error=r["last_error"],
+        last_success_at=as_utc(r["last_success_at"]),
+        crm_watermark=r["crm_watermark"],
+        consecutive_failures=r["consecutive_failures"] or 0,
+        next_due_at=as_utc(r["next_due_at"]),
+        reconcile_at=as_utc(r["reconcile_at"]),
+        summary_until=as_utc(r["summary_until"]),
+    )
+
+
+def mailboxes(store: Store) -> list[MailboxRow]:
+    """Every mailbox that ever had a list or a run (a state row); one query.
+
+    A user with no state row has never had anyone in My CRM Contacts, so has no work."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(_columns().order_by(t.users.c.id)).mappings().all()
+    return [_row(r) for r in rows]
+
+
+def mailbox(store: Store, user_id: int) -> MailboxRow | None:
+    """One mailbox, read fresh (after a claim, to decide again with current data)."""
+    with store.engine.connect() as conn:
+        r = conn.execute(_columns().where(t.users.c.id == user_id)).mappings().first()
+    return _row(r) if r else None
+
+
+def crm_changes(crm: SageCrm, since: datetime | None) -> dict[int, datetime]:
+    """Person id -> when its Person or Company row last changed, for changes after `since`.
+
+    The same rule as `SageCrm.changed_since` (a soft delete bumps Pers_UpdatedDate, a
+    company change counts for its people), but with the time of the change, so one query
+    serves mailboxes whose watermarks differ. Hard-deleted rows leave no trace here; the
+    daily full reconcile finds them. `since=None` means every person (a mailbox that last
+    synced against an empty CRM)."""
+    p, c = s.person, s.company
+    query = select(p.c.Pers_PersonId, p.c.Pers_UpdatedDate, c.c.Comp_UpdatedDate).select_from(
+        p.outerjoin(c, p.c.Pers_CompanyId == c.c.Comp_CompanyId)
+    )
+    if since is not None:
+        query = query.where(or_(p.c.Pers_UpdatedDate > since, c.c.Comp_UpdatedDate > since))
+    out: dict[int, datetime] = {}
+    try:
+        with crm.engine.connect() as conn:
+            for pid, pers, comp in conn.execute(query):
+                stamps = [d for d in (pers, comp) if d is not None]
+                out[int(pid)] = max(stamps) if stamps else datetime.min
+    except Exception as exc:  # the CRM's driver errors vary; say what it is, not the URL
+        raise CrmError(f"cannot read CRM changes: {type(exc).__name__}") from None
+    return out
+
+
+def interested(store: Store, person_ids: Iterable[int]) -> dict[int, set[int]]:
+    """Mailbox (user id) -> the people among `person_ids` it subscribes to or links."""
+    ids = sorted(set(person_ids))
+    out: dict[int, set[int]] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            for table in (t.subscriptions, t.links):
+                rows = conn.execute(
+                    select(table.c.user_id, table.c.person_id).where(table.c.person_id.in_(chunk))
+                )
+                for user_id, person_id in rows:
+                    out.setdefault(user_id, set()).add(person_id)
+    return out
+
+
+def advance_watermarks(store: Store, user_ids: Iterable[int], watermark: datetime) -> int:
+    """Move idle mailboxes' CRM watermark forward to `watermark`, never backward.
+
+    Only for mailboxes none of whose people changed up to `watermark`: their state is as
+    good as a sync at that moment, and keeping every watermark close to the CRM's latest
+    change keeps the next cycle's change query small. A sync finishing meanwhile may write
+    an older watermark over this one; older only means a change is looked at again."""
+    ids = sorted(set(user_ids))
+    done = 0
+    with store.engine.begin() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            m = t.mailbox_state
+            result = conn.execute(
+                update(m)
+                .where(
+                    m.c.user_id.in_(chunk),
+                    m.c.crm_watermark.is_not(None),
+                    m.c.crm_watermark < watermark,
+                )
+                .values(crm_watermark=watermark)
+            )
+            done += result.rowcount or 0
+    return done
+
+
+def claim_summary(
+    store: Store, user_id: int, previous: datetime | None, until: datetime
+) -> bool:
+    """Take the right to send one user's digest for the period ending `until`.
+
+    A conditional update: of several scheduler processes exactly one sees a row change,
+    so a digest goes out at most once."""
+    m = t.mailbox_state
+    condition = m.c.summary_until.is_(None) if previous is None else m.c.summary_until == previous
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            update(m).where(m.c.user_id == user_id, condition).values(summary_until=until)
+        )
+    return result.rowcount == 1
+
+
+def release_summary(
+    store: Store, user_id: int, previous: datetime | None, until: datetime
+) -> None:
+    """Give a claimed digest back (posting failed), so the next tick tries again."""
+    m = t.mailbox_state
+    with store.engine.begin() as conn:
+        conn.execute(
+            update(m)
+            .where(m.c.user_id == user_id, m.c.summary_until == until)
+            .values(summary_until=previous)
+        )
+
+
+def mark(store: Store, name: str) -> datetime | None:
+    with store.engine.connect() as conn:
+        found = conn.execute(
+            select(t.schedule_marks.c.at).where(t.schedule_marks.c.name == name)
+        ).scalar()
+    return as_utc(found)
+
+
+def claim_mark(store: Store, name: str, previous: datetime | None, at: datetime) -> bool:
+    """Move a shared mark from `previous` to `at`; True for exactly one of racing processes."""
+    sm = t.schedule_marks
+    with store.engine.begin() as conn:
+        if previous is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(sm).values(name=name, at=at))
+                return True
+            except IntegrityError:
+                return False
+        result = conn.execute(
+            update(sm).where(sm.c.name == name, sm.c.at == previous).values(at=at)
+        )
+    return result.rowcount == 1
+
+
+def _key(prefix: str, mailbox: str) -> int:
+    digest = hashlib.blake2b(f"{prefix}:{mailbox.lower()}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@contextmanager
+def claim(store: Store, mailbox: str) -> Iterator[bool]:
+    """Claim a mailbox for one scheduled sync; yields False at once if another process has it.
+
+    Not the engine's mailbox lock (a session advisory lock is per connection, and the
+    sync takes that one itself): a second key, held across the sync *and* the scheduler's
+    bookkeeping after it, so a process that claims next sees the finished state."""
+    key = _key("crm-contacts-claim", mailbox)
+    if store.engine.dialect.name == "postgresql":
+        conn = store.engine.connect()
+        try:
+            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
+        finally:
+            conn.close()
+        return
+    with _flock(store.home / "locks" / f"claim-{key & 0xFFFFFFFFFFFFFFFF:016x}.lock") as got:
+        yield got
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[bool]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+class SchedulerLock:
+    """On SQLite, one scheduler process per state database: an flock held for life.
+
+    SQLite serialises writers and its file locks do not reach across machines, so a second
+    scheduler is refused with a clear message instead of competing; PostgreSQL needs none
+    of this (claims are per mailbox)."""
+
+    def __init__(self, store: Store) -> None:
+        self.path = store.home / "locks" / "scheduler.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

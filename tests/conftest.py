@@ -1,0 +1,136 @@
+"""Shared fixtures: an isolated CRM_CONTACTS_HOME per test, the engine on it, the CLI in
+process, and a throw-away PostgreSQL database (127.0.0.1:5432, database `test`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ENV_NAMES = (
+    "DATABASE_URL",
+    "CRM_DATABASE_URL",
+    "MAILBOX_BACKEND",
+    "CRM_CATEGORY",
+    "MASS_DELETE_SHARE",
+    "MASS_DELETE_MIN",
+    "EWS_URL",
+    "EWS_USERNAME",
+    "EWS_PASSWORD",
+    "EWS_AUTH",
+    "EWS_IMPERSONATION",
+    "EWS_VERSION",
+    "GRAPH_TENANT_ID",
+    "GRAPH_CLIENT_ID",
+    "GRAPH_CLIENT_SECRET",
+    "GRAPH_AUTHORITY",
+    "GRAPH_URL",
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "SLACK_APP_TOKEN",
+    "SLACK_API_URL",
+    "SUMMARY_CHANNEL",
+    "LOG_FORMAT",
+)
+
+PG_ADMIN_URL = os.environ.get(
+    "CRM_CONTACTS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty CRM_CONTACTS_HOME and a clean environment (no stray .env either)."""
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "home"
+    monkeypatch.setenv("CRM_CONTACTS_HOME", str(path))
+    return path
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+class Cli:
+    """Runs `crm-contacts` in this process, as a fresh process would (no cached engine)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str) -> CliResult:
+        import bot.cli  # noqa: F401 - registers the commands that need Slack
+        from sync_engine.cli import reset_engine, run_cli
+
+        reset_engine()
+        try:
+            with self.runner.isolation() as (out, err, _):
+                code = run_cli(list(args))
+                sys.stdout.flush()
+                sys.stderr.flush()
+                return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
+        finally:
+            reset_engine()
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.code == 0, f"{args} exited {result.code}: {result.err or result.out}"
+        return result.out
+
+
+@pytest.fixture
+def cli(home: Path) -> Cli:
+    return Cli()
+
+
+def _pg_reachable() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(
+            "host=127.0.0.1 port=5432 dbname=test user=postgres", connect_timeout=3
+        ).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin URL of the PostgreSQL server; under CI=true its absence is a failure."""
+    if not _pg_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                "PostgreSQL is not reachable at 127.0.0.1:5432 (database test); CI needs it"
+            )
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"crm_contacts_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
