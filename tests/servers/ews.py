@@ -47,6 +47,8 @@ T = "http://schemas.microsoft.com/exchange/services/2006/types"
 E = "http://schemas.microsoft.com/exchange/services/2006/errors"
 NSMAP = {"s": SOAP, "m": M, "t": T}
 
+XML = "text/xml; charset=utf-8"
+UNAVAILABLE = b"<html><body><h1>Service Unavailable</h1></body></html>"
 USERNAME = "svc-crm@example.com"
 PASSWORD = "loopback-secret"  # a test secret; never a real one
 API_VERSIONS = {
@@ -111,7 +113,7 @@ ERROR_TEXT = {
     "ErrorItemNotFound": "The specified object was not found in the store.",
     "ErrorIrresolvableConflict": "The send or update operation could not be performed because the "
     "change key passed in the request does not match the current change key for the item.",
-    "ErrorInvalidPropertyValue": "The value of the property is invalid.",
+    "ErrorInvalidValueForProperty": "The value is invalid for property.",
     "ErrorAccessDenied": "Access is denied. Check credentials and try again.",
     "ErrorServerBusy": "The server cannot service this request right now. Try again later.",
     "ErrorImpersonateUserDenied": "The account does not have permission to impersonate the "
@@ -157,7 +159,7 @@ class Fault:
     delay: float = 1.0
     after_processing: bool = False
     item_index: int = 0
-    code: str = "ErrorInvalidPropertyValue"
+    code: str = "ErrorInvalidValueForProperty"
     fired: int = 0
 
 
@@ -262,7 +264,9 @@ class EwsServer:
         self._tokens: set[str] = set()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -485,7 +489,9 @@ class EwsServer:
 
     # -- the wire -----------------------------------------------------------------------
 
-    def handle(self, body: bytes, auth: str | None) -> tuple[int, bytes, str]:
+    def handle(
+        self, body: bytes, auth: str | None, *, count: bool = True
+    ) -> tuple[int, bytes, str]:
         """Answer one SOAP request: (HTTP status, body, content type)."""
         try:
             root = etree.fromstring(body)
@@ -494,11 +500,8 @@ class EwsServer:
         soap_body = root.find(f"{{{SOAP}}}Body")
         request = soap_body[0] if soap_body is not None and len(soap_body) else None
         operation = _local(request) if request is not None else "?"
-        with self.lock:
-            self.request_count += 1
-            self.requests_by_operation[operation] += 1
-            if self.record:
-                self.log.append((operation, body))
+        if count:
+            self._count(operation, body)
         if not self._authorised(auth):
             return 401, b"401 - Unauthorized", "text/html"
         try:
@@ -527,6 +530,13 @@ class EwsServer:
             return 200, self._envelope(operation, messages), "text/xml; charset=utf-8"
         except _SoapFault as fault:
             return 500, self._fault(fault), "text/xml; charset=utf-8"
+
+    def _count(self, operation: str, body: bytes) -> None:
+        with self.lock:
+            self.request_count += 1
+            self.requests_by_operation[operation] += 1
+            if self.record:
+                self.log.append((operation, body))
 
     def _authorised(self, auth: str | None) -> bool:
         if not auth:
@@ -1044,51 +1054,31 @@ def _make_handler(server: EwsServer) -> type[BaseHTTPRequestHandler]:
                 return
             operation = _peek_operation(body)
             fault = server._take_fault(operation, {"server_busy", "http_status", "slow", "drop"})
+            auth = self.headers.get("Authorization")
             try:
-                if (
-                    fault is not None
-                    and not fault.after_processing
-                    and self._fire(fault, operation, body)
-                ):
-                    return
-                status, payload, content_type = server.handle(
-                    body, self.headers.get("Authorization")
-                )
-                if fault is not None and fault.after_processing:
-                    if fault.kind == "drop":
-                        self.close_connection = True
+                if fault is None or fault.after_processing:
+                    status, payload, content_type = server.handle(body, auth)
+                    if fault is not None and fault.kind == "drop":
+                        self.close_connection = True  # written, but the answer is lost
                         return
-                    if fault.kind == "slow":
+                    if fault is not None and fault.kind == "slow":
+                        time.sleep(fault.delay)  # written; the answer comes too late
+                else:
+                    server._count(operation, body)
+                    if fault.kind == "server_busy":
+                        busy = _SoapFault("ErrorServerBusy", back_off_ms=fault.back_off_ms)
+                        status, payload, content_type = 500, server._fault(busy), XML
+                    elif fault.kind == "http_status":
+                        status, payload, content_type = fault.status, UNAVAILABLE, "text/html"
+                    elif fault.kind == "drop":
+                        self.close_connection = True  # nothing written, no answer
+                        return
+                    else:  # slow: the server is stuck, then does the work nobody waits for
                         time.sleep(fault.delay)
+                        status, payload, content_type = server.handle(body, auth, count=False)
                 self._send(status, payload, content_type)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
-
-        def _fire(self, fault: Fault, operation: str, body: bytes) -> bool:
-            """Answer with a fault before processing; True when the request is finished."""
-            with server.lock:
-                server.request_count += 1
-                server.requests_by_operation[operation] += 1
-            if fault.kind == "server_busy":
-                payload = server._fault(
-                    _SoapFault("ErrorServerBusy", back_off_ms=fault.back_off_ms)
-                )
-                self._send(500, payload, "text/xml; charset=utf-8")
-                return True
-            if fault.kind == "http_status":
-                self._send(
-                    fault.status, b"<html><body>Service Unavailable</body></html>", "text/html"
-                )
-                return True
-            if fault.kind == "drop":
-                self.close_connection = True
-                return True
-            # slow, before processing: wait, then count the request once more when it is served
-            time.sleep(fault.delay)
-            with server.lock:
-                server.request_count -= 1
-                server.requests_by_operation[operation] -= 1
-            return False
 
     return Handler
 
