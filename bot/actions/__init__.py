@@ -1,0 +1,17 @@
+"""Block-action listeners: buttons, checkboxes and menus on our messages."""
+
+from slack_bolt import App
+
+from bot.actions import group, person, picker, sync
+from sync_engine.service import Engine
+
+
+def register(app: App, engine: Engine) -> None:
+    """Wire every block action; each module owns the actions of one kind of message."""
+    picker.register(app, engine)
+    person.register(app, engine)
+    group.register(app, engine)
+    sync.register(app, engine)
+
+
+__all__ = ["register"]

@@ -1,0 +1,196 @@
+"""What the listeners share: run engine work for the asker, render it, report problems.
+
+Listeners (commands/, actions/, views/) stay a few lines each; the engine holds the
+rules, `bot.blocks` the looks, and this module the glue between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+
+from bot import blocks as ui
+from bot.identity import NotMapped, crm_user_for
+from bot.summary import post_dm, sync_result_message
+from sync_engine.model import CrmUser, PersonView
+from sync_engine.service import EngineError
+
+if TYPE_CHECKING:
+    from sync_engine.service import Engine
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[..., Any]
+# `remove <query>` looks for the asker's own people among this many search matches.
+REMOVE_SEARCH_LIMIT = 500
+
+
+def guarded(
+    client: WebClient,
+    engine: Engine,
+    slack_user_id: str,
+    reply: Reply,
+    work: Callable[[CrmUser], None],
+) -> None:
+    """Run `work` for the asker; any problem becomes a short private message (DESIGN 6).
+
+    `reply(text=..., blocks=...)` is where problems go (an ephemeral response, or a DM
+    when there is no response_url). No stack trace ever reaches a user.
+    """
+    try:
+        user = crm_user_for(client, engine, slack_user_id)
+        work(user)
+    except (NotMapped, EngineError) as exc:
+        message = str(exc) or "That didn't work; please try again."
+        _safe_reply(reply, message)
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("request failed (ref %s)", ref)
+        _safe_reply(
+            reply,
+            f"Something went wrong on our side. Try again in a minute; if it keeps "
+            f"happening, tell your admin (reference {ref}).",
+        )
+
+
+def _safe_reply(reply: Reply, message: str) -> None:
+    try:
+        reply(text=ui.fallback(message), blocks=ui.problem_blocks(message))
+    except Exception:
+        log.exception("could not tell the user about a problem")
+
+
+def responder(respond: Any, client: WebClient, slack_user_id: str, body: dict[str, Any]) -> Reply:
+    """A reply function: through response_url when the payload has one, else a DM."""
+    if body.get("response_url"):
+
+        def via_response_url(**message: Any) -> Any:
+            message.setdefault("response_type", "ephemeral")
+            message.setdefault("replace_original", False)
+            return respond(**message)
+
+        return via_response_url
+
+    def via_dm(**message: Any) -> Any:
+        message.pop("replace_original", None)
+        message.pop("response_type", None)
+        return post_dm(client, slack_user_id, message.get("text", ""), message.get("blocks", []))
+
+    return via_dm
+
+
+# ---------------------------------------------------------------- pickers
+
+
+def picker_message(
+    engine: Engine,
+    user: CrmUser,
+    state: ui.PickerState,
+    ticked: Iterable[int] | None = None,
+    select_page: bool = False,
+    note: str = "",
+) -> list[ui.Block]:
+    """Render one page of a picker; merge the user's ticks on that page first (UX 5).
+
+    `ticked` are the ids ticked on the page being rendered (a checkbox tick);
+    `select_page` ticks everyone choosable on it (*Select all*).
+    """
+    if state.mode == "add":
+        state, total, people = _search_page(engine, user, state)
+        if total == 0:
+            return ui.no_match(state.query)
+        choosable = [p for p in people if not p.in_list]
+    else:
+        pool = removal_pool(engine, user, state.query)
+        total = len(pool)
+        if total == 0:
+            if state.query:
+                return [
+                    ui.section(
+                        f"None of the people in My CRM Contacts match "
+                        f"“{ui.fit_escaped(state.query, 200)}”. `{ui.COMMAND} list` shows them all."
+                    )
+                ]
+            return [
+                ui.section(
+                    f"My CRM Contacts is empty. `{ui.COMMAND} search <name or company>` finds "
+                    "people to add."
+                )
+            ]
+        if state.offset >= total:
+            state = state.at((total - 1) // ui.PAGE_SIZE * ui.PAGE_SIZE)
+        people = pool[state.offset : state.offset + ui.PAGE_SIZE]
+        choosable = [p for p in people if removable(p)]
+    ids = [p.id for p in choosable]
+    if select_page:
+        state = state.merged(ids, ids)
+    elif ticked is not None:
+        wanted = set(ticked)
+        state = state.merged(ids, [i for i in ids if i in wanted])
+    if len(state.selected) >= ui.MAX_SELECTED:
+        note = note or f"at most {ui.MAX_SELECTED} at a time: add these, then pick more"
+    return ui.picker_blocks(ui.PickerPage(state, total, people, choosable, note))
+
+
+def _search_page(
+    engine: Engine, user: CrmUser, state: ui.PickerState
+) -> tuple[ui.PickerState, int, Sequence[PersonView]]:
+    page = engine.search(user, state.query, limit=ui.PAGE_SIZE, offset=state.offset)
+    if page.total and not page.people and state.offset > 0:
+        # The result shrank since the message was drawn: show its last page instead.
+        state = state.at((page.total - 1) // ui.PAGE_SIZE * ui.PAGE_SIZE)
+        page = engine.search(user, state.query, limit=ui.PAGE_SIZE, offset=state.offset)
+    return state, page.total, page.people
+
+
+def removable(person: PersonView) -> bool:
+    """People already leaving at the next sync are shown, not offered again."""
+    return not person.status.startswith("pending removal")
+
+
+def removal_pool(engine: Engine, user: CrmUser, query: str) -> list[PersonView]:
+    """The asker's own list, narrowed to the people matching `query` when there is one."""
+    mine = engine.my_list(user)
+    if not query:
+        return list(mine)
+    page = engine.search(user, query, limit=REMOVE_SEARCH_LIMIT, offset=0)
+    wanted = {p.id for p in page.people}
+    return [p for p in mine if p.id in wanted]
+
+
+def ticks_from_state(body: dict[str, Any]) -> list[int] | None:
+    """The ids ticked in the message's checkboxes (None when the message has none)."""
+    values = (body.get("state") or {}).get("values") or {}
+    if not isinstance(values, dict):
+        return None
+    for elements in values.values():
+        if not isinstance(elements, dict):
+            continue
+        element = elements.get(ui.ACTION_TICK)
+        if isinstance(element, dict):
+            return _ids(element.get("selected_options") or [])
+    return None
+
+
+def _ids(options: Sequence[Any]) -> list[int]:
+    out: list[int] = []
+    for option in options:
+        try:
+            out.append(int(option["value"]))
+        except (TypeError, KeyError, ValueError):
+            continue
+    return out
+
+
+# ---------------------------------------------------------------- sync
+
+
+def sync_and_report(client: WebClient, engine: Engine, user: CrmUser, slack_user_id: str) -> None:
+    """Sync the asker's mailbox and DM the result (slow: always after the ack)."""
+    result = engine.sync(user)
+    text, blocks = sync_result_message(result)
+    post_dm(client, slack_user_id, text, blocks)

@@ -1,0 +1,196 @@
+"""`crm-contacts serve`: the Bolt app over HTTP (waitress) or Socket Mode.
+
+HTTP: `POST /slack/events` (Bolt, signature checked) and `GET /healthz`, on PORT.
+Socket Mode when SLACK_APP_TOKEN is set: no public URL needed; /healthz still answers so
+a platform's health check works the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import waitress
+from slack_bolt import App
+from slack_bolt.request import BoltRequest
+
+from bot.app import build_app
+from sync_engine.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+MAX_BODY = 1 << 20  # Slack payloads are a few KiB; anything near this is not from Slack.
+
+StartResponse = Callable[..., Any]
+
+
+def _reply(
+    start_response: StartResponse, status: str, body: str, ctype: str = "text/plain"
+) -> list[bytes]:
+    data = body.encode()
+    start_response(
+        status, [("Content-Type", f"{ctype}; charset=utf-8"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
+
+
+class SlackWsgi:
+    """A WSGI app: Bolt on /slack/events, a health check on /healthz, 404 elsewhere.
+
+    Malformed bodies get a 400 here, before Bolt, so junk never reaches a listener.
+    """
+
+    def __init__(self, app: App | None) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            return _reply(start_response, "200 OK", json.dumps({"ok": True}), "application/json")
+        if path != EVENTS_PATH or self.app is None:
+            return _reply(start_response, "404 Not Found", "Not Found")
+        if method != "POST":
+            return _reply(start_response, "405 Method Not Allowed", "Use POST")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _reply(start_response, "400 Bad Request", "Bad Request")
+        if length > MAX_BODY:
+            return _reply(start_response, "413 Payload Too Large", "Too Large")
+        try:
+            body = environ["wsgi.input"].read(length).decode("utf-8")
+            request = BoltRequest(
+                body=body, query=environ.get("QUERY_STRING", ""), headers=_headers(environ)
+            )
+            if not isinstance(request.body, dict):
+                raise ValueError("body is not an object")
+        except Exception as exc:  # malformed: not UTF-8, not JSON, not form, not an object
+            log.info("refused a malformed request: %s", type(exc).__name__)
+            return _reply(start_response, "400 Bad Request", "Bad Request")
+        try:
+            response = self.app.dispatch(request)
+        except Exception:
+            log.exception("Bolt could not handle a request")
+            return _reply(start_response, "400 Bad Request", "Bad Request")
+        data = (response.body or "").encode()
+        headers = [
+            (k, v)
+            for k, values in response.headers.items()
+            for v in values
+            if k.lower() != "content-length"
+        ]
+        headers.append(("Content-Length", str(len(data))))
+        start_response(f"{response.status} {_reason(response.status)}", headers)
+        return [data]
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    return headers
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class HttpServer:
+    """A waitress server that can also be started on port 0 and closed (tests)."""
+
+    def __init__(
+        self, wsgi: Callable[..., Iterable[bytes]], host: str, port: int, threads: int = 8
+    ) -> None:
+        self._server: Any = waitress.create_server(
+            wsgi,
+            host=host,
+            port=port,
+            threads=threads,
+            max_request_body_size=MAX_BODY,
+            ident="crm-contacts",
+            clear_untrusted_proxy_headers=True,
+        )
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.effective_port)
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def start(self) -> threading.Thread:
+        """Serve in a background thread (tests, and the health check in Socket Mode)."""
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="crm-contacts-http", daemon=True
+        )
+        self._thread.start()
+        return self._thread
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop serving; the sockets are closed inside the server's own loop, not under it."""
+        done = threading.Event()
+
+        def shut() -> None:
+            self._server.close()
+            for channel in list(self._server._map.values()):  # open keep-alive connections
+                channel.close()
+            done.set()
+
+        self._server.trigger.pull_trigger(shut)
+        done.wait(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._server.task_dispatcher.shutdown()
+
+
+def serve(settings: Settings, host: str = "0.0.0.0") -> None:
+    """Run the bot until stopped: Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT.
+
+    Raises ConfigError (one line) when a Slack token is missing or refused.
+    """
+    from sync_engine.service import Engine
+
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) from the "
+            "Slack app's OAuth page."
+        )
+    if not app_token and not settings.slack_signing_secret:
+        raise ConfigError(
+            "SLACK_SIGNING_SECRET is not set: copy the Signing Secret from the Slack app's "
+            "Basic Information page (or set SLACK_APP_TOKEN to use Socket Mode)."
+        )
+    if app_token and not app_token.startswith("xapp-"):
+        raise ConfigError(
+            "SLACK_APP_TOKEN must be an app-level token (xapp-…) with connections:write."
+        )
+    engine = Engine(settings)
+    app = build_app(settings, engine, socket_mode=bool(app_token))
+    if app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        health = HttpServer(SlackWsgi(None), host, settings.port, threads=2)
+        health.start()
+        log.info("Socket Mode; health check on port %s", health.port)
+        SocketModeHandler(app, app_token).start()
+        return
+    server = HttpServer(SlackWsgi(app), host, settings.port)
+    log.info("listening on port %s: POST %s, GET %s", server.port, EVENTS_PATH, HEALTH_PATH)
+    server.serve_forever()

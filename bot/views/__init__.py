@@ -1,0 +1,5 @@
+"""View listeners: the App Home dashboard and the search modal."""
+
+from bot.views.home import register
+
+__all__ = ["register"]

@@ -1,0 +1,94 @@
+"""App Home (the dashboard, SLACK_UX 10) and the search modal it opens.
+
+Home has no response_url, so everything it starts answers in the user's DM.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot import blocks as ui
+from bot.flows import guarded, picker_message
+from bot.identity import NotMapped, crm_user_for
+from bot.summary import post_dm
+from sync_engine.model import CrmUser
+from sync_engine.service import Engine, EngineError
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, engine: Engine) -> None:
+    def dm(client: WebClient, slack_user_id: str) -> Any:
+        def reply(**message: Any) -> None:
+            post_dm(client, slack_user_id, message.get("text", ""), message.get("blocks", []))
+
+        return reply
+
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab") not in (None, "home"):
+            return
+        slack_user_id = str(event.get("user") or "")
+        try:
+            user = crm_user_for(client, engine, slack_user_id)
+            st = engine.status(user)
+            view = ui.home_view(
+                ui.status_blocks(
+                    st.mailbox,
+                    st.subscriptions,
+                    st.linked,
+                    st.last_run_at,
+                    st.last_status,
+                    st.last_error,
+                    st.next_due_at,
+                )
+            )
+        except (NotMapped, EngineError) as exc:
+            view = ui.home_problem_view(str(exc))
+        client.views_publish(user_id=slack_user_id, view=view)
+
+    @app.action(ui.ACTION_HOME_SEARCH)
+    def open_search(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        client.views_open(trigger_id=body["trigger_id"], view=ui.search_modal())
+
+    @app.view(ui.SEARCH_MODAL)
+    def search_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
+        query = str(
+            ((values.get(ui.SEARCH_INPUT_BLOCK) or {}).get(ui.SEARCH_INPUT_ACTION) or {}).get(
+                "value"
+            )
+            or ""
+        ).strip()
+        if not query:
+            ack(
+                response_action="errors",
+                errors={ui.SEARCH_INPUT_BLOCK: "Type a name, email or company."},
+            )
+            return
+        ack()
+        slack_user_id = str((body.get("user") or {}).get("id") or "")
+        reply = dm(client, slack_user_id)
+
+        def work(user: CrmUser) -> None:
+            blocks = picker_message(engine, user, ui.PickerState("add", query))
+            reply(text=ui.fallback(f"CRM people matching {query}"), blocks=blocks)
+
+        guarded(client, engine, slack_user_id, reply, work)
+
+    @app.action(ui.ACTION_HOME_LIST)
+    def my_list(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        slack_user_id = str((body.get("user") or {}).get("id") or "")
+        reply = dm(client, slack_user_id)
+
+        def work(user: CrmUser) -> None:
+            blocks = picker_message(engine, user, ui.PickerState("remove", ""))
+            reply(text="My CRM Contacts", blocks=blocks)
+
+        guarded(client, engine, slack_user_id, reply, work)

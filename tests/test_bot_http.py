@@ -1,0 +1,547 @@
+"""The running bot over real HTTP: signed requests in, Web API calls out to the stand-in.
+
+Each test starts the real server (waitress + Bolt) on 127.0.0.1, with the engine on the
+embedded demo CRM in a temporary CRM_CONTACTS_HOME, and plays Slack with correctly
+signed slash commands and block_actions. Nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers.slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    Call,
+    SlackSender,
+    SlackStandIn,
+    all_text,
+    checkbox_options,
+    find_element,
+    has_element,
+    sign,
+)
+
+from bot import blocks as ui
+from bot.app import build_app
+from bot.server import HttpServer, SlackWsgi
+from bot.summary import post_daily_summary
+from sync_engine.config import ConfigError, load_settings
+from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.mailbox.local import LocalMailbox
+from sync_engine.model import CrmUser
+from sync_engine.service import Engine
+
+DESIGN_RIGHT = 'company:"Design Right Inc."'
+
+
+@dataclass
+class Bot:
+    """The bot under test and everything around it."""
+
+    engine: Engine
+    slack: SlackStandIn
+    send: SlackSender
+    url: str
+    home: Path
+
+    def user(self, email: str) -> CrmUser:
+        return self.engine.user(email)
+
+    def reply(self, name: str, count: int = 1, **kw: Any) -> Call:
+        """The `count`-th message posted to response_url `name`."""
+        return self.slack.wait_for("response_url", count, name=name, **kw)[count - 1]
+
+    def command(self, text: str, user: str = "U_ALICE") -> tuple[Any, str]:
+        reply, name = self.send.command(text, user)
+        assert reply.status == 200, reply
+        assert self.send.last_elapsed < 3.0, "Slack needs the ack within 3 seconds"
+        return reply, name
+
+    def shown(self, text: str, user: str = "U_ALICE") -> list[dict[str, Any]]:
+        """Run a command and return the blocks of the message it shows."""
+        _, name = self.command(text, user)
+        return self.reply(name).blocks
+
+    def click(
+        self, blocks: list[dict[str, Any]], action_id: str, count: int = 1, **kw: Any
+    ) -> Call:
+        reply, name = self.send.click(blocks, action_id, **kw)
+        assert reply.status == 200, reply
+        assert self.send.last_elapsed < 3.0
+        call = self.reply(name, count)
+        return call
+
+    def mailbox(self, email: str) -> LocalMailbox:
+        return LocalMailbox(self.engine.settings.local_mailbox_url, email)
+
+    def contacts(self, email: str) -> dict[str, Any]:
+        box = self.mailbox(email)
+        try:
+            return {c.fields.full_name(): c for batch in box.list_contacts() for c in batch}
+        finally:
+            box.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackStandIn]:
+    with SlackStandIn() as stand_in:
+        stand_in.add_user("U_ALICE", "alice@example.com")
+        stand_in.add_user("U_BOB", "Bob@Example.com", tz="America/Chicago")
+        stand_in.add_user("U_NOBODY", "nobody@example.com")
+        stand_in.add_user("U_GONE", "carol@example.com", deleted=True)
+        stand_in.add_user("U_HIDDEN", None)
+        yield stand_in
+        assert stand_in.violations == [], "a message broke Slack's Block Kit limits"
+
+
+@pytest.fixture
+def bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    settings = load_settings()
+    engine = Engine(settings)
+    seed_demo(engine.crm)
+    server = HttpServer(SlackWsgi(build_app(settings, engine)), "127.0.0.1", 0)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        yield Bot(engine, slack, SlackSender(url + "/slack/events", slack), url, home)
+    finally:
+        server.close()
+        engine.close()
+
+
+def buttons(blocks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        e["action_id"]: e
+        for b in blocks
+        for e in [*b.get("elements", []), b.get("accessory") or {}]
+        if e.get("type") == "button"
+    }
+
+
+def mrkdwn_texts(obj: Any) -> list[str]:
+    if isinstance(obj, dict):
+        own = [str(obj["text"])] if obj.get("type") == "mrkdwn" else []
+        return own + [t for v in obj.values() for t in mrkdwn_texts(v)]
+    if isinstance(obj, list):
+        return [t for v in obj for t in mrkdwn_texts(v)]
+    return []
+
+
+def option_names(blocks: list[dict[str, Any]]) -> list[str]:
+    return [o["text"]["text"].strip("*") for o in checkbox_options(blocks)]
+
+
+def initial_ids(blocks: list[dict[str, Any]]) -> set[int]:
+    return {
+        int(o["value"])
+        for b in blocks
+        for e in b.get("elements", [])
+        if e.get("type") == "checkboxes"
+        for o in e.get("initial_options", [])
+    }
+
+
+# ---------------------------------------------------------------- the seed story
+
+
+def test_seed_story_search_select_all_add_sync_and_the_mailbox(bot: Bot) -> None:
+    blocks = bot.shown("search Design Right Inc.")
+    text = all_text(blocks)
+    assert "5 people match" in text
+    names = option_names(blocks)
+    assert len(names) == 5
+    assert "Maria Lopez" in names and "Seán O'Brien" in names
+
+    selected = bot.click(blocks, ui.ACTION_ALL)
+    assert selected.params["replace_original"] is True
+    assert len(initial_ids(selected.blocks)) == 5
+    assert buttons(selected.blocks)[ui.ACTION_ADD]["text"]["text"] == "Add 5 to My CRM Contacts"
+
+    added = bot.click(selected.blocks, ui.ACTION_ADD)
+    assert added.params["replace_original"] is True
+    assert "Added 5 people to My CRM Contacts" in all_text(added.blocks)
+    alice = bot.user("alice@example.com")
+    assert {p.name for p in bot.engine.my_list(alice)} == {
+        "Maria Lopez",
+        "John Paul Smith",
+        "Priya Natarajan",
+        "Zoë Brontë",
+        "Seán O'Brien",
+    }
+
+    # A second search marks them as added instead of offering them again.
+    again = bot.shown("search Design Right Inc.")
+    assert option_names(again) == []
+    assert "Already in My CRM Contacts" in all_text(again)
+
+    reply, _ = bot.command("sync")
+    assert "Syncing your mailbox" in reply.json()["text"]
+    dm = bot.slack.wait_for("chat.postMessage")[0]
+    assert dm.params["channel"] == "DU_ALICE"
+    assert bot.slack.of("conversations.open")[0].params["users"] == "U_ALICE"
+    assert "5 created" in dm.params["text"]
+    assert "Created in your Contacts" in all_text(dm.blocks)
+
+    contacts = bot.contacts("alice@example.com")
+    assert set(contacts) == {p.name for p in bot.engine.my_list(alice)}
+    assert all("CRM Contact" in c.categories for c in contacts.values())
+    assert contacts["Maria Lopez"].fields.company == "Design Right Inc."
+
+
+def test_add_group_asks_with_the_count_then_adds_once(bot: Bot) -> None:
+    blocks = bot.shown("add-group", user="U_BOB")
+    add = buttons(blocks)[ui.ACTION_GROUP_ADD]
+    assert add["confirm"]["confirm"]["text"] == "Add 4"
+    assert "4 people" in add["confirm"]["text"]["text"]
+    assert "4 people have you as Account Manager" in all_text(blocks)
+
+    first = bot.click(blocks, ui.ACTION_GROUP_ADD, user="U_BOB", count=2)
+    assert "Added 4 people to My CRM Contacts" in all_text(first.blocks)
+    bob = bot.user("bob@example.com")
+    assert len(bot.engine.my_list(bob)) == 4
+
+    # A user who saw a time-out clicks again: nobody is added twice.
+    second = bot.click(blocks, ui.ACTION_GROUP_ADD, user="U_BOB", count=2)
+    assert "4 were already in My CRM Contacts" in all_text(second.blocks)
+    assert len(bot.engine.my_list(bob)) == 4
+
+
+def test_person_card_add_then_remove(bot: Bot) -> None:
+    card = bot.shown("person Priya")
+    text = all_text(card)
+    assert "Priya Natarajan" in text and "Lead Designer" in text and "Carol Nguyen" in text
+    assert "not in My CRM Contacts" in text
+    assert ui.ACTION_PERSON_REMOVE not in buttons(card)
+
+    added = bot.click(card, ui.ACTION_PERSON_ADD)
+    assert added.params["replace_original"] is True
+    assert "✓ in My CRM Contacts" in all_text(added.blocks)
+    alice = bot.user("alice@example.com")
+    assert [p.name for p in bot.engine.my_list(alice)] == ["Priya Natarajan"]
+
+    remove = buttons(added.blocks)[ui.ACTION_PERSON_REMOVE]
+    assert remove["style"] == "danger" and remove["confirm"]["style"] == "danger"
+    removed = bot.click(added.blocks, ui.ACTION_PERSON_REMOVE)
+    assert "not in My CRM Contacts" in all_text(removed.blocks)
+    assert bot.engine.my_list(alice) == []
+
+
+def test_person_with_several_matches_lists_them_with_cards(bot: Bot) -> None:
+    blocks = bot.shown("person John Smith")
+    assert "2 people match" in all_text(blocks)
+    card = bot.click(blocks, ui.ACTION_PERSON_OPEN)
+    assert ui.ACTION_PERSON_ADD in buttons(card.blocks)
+    assert "John" in all_text(card.blocks)
+
+
+def test_add_one_unambiguous_match_at_once_and_several_through_the_picker(bot: Bot) -> None:
+    blocks = bot.shown("add Priya Natarajan")
+    assert "Added 1 person to My CRM Contacts" in all_text(blocks)
+    again = bot.shown("add Priya Natarajan")
+    assert "Already in My CRM Contacts" in all_text(again)
+    several = bot.shown("add John Smith")
+    assert len(option_names(several)) == 2
+    assert "several people match" in all_text(several)
+
+
+def test_remove_from_the_list_then_sync_unlinks_and_keeps_the_contacts(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    people = bot.engine.search(alice, DESIGN_RIGHT).people
+    bot.engine.add(alice, [p.id for p in people])
+    bot.engine.sync(alice)
+
+    listed = bot.shown("list")
+    assert "My CRM Contacts*: 5 people" in all_text(listed)
+    assert all("synced" in o["description"]["text"] for o in checkbox_options(listed))
+    by_name = {o["text"]["text"].strip("*"): int(o["value"]) for o in checkbox_options(listed)}
+    gone = [by_name["Maria Lopez"], by_name["Zoë Brontë"]]
+
+    ticked = bot.click(listed, ui.ACTION_TICK, ticked=gone)
+    remove = buttons(ticked.blocks)[ui.ACTION_REMOVE]
+    assert remove["text"]["text"] == "Remove 2 from My CRM Contacts"
+    assert remove["confirm"]["style"] == "danger"
+    done = bot.click(ticked.blocks, ui.ACTION_REMOVE)
+    assert "Removed 2 people from My CRM Contacts" in all_text(done.blocks)
+
+    relisted = bot.shown("list")
+    assert "pending removal" in all_text(relisted)
+    assert len(checkbox_options(relisted)) == 3  # the two leaving are shown, not offered
+
+    result = bot.engine.sync(alice)
+    assert result.count("unlinked") == 2
+    contacts = bot.contacts("alice@example.com")
+    assert len(contacts) == 5  # rule 5: unlink, never delete
+    assert "CRM Contact" not in contacts["Maria Lopez"].categories
+    assert "CRM Contact" in contacts["Priya Natarajan"].categories
+
+
+def test_remove_with_a_query_offers_only_my_own_matching_people(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    blocks = bot.shown("remove Maria")
+    assert option_names(blocks) == ["Maria Lopez"]
+    nobody = bot.shown("remove Wei Chen")
+    assert "None of the people in My CRM Contacts match" in all_text(nobody)
+
+
+# ---------------------------------------------------------------- limits and paging
+
+
+def test_37_people_page_by_ten_and_the_selection_survives_paging(bot: Bot) -> None:
+    crm = EmbeddedCrm(bot.engine.crm)
+    for i in range(37):
+        crm.add_person(
+            first=f"Person{i:02d}", last="Big", company="Big Co", manager="alice@example.com"
+        )
+    query = 'search company:"Big Co"'
+    pages = [bot.shown(query)]
+    assert "37 people match" in all_text(pages[0]) and "page 1 of 4" in all_text(pages[0])
+
+    chosen: set[int] = set()
+    messages: list[list[dict[str, Any]]] = [pages[0]]
+    current = pages[0]
+    for number in range(2, 5):
+        ids = [int(o["value"]) for o in checkbox_options(current)]
+        tick = ids[:2]  # tick two people on each page, then go on
+        chosen.update(tick)
+        current = bot.click(current, ui.ACTION_NEXT, ticked=tick).blocks
+        messages.append(current)
+        assert f"page {number} of 4" in all_text(current)
+        assert f"*{len(chosen)} selected*" in all_text(current)
+    assert len(checkbox_options(current)) == 7
+    assert not has_element(current, ui.ACTION_NEXT)
+
+    # back to page 1: the two ticked there are still ticked
+    back = current
+    for _ in range(3):
+        back = bot.click(back, ui.ACTION_PREV).blocks
+        messages.append(back)
+    assert "page 1 of 4" in all_text(back)
+    first_page_ids = [int(o["value"]) for o in checkbox_options(pages[0])]
+    assert initial_ids(back) == set(first_page_ids[:2])
+
+    # a tick on its own updates the running count and the main button
+    tick_ids = first_page_ids[:3]
+    ticked = bot.click(back, ui.ACTION_TICK, ticked=tick_ids).blocks
+    chosen.add(first_page_ids[2])
+    assert buttons(ticked)[ui.ACTION_ADD]["text"]["text"] == f"Add {len(chosen)} to My CRM Contacts"
+
+    for blocks in [*messages, ticked]:
+        assert len(blocks) <= 50
+        assert all(len(e.get("options", [])) <= 10 for b in blocks for e in b.get("elements", []))
+    added = bot.click(ticked, ui.ACTION_ADD)
+    assert f"Added {len(chosen)} people" in all_text(added.blocks)
+    alice = bot.user("alice@example.com")
+    assert {p.id for p in bot.engine.my_list(alice)} == chosen
+
+
+def test_a_person_named_channel_renders_escaped_and_pings_nobody(bot: Bot) -> None:
+    blocks = bot.shown("search Prank Industries")
+    assert "&lt;!channel&gt; &amp; Co" in json.dumps(blocks)
+    assert "<!channel>" not in json.dumps(blocks)
+    # mrkdwn is where Slack parses <...>; plain_text (option descriptions) shows it literally
+    assert not [t for t in mrkdwn_texts(blocks) if "<" in t or ">" in t]
+    call = bot.slack.of("response_url")[-1]
+    assert "<!channel>" not in call.params["text"]  # the notification text is parsed too
+    card = bot.shown('person company:"Harbour & Sons <Ltd>"')
+    assert "Harbour &amp; Sons &lt;Ltd&gt;" in json.dumps(card)
+    assert not [t for t in mrkdwn_texts(card) if "<" in t or ">" in t]
+
+
+def test_no_match_suggests_another_spelling(bot: Bot) -> None:
+    text = all_text(bot.shown("search Zzyzx Qwerty"))
+    assert "No one in the CRM matches" in text and "company:" in text
+
+
+# ---------------------------------------------------------------- safety
+
+
+def test_wrong_signature_and_stale_timestamp_are_refused(bot: Bot) -> None:
+    body = "command=%2Fcrm-contacts&text=list&user_id=U_ALICE&response_url=x"
+    wrong = bot.send.post(body, signature="v0=" + "0" * 64)
+    assert wrong.status == 401
+    other_secret = bot.send.post(body, signature=sign("not-the-secret", int(time.time()), body))
+    assert other_secret.status == 401
+    old = int(time.time()) - 6 * 60
+    replayed = bot.send.post(body, timestamp=old, signature=sign(SIGNING_SECRET, old, body))
+    assert replayed.status == 401
+    time.sleep(0.3)
+    assert bot.slack.calls == [c for c in bot.slack.calls if c.method == "auth.test"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "payload=%7Bnot+json",
+        "payload=%5B1%2C2%5D",
+        "payload=%7B%22type%22%3A%22block_actions%22%7D",
+        "payload=%7B%22type%22%3A%22block_actions%22%2C%22actions%22%3A%5B%7B%22action_id%22%3A%22picker_add%22%2C%22value%22%3A%22%7Bbad%22%7D%5D%2C%22user%22%3A%7B%22id%22%3A%22U_ALICE%22%7D%7D",
+        "payload=%7B%7D",
+        "",
+    ],
+)
+def test_malformed_payloads_get_400_or_a_clear_answer_and_no_crash(bot: Bot, body: str) -> None:
+    reply = bot.send.post(body)
+    if "not+json" in body or "%5B1" in body:
+        assert reply.status == 400
+    else:
+        assert reply.status in (200, 404)  # well-formed but not for us: Bolt's "unhandled"
+    with urllib.request.urlopen(bot.url + "/healthz", timeout=5) as health:
+        assert health.status == 200 and json.loads(health.read())["ok"] is True
+
+
+def test_a_body_that_is_not_utf8_gets_400(bot: Bot) -> None:
+    raw = b"payload=\xff\xfe"
+    ts = int(time.time())
+    signature = (
+        "v0="
+        + hmac.new(SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + raw, hashlib.sha256).hexdigest()
+    )
+    request = urllib.request.Request(
+        bot.url + "/slack/events",
+        data=raw,
+        method="POST",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(ts),
+            "X-Slack-Signature": signature,
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 400
+
+
+def test_stale_button_value_gets_a_clear_message(bot: Bot) -> None:
+    blocks = bot.shown("search Design Right Inc.")
+    add, _ = find_element(blocks, ui.ACTION_ADD)
+    add["value"] = "{not ours"
+    call = bot.click(blocks, ui.ACTION_ADD)
+    assert "out of date" in all_text(call.blocks)
+
+
+def test_unmapped_deactivated_and_hidden_email_users_get_clear_messages(bot: Bot) -> None:
+    unmapped = all_text(bot.shown("list", user="U_NOBODY"))
+    assert "no CRM user has the email nobody@example.com" in unmapped.replace("No CRM", "no CRM")
+    assert "administrator" in unmapped
+    assert "deactivated" in all_text(bot.shown("list", user="U_GONE"))
+    assert "email address" in all_text(bot.shown("list", user="U_HIDDEN"))
+    assert "another workspace" in all_text(bot.shown("list", user="U_GHOST"))
+
+
+def test_the_slack_to_crm_mapping_is_cached(bot: Bot) -> None:
+    bot.shown("list", user="U_BOB")
+    bot.shown("status", user="U_BOB")
+    assert len(bot.slack.of("users.info")) == 1
+    assert bot.engine.slack_email("U_BOB") == "bob@example.com"
+
+
+def test_unknown_subcommand_and_help_show_the_usage(bot: Bot) -> None:
+    reply, _ = bot.command("frobnicate now")
+    body = reply.json()
+    assert body["response_type"] == "ephemeral"
+    assert "I don't know `frobnicate`" in body["text"]
+    assert "/crm-contacts search" in all_text(body["blocks"])
+    help_reply, _ = bot.command("")
+    assert "/crm-contacts add-group" in help_reply.json()["text"]
+    missing, _ = bot.command("search")
+    assert "Tell me whom to look for" in missing.json()["text"]
+
+
+def test_slack_429_is_retried_after_retry_after(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    bot.engine.add(alice, [bot.engine.search(alice, "Priya").people[0].id])
+    bot.slack.rate_limit("chat.postMessage", times=1, retry_after=0)
+    bot.command("sync")
+    dm = bot.slack.wait_for("chat.postMessage", timeout=15)[0]
+    assert "Sync of alice@example.com" in dm.params["text"]
+    statuses = [c.status for c in bot.slack.calls if c.method == "chat.postMessage"]
+    assert statuses == [429, 200]
+
+
+def test_status_shows_counts_and_times(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    bot.engine.sync(alice)
+    text = all_text(bot.shown("status"))
+    assert "alice@example.com" in text
+    assert "*In My CRM Contacts*\n5" in text and "*Linked in your mailbox*\n5" in text
+    assert "<!date^" in text
+
+
+# ---------------------------------------------------------------- digest, home, server
+
+
+def test_daily_summary_dm_only_when_something_happened(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    client = build_app(bot.engine.settings, bot.engine).client
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    assert (
+        post_daily_summary(client, bot.engine, alice, "U_ALICE", start, datetime.now(UTC)) is False
+    )
+    assert bot.slack.of("chat.postMessage") == []
+
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    bot.engine.sync(alice)
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    assert post_daily_summary(client, bot.engine, alice, "U_ALICE", start, until) is True
+    dm = bot.slack.wait_for("chat.postMessage")[0]
+    assert dm.params["channel"] == "DU_ALICE"
+    assert "digest" in dm.params["text"] and "5 created" in dm.params["text"]
+    assert "Maria Lopez" in all_text(dm.blocks)
+
+
+def test_app_home_dashboard_and_search_modal(bot: Bot) -> None:
+    bot.send.event({"type": "app_home_opened", "user": "U_ALICE", "tab": "home"})
+    home = bot.slack.wait_for("views.publish")[0]
+    assert home.params["user_id"] == "U_ALICE"
+    view = home.view
+    assert "In My CRM Contacts" in all_text(view["blocks"])
+    reply, _ = bot.send.click(view["blocks"], ui.ACTION_HOME_SEARCH, view={"id": "V_HOME", **view})
+    assert reply.status == 200
+    modal = bot.slack.wait_for("views.open")[0].view
+    submitted = bot.send.submit_view(
+        modal,
+        {
+            ui.SEARCH_INPUT_BLOCK: {
+                ui.SEARCH_INPUT_ACTION: {"type": "plain_text_input", "value": "Acme"}
+            }
+        },
+    )
+    assert submitted.status == 200
+    dm = bot.slack.wait_for("chat.postMessage")[0]
+    assert dm.params["channel"] == "DU_ALICE"
+    assert "Ana Isabel García" in option_names(dm.blocks)
+
+
+def test_healthz_and_unknown_paths(bot: Bot) -> None:
+    with urllib.request.urlopen(bot.url + "/healthz", timeout=5) as health:
+        assert health.status == 200
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(bot.url + "/nope", timeout=5)
+    assert missing.value.code == 404
+
+
+def test_missing_tokens_are_one_clear_line(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.server import serve
+
+    with pytest.raises(ConfigError, match=r"^SLACK_BOT_TOKEN is not set"):
+        serve(load_settings())
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    with pytest.raises(ConfigError, match=r"^SLACK_SIGNING_SECRET is not set"):
+        serve(load_settings())
