@@ -475,11 +475,8 @@ class Store:
         if done.rowcount == 0:
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        insert(t.mailbox_state).values(
-                            user_id=user_id, consecutive_failures=0, **values
-                        )
-                    )
+                    row = {"consecutive_failures": 0, **values, "user_id": user_id}
+                    conn.execute(insert(t.mailbox_state).values(**row))
             except IntegrityError:
                 conn.execute(
                     update(t.mailbox_state)
