@@ -247,6 +247,7 @@ class EwsServer:
 
     def __init__(self, *, page_limit: int = 1000, version: str = "Exchange2016") -> None:
         self.page_limit = page_limit  # Exchange's EWSFindCountLimit-like cap on one page
+        self.latency = 0.0  # seconds added to every answer, to stand for a network round trip
         self.version = version
         self.lock = threading.RLock()
         self.request_count = 0
@@ -1032,6 +1033,7 @@ def _matches(item: _Item, restriction: Any) -> bool:
 def _make_handler(server: EwsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else headers and body wait on a delayed ACK (40 ms)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -1055,6 +1057,8 @@ def _make_handler(server: EwsServer) -> type[BaseHTTPRequestHandler]:
             operation = _peek_operation(body)
             fault = server._take_fault(operation, {"server_busy", "http_status", "slow", "drop"})
             auth = self.headers.get("Authorization")
+            if server.latency:
+                time.sleep(server.latency)
             try:
                 if fault is None or fault.after_processing:
                     status, payload, content_type = server.handle(body, auth)
