@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -17,6 +18,8 @@ from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
+# Listeners do quick engine calls (searches, adds); syncs run in bot.flows' own pool.
+LISTENER_THREADS = 16
 # Slack 429s are retried after their Retry-After; a few tries, then the error surfaces.
 RATE_LIMIT_RETRIES = 3
 
@@ -55,7 +58,11 @@ def build_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) 
             client=client,
             signing_secret=secret,
             process_before_response=False,  # ack first; listeners finish in Bolt's thread pool
+            listener_executor=ThreadPoolExecutor(
+                max_workers=LISTENER_THREADS, thread_name_prefix="crm-contacts-listener"
+            ),
             name="crm-contacts",
+            logger=_bolt_logger(),
         )
     except (BoltError, SlackApiError) as exc:
         raise ConfigError(
@@ -73,6 +80,20 @@ def build_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) 
         log.error("unhandled error in a Slack listener: %s", type(error).__name__, exc_info=error)
 
     return app
+
+
+class _NoTokenFromEnvWarning(logging.Filter):
+    """Bolt warns that SLACK_BOT_TOKEN is unused when given a client; that is on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("bot.bolt")
+    if not any(isinstance(f, _NoTokenFromEnvWarning) for f in logger.filters):
+        logger.addFilter(_NoTokenFromEnvWarning())
+    return logger
 
 
 def _slack_error(exc: Exception) -> str:

@@ -463,8 +463,12 @@ def picker_blocks(page: PickerPage) -> list[Block]:
     choosable_ids = {p.id for p in choosable}
     others = [p for p in page.people if p.id not in choosable_ids]
     if others:
-        label = "Already in My CRM Contacts:" if adding else "Already on their way out:"
-        lines = [f"✓ {person_line(p, mark_in_list=False)}" for p in others]
+        if adding:
+            label = "Already in My CRM Contacts:"
+            lines = [f"✓ {person_line(p, mark_in_list=False)}" for p in others]
+        else:
+            label = "Leaving My CRM Contacts at the next sync:"
+            lines = [f"• {person_line(p, mark_in_list=False)}" for p in others]
         blocks.append(section(label + "\n" + "\n".join(lines)))
 
     count = len(state.selected)

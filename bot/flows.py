@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 Reply = Callable[..., Any]
 # `remove <query>` looks for the asker's own people among this many search matches.
 REMOVE_SEARCH_LIMIT = 500
+# Syncs and group adds run here, not in Bolt's listener threads: a few slow syncs must
+# never hold up the 3-second ack of everyone else's clicks (SLACK_UX 1).
+SLOW_WORKERS = 4
+_slow = ThreadPoolExecutor(max_workers=SLOW_WORKERS, thread_name_prefix="crm-contacts-slow")
 
 
 def guarded(
@@ -35,12 +40,18 @@ def guarded(
     slack_user_id: str,
     reply: Reply,
     work: Callable[[CrmUser], None],
+    *,
+    slow: bool = False,
 ) -> None:
     """Run `work` for the asker; any problem becomes a short private message (DESIGN 6).
 
     `reply(text=..., blocks=...)` is where problems go (an ephemeral response, or a DM
-    when there is no response_url). No stack trace ever reaches a user.
+    when there is no response_url). No stack trace ever reaches a user. `slow` work runs
+    in its own small pool and this returns at once.
     """
+    if slow:
+        _slow.submit(guarded, client, engine, slack_user_id, reply, work)
+        return
     try:
         user = crm_user_for(client, engine, slack_user_id)
         work(user)

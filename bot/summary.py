@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
@@ -25,7 +25,10 @@ from bot.blocks import (
     sections_of_lines,
     when,
 )
-from sync_engine.model import Outcome, SyncResult
+from sync_engine.model import CrmUser, Outcome, SyncResult
+
+if TYPE_CHECKING:
+    from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +165,8 @@ def post_dm(client: WebClient, slack_user_id: str, text: str, blocks: list[Block
 
 def post_daily_summary(
     client: WebClient,
-    engine: Any,
-    user: Any,
+    engine: Engine,
+    user: CrmUser,
     slack_user_id: str,
     since: datetime,
     until: datetime,
@@ -177,11 +180,16 @@ def post_daily_summary(
     outcomes = list(activity.outcomes)
     seen = {(o.person_id, o.action, o.detail) for o in outcomes}
     outcomes += [o for o in activity.failures if (o.person_id, o.action, o.detail) not in seen]
-    if not outcomes and not activity.possible_duplicates:
+    warnings = [*activity.warnings, *activity.errors]
+    if not outcomes and not activity.possible_duplicates and not warnings:
         return False
     subtitle = f"Since {when(since)} · {plural(activity.runs, 'sync')}"
     text, blocks = summary_blocks(
-        "Your CRM Contacts digest", outcomes, activity.possible_duplicates, subtitle=subtitle
+        "Your CRM Contacts digest",
+        outcomes,
+        activity.possible_duplicates,
+        warnings,
+        subtitle=subtitle,
     )
     post_dm(client, slack_user_id, text, blocks)
     log.info("daily summary sent", extra={"slack_user": slack_user_id})

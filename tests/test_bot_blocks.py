@@ -7,6 +7,8 @@ independently of bot/blocks.py.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from servers.slack import LIMITS, all_text, block_kit_problems, checkbox_options, find_element
@@ -162,3 +164,16 @@ def test_help_lists_every_subcommand() -> None:
     text = all_text(ui.help_blocks())
     for sub in ("search", "add", "add-group", "person", "list", "remove", "sync", "status"):
         assert f"/crm-contacts {sub}" in text
+
+
+def test_manifest_and_procfile_match_what_the_bot_uses() -> None:
+    root = Path(__file__).resolve().parent.parent
+    manifest = (root / "manifest.yml").read_text()
+    scopes = re.findall(r"^\s+- ([a-z:.]+)\s+#", manifest, flags=re.MULTILINE)
+    assert scopes == ["commands", "chat:write", "im:write", "users:read", "users:read.email"]
+    assert "command: /crm-contacts" in manifest
+    assert "- app_home_opened" in manifest
+    assert manifest.count("/slack/events") == 3
+    assert "is_enabled: true" in manifest  # interactivity
+    procfile = (root / "Procfile").read_text().splitlines()
+    assert procfile == ["web: crm-contacts serve", "clock: crm-contacts scheduler"]

@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -545,3 +549,55 @@ def test_missing_tokens_are_one_clear_line(home: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     with pytest.raises(ConfigError, match=r"^SLACK_SIGNING_SECRET is not set"):
         serve(load_settings())
+
+
+def test_serve_without_a_token_exits_with_one_line(cli: Any) -> None:
+    result = cli("serve")
+    assert result.code != 0
+    lines = (result.err or result.out).strip().splitlines()
+    assert len(lines) == 1 and "SLACK_BOT_TOKEN" in lines[0]
+
+
+def test_crm_contacts_serve_answers_slack_over_http(home: Path, slack: SlackStandIn) -> None:
+    """The real entry point (`crm-contacts serve`, as in the Procfile), in its own process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "CRM_CONTACTS_HOME": str(home),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "PORT": str(port),
+    }
+    engine = Engine(load_settings(crm_contacts_home=home))
+    seed_demo(engine.crm)
+    engine.close()
+    log = (home.parent / "serve.log").open("w+b")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "crm-contacts"), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as health:
+                    assert health.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, (home.parent / "serve.log").read_text()
+                assert time.monotonic() < deadline, "the server did not come up"
+                time.sleep(0.1)
+        send = SlackSender(url + "/slack/events", slack)
+        reply, name = send.command("search Design Right Inc.")
+        assert reply.status == 200
+        assert len(option_names(slack.wait_for("response_url", name=name)[0].blocks)) == 5
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

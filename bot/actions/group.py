@@ -35,4 +35,4 @@ def register(app: App, engine: Engine) -> None:
                 replace_original=True,
             )
 
-        guarded(client, engine, slack_user_id, reply, work)
+        guarded(client, engine, slack_user_id, reply, work, slow=True)

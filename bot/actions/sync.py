@@ -27,4 +27,4 @@ def register(app: App, engine: Engine) -> None:
                 reply(text=SYNCING)
             sync_and_report(client, engine, user, slack_user_id)
 
-        guarded(client, engine, slack_user_id, reply, work)
+        guarded(client, engine, slack_user_id, reply, work, slow=True)

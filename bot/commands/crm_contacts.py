@@ -103,7 +103,8 @@ def _sync(
     sync_and_report(client, engine, user, slack_user_id)
 
 
-# subcommand → (work, needs a query, what to say right away)
+# subcommand → (work, needs a query, what to say right away); slow ones are the syncs
+SLOW = {"sync"}
 SUBCOMMANDS: dict[str, tuple[Callable[..., None], bool, str]] = {
     "search": (_search, True, ""),
     "add": (_add, True, ""),
@@ -147,4 +148,5 @@ def register(app: App, engine: Engine) -> None:
             slack_user_id,
             reply,
             lambda user: work(engine, user, query, reply, client, slack_user_id),
+            slow=sub in SLOW,
         )
