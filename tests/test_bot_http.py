@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 from servers.slack import (
+    APP_TOKEN,
     BOT_TOKEN,
     SIGNING_SECRET,
     Call,
@@ -558,46 +560,79 @@ def test_serve_without_a_token_exits_with_one_line(cli: Any) -> None:
     assert len(lines) == 1 and "SLACK_BOT_TOKEN" in lines[0]
 
 
-def test_crm_contacts_serve_answers_slack_over_http(home: Path, slack: SlackStandIn) -> None:
-    """The real entry point (`crm-contacts serve`, as in the Procfile), in its own process."""
+@contextmanager
+def serving(home: Path, slack: SlackStandIn, **env: str) -> Iterator[str]:
+    """`crm-contacts serve` (the Procfile's web process) in its own process; yields its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "CRM_CONTACTS_HOME": str(home),
-        "SLACK_BOT_TOKEN": BOT_TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "PORT": str(port),
-    }
     engine = Engine(load_settings(crm_contacts_home=home))
     seed_demo(engine.crm)
     engine.close()
-    log = (home.parent / "serve.log").open("w+b")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "crm-contacts"), "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as health:
-                    assert health.status == 200
-                    break
-            except OSError:
-                assert process.poll() is None, (home.parent / "serve.log").read_text()
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.1)
+    full_env = {
+        **os.environ,
+        "CRM_CONTACTS_HOME": str(home),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_API_URL": slack.api_url,
+        "PORT": str(port),
+        **env,
+    }
+    log_path = home.parent / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "crm-contacts"), "serve"],
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/healthz", timeout=2) as health:
+                        assert health.status == 200
+                        break
+                except OSError:
+                    assert process.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, "the server did not come up"
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_crm_contacts_serve_answers_slack_over_http(home: Path, slack: SlackStandIn) -> None:
+    with serving(home, slack, SLACK_SIGNING_SECRET=SIGNING_SECRET) as url:
         send = SlackSender(url + "/slack/events", slack)
         reply, name = send.command("search Design Right Inc.")
         assert reply.status == 200
         assert len(option_names(slack.wait_for("response_url", name=name)[0].blocks)) == 5
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+
+
+def test_crm_contacts_serve_in_socket_mode(home: Path, slack: SlackStandIn) -> None:
+    """With SLACK_APP_TOKEN the bot dials Slack's WebSocket instead of listening for it."""
+    link = slack.enable_socket_mode()
+    with serving(home, slack, SLACK_APP_TOKEN=APP_TOKEN):
+        link.wait_connected()
+        command = {
+            "token": "legacy-verification-token",
+            "team_id": "T0LOOP",
+            "channel_id": "C_SALES",
+            "user_id": "U_ALICE",
+            "command": "/crm-contacts",
+            "text": "person Priya",
+            "api_app_id": "A_CRM",
+            "response_url": slack.response_url("socket"),
+            "trigger_id": "trigger-socket",
+        }
+        started = time.monotonic()
+        envelope = link.push("slash_commands", command)
+        link.wait_ack(envelope)
+        assert time.monotonic() - started < 3.0
+        card = slack.wait_for("response_url", name="socket")[0]
+        assert "Priya Natarajan" in all_text(card.blocks)
+        unknown = link.push("slash_commands", {**command, "text": "frobnicate"})
+        assert "I don't know" in link.wait_ack(unknown)["payload"]["text"]
+    assert [c.method for c in slack.calls if c.method == "apps.connections.open"]
