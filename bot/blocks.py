@@ -664,13 +664,21 @@ def fallback(text: str) -> str:
 # ---------------------------------------------------------------- App Home and modal
 
 
-def home_view(status_blocks_: list[Block]) -> dict[str, Any]:
-    """The App Home dashboard: counts, last and next sync, last error, and the buttons."""
+def home_view(status_blocks_: list[Block], failed: Sequence[PersonView] = ()) -> dict[str, Any]:
+    """The App Home dashboard: counts, last and next sync, failures, and the buttons."""
     blocks: list[Block] = [header("My CRM Contacts")]
     blocks += [b for b in status_blocks_ if b.get("type") != "actions"]
+    if failed:
+        lines = [
+            f"• *{fit_escaped(p.name or f'person {p.id}', 200)}*: "
+            f"{fit_escaped(p.status.removeprefix('failed: '), 300)}"
+            for p in failed
+        ]
+        blocks.append(section(f":warning: *Failed at the last sync* ({len(failed)})"))
+        blocks += sections_of_lines(lines, 5, f"`{COMMAND} list` shows everyone.")
     blocks.append(
         actions(
-            button("Sync now", ACTION_SYNC_NOW, "sync", style="primary"),
+            button("Retry now" if failed else "Sync now", ACTION_SYNC_NOW, "sync", style="primary"),
             button("Search the CRM", ACTION_HOME_SEARCH, "search"),
             button("My list", ACTION_HOME_LIST, "list"),
         )

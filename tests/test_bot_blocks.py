@@ -177,3 +177,14 @@ def test_manifest_and_procfile_match_what_the_bot_uses() -> None:
     assert "is_enabled: true" in manifest  # interactivity
     procfile = (root / "Procfile").read_text().splitlines()
     assert procfile == ["web: crm-contacts serve", "clock: crm-contacts scheduler"]
+
+
+def test_home_lists_failures_with_a_retry() -> None:
+    failed = [person(i, status="failed: the mailbox refused <it> & more") for i in range(30)]
+    status = ui.status_blocks("a@b.example", 30, 0, None, None, "boom <x>", None)
+    view = ui.home_view(status, failed)
+    assert block_kit_problems(view["blocks"], LIMITS["view_blocks"]) == []
+    assert find_element(view["blocks"], ui.ACTION_SYNC_NOW)[0]["text"]["text"] == "Retry now"
+    text = all_text(view["blocks"])
+    assert "Failed at the last sync* (30)" in text
+    assert "the mailbox refused &lt;it&gt; &amp; more" in text and "boom &lt;x&gt;" in text

@@ -36,6 +36,7 @@ def register(app: App, engine: Engine) -> None:
         try:
             user = crm_user_for(client, engine, slack_user_id)
             st = engine.status(user)
+            failed = [p for p in engine.my_list(user) if p.status.startswith("failed")]
             view = ui.home_view(
                 ui.status_blocks(
                     st.mailbox,
@@ -45,7 +46,8 @@ def register(app: App, engine: Engine) -> None:
                     st.last_status,
                     st.last_error,
                     st.next_due_at,
-                )
+                ),
+                failed,
             )
         except (NotMapped, EngineError) as exc:
             view = ui.home_problem_view(str(exc))
