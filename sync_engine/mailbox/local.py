@@ -129,6 +129,7 @@ class LocalMailbox:
         self.requests += 1
         results = []
         now = datetime.now(UTC).isoformat(timespec="microseconds")
+        rows = []
         with self.engine.begin() as conn:
             seq = (
                 conn.execute(
@@ -139,20 +140,22 @@ class LocalMailbox:
             for item in items:
                 seq += 1
                 item_id, change_key = uuid.uuid4().hex, _new_change_key()
-                conn.execute(
-                    insert(contacts).values(
-                        mailbox=self.address,
-                        item_id=item_id,
-                        change_key=change_key,
-                        categories=json.dumps(list(item.categories), ensure_ascii=False),
-                        crm_id=item.crm_id,
-                        notes=notes,
-                        created_at=now,
-                        seq=seq,
+                rows.append(
+                    {
+                        "mailbox": self.address,
+                        "item_id": item_id,
+                        "change_key": change_key,
+                        "categories": json.dumps(list(item.categories), ensure_ascii=False),
+                        "crm_id": item.crm_id,
+                        "notes": notes,
+                        "created_at": now,
+                        "seq": seq,
                         **item.fields.as_dict(),
-                    )
+                    }
                 )
                 results.append(WriteResult(item_id=item_id, change_key=change_key))
+            if rows:
+                conn.execute(insert(contacts), rows)
         return results
 
     def update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
