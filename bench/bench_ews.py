@@ -78,7 +78,7 @@ def one_by_one(server: EwsServer, settings: Settings, items: list[NewContact]) -
     ids: list[str] = []
     offset: int | None = 0
     while offset is not None:  # the ids only, in pages
-        page, offset = mailbox._find_page(mailbox._folder(), set(), offset, None)
+        page, offset, _ = mailbox._find_page(mailbox._folder(), set(), offset, None)
         ids += [c.id for c in page]
     fields = set(_listing_fields())
     for item_id in ids:  # the naive way: one GetItem per contact

@@ -116,6 +116,32 @@ def test_listing_pages_and_counts_one_request_per_page(server: EwsServer) -> Non
     assert all(c.crm_id is None and c.categories == ("Mine",) for p in pages for c in p)
 
 
+def test_contacts_deleted_in_outlook_during_the_listing_make_no_other_one_vanish(
+    server: EwsServer,
+) -> None:
+    ids = [server.add_contact(ALICE, first_name=f"U{n:02d}") for n in range(30)]
+    mailbox = open_mailbox(server, page_size=10)
+    seen: list[str] = []
+    for number, page in enumerate(mailbox.list_contacts()):
+        seen += [c.item_id for c in page]
+        if number == 0:  # the user deletes three contacts already read, between two pages
+            for item_id in ids[:3]:
+                server.delete_contact(ALICE, item_id)
+            server.add_contact(ALICE, first_name="New")  # and adds one
+    assert set(ids[3:]) <= set(seen)  # nobody still there was skipped
+    assert len(seen) == len(set(seen))  # and nobody is listed twice
+    # 3 pages when nothing changes; here one step back and one page more
+    assert server.requests_by_operation["FindItem"] == mailbox.requests == 5
+
+
+def test_pages_overlap_by_one_item_without_costing_a_request(server: EwsServer) -> None:
+    for n in range(30):
+        server.add_contact(ALICE, first_name=f"U{n:02d}")
+    mailbox = open_mailbox(server, page_size=10)
+    assert [len(p) for p in mailbox.list_contacts()] == [10, 10, 10]
+    assert mailbox.requests == 3
+
+
 def test_listing_follows_a_server_that_returns_short_pages(server: EwsServer) -> None:
     server.page_limit = 4  # like EWSFindCountLimit: fewer than asked for
     for n in range(10):
@@ -157,6 +183,25 @@ def test_create_update_delete_round_trip(server: EwsServer) -> None:
     [deleted] = mailbox.delete([created.item_id or ""])
     assert deleted.ok
     assert server.contacts(ALICE) == []
+
+
+def test_title_and_names_can_be_updated(server: EwsServer) -> None:
+    mailbox = open_mailbox(server)
+    [created] = mailbox.create([person(1, title="Mr.")])
+    change = ContactChange(
+        item_id=created.item_id or "",
+        change_key=created.change_key or "",
+        set_fields=(
+            ("title", "Dr."),
+            ("first_name", "Ann"),
+            ("display_name", "Ann Last1"),
+            ("file_as", "Last1, Ann"),
+        ),
+    )
+    assert mailbox.update([change])[0].ok
+    [contact] = listed(mailbox)
+    assert contact.fields.title == "Dr." and contact.fields.first_name == "Ann"
+    assert contact.fields.display_name == "Ann Last1" and contact.fields.file_as == "Last1, Ann"
 
 
 def test_delete_of_an_item_already_gone_is_success(server: EwsServer) -> None:
@@ -376,6 +421,13 @@ def test_one_failing_item_in_update_and_delete_batches(server: EwsServer) -> Non
     assert "ErrorCannotDeleteObject" in (results[1].error or "")
 
 
+def test_an_error_code_exchangelib_does_not_know_fails_only_that_item(server: EwsServer) -> None:
+    server.inject("item_error", operation="CreateItem", item_index=0, code="ErrorBrandNewInSE")
+    results = open_mailbox(server).create([person(1), person(2)])
+    assert results[0].error_kind == "other" and "ErrorBrandNewInSE" in (results[0].error or "")
+    assert results[1].ok
+
+
 def test_throttled_items_inside_a_batch_are_sent_again(server: EwsServer) -> None:
     server.inject("item_error", operation="CreateItem", item_index=1, code="ErrorServerBusy")
     mailbox = open_mailbox(server)
@@ -423,6 +475,7 @@ def test_http_5xx_is_retried(server: EwsServer, status: int) -> None:
     assert result.ok
     assert len(server.contacts(ALICE)) == 1  # no duplicate
     assert server.requests_by_operation["CreateItem"] == 3
+    assert mailbox.requests == server.request_count  # every attempt is a round trip
 
 
 def test_http_5xx_that_persists_fails_cleanly(server: EwsServer) -> None:
@@ -535,6 +588,8 @@ def test_delegate_access_denied_names_the_permission(server: EwsServer) -> None:
         listed(mailbox)
     with pytest.raises(MailboxAccessError, match="Add-MailboxPermission"):
         mailbox.create([person(1)])
+    with pytest.raises(MailboxAccessError, match="Add-MailboxPermission"):
+        mailbox.check()
 
 
 def test_delegate_access_works_without_impersonation(server: EwsServer) -> None:

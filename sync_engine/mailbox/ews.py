@@ -71,7 +71,7 @@ from exchangelib.errors import (
     TransportError,
     UnauthorizedError,
 )
-from exchangelib.fields import FieldPath
+from exchangelib.fields import FieldOrder, FieldPath
 from exchangelib.folders import Contacts
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import HARD_DELETE, ID_ONLY, SAVE_ONLY, SHALLOW
@@ -163,6 +163,7 @@ ADDRESS_PARTS = {  # ContactFields name -> PhysicalAddress sub-field (label Busi
     "postal_code": "zipcode",
     "country": "country",
 }
+MAX_CONNECTIONS = 4
 EMAIL_LABEL = "EmailAddress1"
 ADDRESS_LABEL = "Business"
 
@@ -399,6 +400,9 @@ class EwsMailbox:
             auth_type=auth_type,
             version=self._version,
             retry_policy=FailFast(),
+            # Shared by every mailbox on this endpoint and account: a few mailboxes may sync
+            # at once, well under Exchange's default EWS concurrency limit (27 per account).
+            max_connections=MAX_CONNECTIONS,
         )
         try:
             return Account(
@@ -596,47 +600,79 @@ class EwsMailbox:
     # -- reading ------------------------------------------------------------------------
 
     def list_contacts(self) -> Iterator[list[MailboxContact]]:
-        """Page through the folder with FindItem; one request per page."""
+        """Page through the folder with FindItem, oldest first; one request per page.
+
+        Offset paging alone can skip a contact when others are deleted in Outlook while
+        the pages are read (everything after them moves up), and a skipped contact would
+        look deleted by the user (DESIGN rule 7). So each page after the first starts one
+        item early, on a contact already read: if that one is not there, the folder moved
+        and the listing steps back a page (one more request, only in that race). Items
+        read twice are dropped; new contacts sort last and cannot push others out.
+        """
         fields = set(_listing_fields())
         folder = self._folder()
+        seen: set[str] = set()
         offset: int | None = 0
+        step_backs = 0
         while offset is not None:
-            page_items, offset = self._call(
-                lambda o=offset: self._find_page(folder, fields, o, None)
+            asked = offset
+            items, next_offset, _ = self._call(
+                lambda o=asked: self._find_page(folder, fields, o, None, overlap=o > 0)
             )
-            if page_items:
-                yield [_mailbox_contact(c) for c in page_items]
+            if asked > 0 and (not items or items[0].id not in seen):
+                step_backs += 1
+                if step_backs > 20:
+                    raise MailboxError(
+                        f"The Contacts folder of {self.address} kept changing while it was "
+                        "being read. The next sync will try again."
+                    )
+                offset = max(0, asked - self.page_size)
+                continue
+            page = [c for c in items if c.id not in seen]
+            seen.update(c.id for c in page)
+            if page:
+                yield [_mailbox_contact(c) for c in page]
+            offset = None if next_offset is None else max(0, next_offset - 1)
 
     def _find_page(
-        self, folder: Contacts, fields: set[FieldPath], offset: int, restriction: Any
-    ) -> tuple[list[Contact], int | None]:
-        service = self._service(_FindItem, page_size=self.page_size)
+        self,
+        folder: Contacts,
+        fields: set[FieldPath],
+        offset: int,
+        restriction: Any,
+        *,
+        overlap: bool = False,
+    ) -> tuple[list[Contact], int | None, int]:
+        """One FindItem page: the contacts, the next offset (None at the end), the total.
+        With `overlap`, one more item is asked for (the one before `offset`)."""
+        size = self.page_size + (1 if overlap else 0)
+        service = self._service(_FindItem, page_size=size)
         service.additional_fields = fields
         service.shape = ID_ONLY
         kwargs = dict(
             folders=[folder],
             additional_fields=fields,
             restriction=restriction,
-            order_fields=None,
+            order_fields=[FieldOrder(field_path=FieldPath(field=_field("datetime_created")))],
             query_string=None,
             shape=ID_ONLY,
             depth=SHALLOW,
             calendar_view=None,
-            page_size=self.page_size,
+            page_size=size,
             offset=offset,
         )
         [(page, next_offset)] = service._get_pages(service.get_payload, kwargs, 1)
         if isinstance(page, Exception):
             raise page
         if page is None:
-            return [], None
+            return [], None, 0
         items = []
         for obj in service._elems_to_objs(service._get_elems_from_page(page, None, 0)):
             if isinstance(obj, Exception):
                 raise obj
             if isinstance(obj, Contact):  # distribution lists live in Contacts too
                 items.append(obj)
-        return items, next_offset
+        return items, next_offset, int(page.get("TotalItemsInView") or 0)
 
     def _find_by_crm_ids(self, crm_ids: Sequence[int]) -> dict[int, Contact]:
         """Which of these CRM ids already have a contact (after an ambiguous create)."""
@@ -651,7 +687,7 @@ class EwsMailbox:
         found: dict[int, Contact] = {}
         offset: int | None = 0
         while offset is not None:
-            items, offset = self._find_page(folder, fields, offset, restriction)
+            items, offset, _ = self._find_page(folder, fields, offset, restriction)
             for item in items:
                 if item.crm_person_id is not None:
                     found.setdefault(int(item.crm_person_id), item)
