@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import post_dm, sync_result_message
-from sync_engine.model import CrmUser, PersonView
+from sync_engine.model import CrmUser, PersonView, SyncResult
 from sync_engine.service import EngineError
 
 if TYPE_CHECKING:
@@ -200,8 +200,34 @@ def _ids(options: Sequence[Any]) -> list[int]:
 # ---------------------------------------------------------------- sync
 
 
-def sync_and_report(client: WebClient, engine: Engine, user: CrmUser, slack_user_id: str) -> None:
-    """Sync the asker's mailbox and DM the result (slow: always after the ack)."""
+BUSY = "A sync of your mailbox is already running; its result comes to you as a DM."
+
+
+def sync_and_report(
+    client: WebClient,
+    engine: Engine,
+    user: CrmUser,
+    slack_user_id: str,
+    reply: Reply | None = None,
+) -> None:
+    """Sync the asker's mailbox and DM the result (slow: always after the ack).
+
+    Asked twice, the second sync finds the first one running: that is said privately
+    where it was asked, not as a second "failed" DM (SLACK_UX 1).
+    """
     result = engine.sync(user)
+    if reply is not None and _was_busy(result):
+        reply(text=BUSY, blocks=[ui.section(BUSY)])
+        return
     text, blocks = sync_result_message(result)
     post_dm(client, slack_user_id, text, blocks)
+
+
+def _was_busy(result: SyncResult) -> bool:
+    """Whether the sync did nothing because another one holds the mailbox.
+
+    The engine reports this only in its error text so far; a flag would be sturdier.
+    """
+    if getattr(result, "busy", False):
+        return True
+    return not result.outcomes and (result.error or "").startswith("another sync of this mailbox")

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -636,3 +637,33 @@ def test_crm_contacts_serve_in_socket_mode(home: Path, slack: SlackStandIn) -> N
         unknown = link.push("slash_commands", {**command, "text": "frobnicate"})
         assert "I don't know" in link.wait_ack(unknown)["payload"]["text"]
     assert [c.method for c in slack.calls if c.method == "apps.connections.open"]
+
+
+def test_repeated_and_concurrent_requests_ack_fast_and_duplicate_nothing(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    assert bot.contacts("alice@example.com") == {}  # the local target's database exists
+    # a user who saw a time-out clicks again: two syncs asked for at once
+    for _ in range(2):
+        reply, _ = bot.command("sync")
+        assert "Syncing" in reply.json()["text"]
+    dms = bot.slack.wait_for("chat.postMessage", timeout=20)
+    assert "5 created" in dms[0].params["text"]
+    time.sleep(0.5)
+    later = [c.params["text"] for c in bot.slack.of("response_url")]
+    dms = bot.slack.of("chat.postMessage")
+    # either the second sync found the first running and said so privately, or it ran
+    # after it and found nothing to do; never a second "failed" DM
+    assert (len(dms) == 1 and any("already running" in t for t in later)) or (
+        len(dms) == 2 and "Nothing changed" in all_text(dms[1].blocks)
+    )
+    assert not any("failed" in dm.params["text"] for dm in dms)
+    assert len(bot.contacts("alice@example.com")) == 5  # no twins
+
+    # ten people searching at once all get their ack well within 3 seconds
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        users = ["U_ALICE", "U_BOB"] * 5
+        results = list(pool.map(lambda u: bot.send.command("search Acme", u), users))
+    assert all(reply.status == 200 for reply, _ in results)
+    for _, name in results:
+        assert "3 people match" in all_text(bot.reply(name).blocks)

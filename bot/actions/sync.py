@@ -25,6 +25,8 @@ def register(app: App, engine: Engine) -> None:
         def work(user: CrmUser) -> None:
             if body.get("response_url"):
                 reply(text=SYNCING)
-            sync_and_report(client, engine, user, slack_user_id)
+                sync_and_report(client, engine, user, slack_user_id, reply)
+            else:  # App Home: no place for a private note, the DM says it all
+                sync_and_report(client, engine, user, slack_user_id)
 
         guarded(client, engine, slack_user_id, reply, work, slow=True)

@@ -98,9 +98,9 @@ def _status(engine: Engine, user: CrmUser, _query: str, reply: Reply, *_: Any) -
 
 
 def _sync(
-    engine: Engine, user: CrmUser, _q: str, _reply: Reply, client: WebClient, slack_user_id: str
+    engine: Engine, user: CrmUser, _q: str, reply: Reply, client: WebClient, slack_user_id: str
 ) -> None:
-    sync_and_report(client, engine, user, slack_user_id)
+    sync_and_report(client, engine, user, slack_user_id, reply)
 
 
 # subcommand → (work, needs a query, what to say right away); slow ones are the syncs
