@@ -661,7 +661,10 @@ def test_bad_configuration_says_what_to_set(server: EwsServer) -> None:
         open_mailbox(server, settings={"ews_password": None})
 
 
-def test_oauth_client_credentials(server: EwsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oauth_client_credentials(
+    server: EwsServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the loopback speaks plain HTTP
     authority = server.url.split("/EWS/")[0]
     mailbox = open_mailbox(
@@ -678,3 +681,6 @@ def test_oauth_client_credentials(server: EwsServer, monkeypatch: pytest.MonkeyP
     )
     assert mailbox.create([person(1)])[0].ok
     assert [c.crm_id for c in listed(mailbox)] == [1]
+    assert server.tokens_issued == 1
+    assert "app-secret" not in caplog.text
+    assert not any(token in caplog.text for token in server._tokens)

@@ -135,9 +135,26 @@ class _HideSecrets(logging.Filter):
         return True
 
 
-for _name in ("exchangelib.util", "exchangelib.protocol"):
-    if not any(isinstance(f, _HideSecrets) for f in logging.getLogger(_name).filters):
-        logging.getLogger(_name).addFilter(_HideSecrets())
+class _HideOAuthSecrets(logging.Filter):
+    """requests-oauthlib logs token request bodies (the client secret) and tokens at DEBUG."""
+
+    WORDS = ("body", "token", "headers", "data", "content")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and any(w in str(record.msg).lower() for w in self.WORDS):
+            record.msg = re.sub(r"%[^%a-zA-Z]*[a-zA-Z]", "********", str(record.msg))
+            record.args = ()
+        return True
+
+
+for _name, _filter in (
+    ("exchangelib.util", _HideSecrets),
+    ("exchangelib.protocol", _HideSecrets),
+    ("requests_oauthlib.oauth2_session", _HideOAuthSecrets),
+):
+    _logger = logging.getLogger(_name)
+    if not any(isinstance(f, _filter) for f in _logger.filters):
+        _logger.addFilter(_filter())
 
 
 # -- field mapping (DESIGN section 4) --------------------------------------------------
@@ -334,13 +351,14 @@ class EwsMailbox:
         timeout: float | None = None,
         max_attempts: int = 5,
         max_wait: float | None = None,
-        base_delay: float = 1.0,
+        base_delay: float | None = None,
     ) -> None:
         """`timeout` is per HTTP request; a failing call is tried at most `max_attempts`
         times and sleeps at most `max_wait` seconds in all (a server asking for a longer
         back-off than is left makes the call fail at once, for the next run to pick up).
         Unset, they come from the settings' `ews_timeout` / `ews_retry_max_wait` when the
-        Settings model has them, else 60 s and 120 s."""
+        Settings model has them, else 60 s and 120 s. The first pause is `base_delay`
+        (default: 1 s, less when `max_wait` is small) and doubles on each retry."""
         _register_properties()
         self.address = address.strip().lower()
         self.batch_size = batch_size
@@ -353,7 +371,7 @@ class EwsMailbox:
             if max_wait is not None
             else getattr(settings, "ews_retry_max_wait", None) or 120.0
         )
-        self.base_delay = base_delay
+        self.base_delay = base_delay if base_delay is not None else min(1.0, self.max_wait / 20)
         self.category = settings.crm_category
         self._settings = settings
         self._lock = threading.Lock()

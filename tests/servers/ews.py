@@ -156,7 +156,7 @@ class Fault:
     remaining: int = 1
     back_off_ms: int = 50
     status: int = 503
-    delay: float = 1.0
+    delay: float = 1.5  # past EWS_TIMEOUT of env()
     after_processing: bool = False
     item_index: int = 0
     code: str = "ErrorInvalidValueForProperty"
@@ -263,6 +263,7 @@ class EwsServer:
         self._ids = itertools.count(1)
         self._keys = itertools.count(1)
         self._tokens: set[str] = set()
+        self.tokens_issued = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -293,6 +294,9 @@ class EwsServer:
             "EWS_AUTH": "basic",
             "EWS_VERSION": self.version,
             "EWS_IMPERSONATION": "true",
+            # Short, for fault tests; read only if Settings has ews_timeout/ews_retry_max_wait.
+            "EWS_TIMEOUT": "1",
+            "EWS_RETRY_MAX_WAIT": "3",
         }
 
     # -- counting -----------------------------------------------------------------------
@@ -555,6 +559,7 @@ class EwsServer:
         token = base64.b64encode(f"token{next(self._keys)}".encode()).decode()
         with self.lock:
             self._tokens.add(token)
+            self.tokens_issued += 1
         return {"token_type": "Bearer", "expires_in": 3600, "access_token": token}
 
     def _envelope(self, operation: str, messages: list[Any]) -> bytes:
