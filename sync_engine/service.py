@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sync_engine.config import Settings, load_settings
-from sync_engine.crm.search import SearchError, search_people
+from sync_engine.crm.search import SearchError, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
@@ -172,17 +172,18 @@ class Engine:
 
     def search(self, user: CrmUser, query: str, *, limit: int = 10, offset: int = 0) -> SearchPage:
         try:
-            found = search_people(self.crm, query)
+            ranked = search_ids(self.crm, query)
         except SearchError as exc:
             raise BadQuery(str(exc)) from None
         mine = self.store.subscriptions(self._stored(user).id)
-        page = found[offset : offset + limit] if limit else found[offset:]
+        page = ranked[offset : offset + limit] if limit else ranked[offset:]
+        people = self.crm.people_by_ids(page)  # only the shown page is loaded in full
         return SearchPage(
             query=query.strip(),
-            total=len(found),
+            total=len(ranked),
             offset=offset,
             limit=limit,
-            people=[view(p, in_list=p.id in mine) for p in page],
+            people=[view(people[i], in_list=i in mine) for i in page if i in people],
         )
 
     def person(self, user: CrmUser, person_id: int) -> PersonView:

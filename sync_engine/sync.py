@@ -67,6 +67,7 @@ def sync_mailbox(
             )
     except MailboxBusy:
         result.error = "another sync of this mailbox is running; try again in a minute"
+        result.busy = True
     result.requests = mailbox.requests
     return result
 

@@ -76,7 +76,7 @@ person = Table(
     Column("Pers_CreatedDate", DateTime),
     Column("Pers_UpdatedDate", DateTime),
     Column("Pers_Deleted", Integer),
-    Index("ix_pers_lastname", "Pers_LastName"),
+    Index("ix_pers_last_first", "Pers_LastName", "Pers_FirstName"),
     Index("ix_pers_firstname", "Pers_FirstName"),
     Index("ix_pers_email", "Pers_EmailAddress"),
     Index("ix_pers_companyid", "Pers_CompanyId"),

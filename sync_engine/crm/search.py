@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import permutations
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 from sqlalchemy import func, select
 
 from sync_engine.crm import schema as s
@@ -58,58 +59,55 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def haystack(person: CrmPerson) -> str:
-    f = person.fields
-    return fold(
-        " ".join(p for p in (f.first_name, f.middle_name, f.last_name, f.company, f.email) if p)
-    )
+def _haystack(*parts: str | None) -> str:
+    return fold(" ".join(p.strip() for p in parts if p and p.strip()))
 
 
-def score(parsed: ParsedQuery, person: CrmPerson) -> float:
-    """0–100: how well every query word is found among the person's words."""
+def rank(
+    parsed: ParsedQuery, rows: dict[int, tuple[str, str]], *, cutoff: float = 70.0
+) -> list[int]:
+    """Ids best first. Each query word must be found (fuzzily) in the person's words; ties go
+    to the closest name. Scoring runs in rapidfuzz's C++ loops, not per row in Python."""
+    if not rows:
+        return []
+    ids = list(rows)
+    hay = [rows[i][0] for i in ids]
+    names = [rows[i][1] for i in ids]
     if not parsed.tokens:
-        return 100.0
-    words = haystack(person).split()
-    if not words:
-        return 0.0
-    total = 0.0
+        return sorted(ids, key=lambda i: (rows[i][1], i))[:_MAX_RESULTS]
+    total = [0.0] * len(ids)
     for token in parsed.tokens:
-        t = fold(token)
-        best = 0.0
-        for w in words:
-            if w.startswith(t) or (len(t) >= 3 and t in w):
-                best = 100.0 if w == t else 95.0
-                if best == 100.0:
-                    break
-            else:
-                best = max(best, fuzz.ratio(t, w))
-        total += best
-    return total / len(parsed.tokens)
+        for _, sc, index in process.extract(
+            fold(token), hay, scorer=fuzz.partial_ratio, limit=None
+        ):
+            total[index] += sc
+    closeness = [0.0] * len(ids)
+    for _, sc, index in process.extract(
+        fold(parsed.text), names, scorer=fuzz.token_sort_ratio, limit=None
+    ):
+        closeness[index] = sc
+    n = len(parsed.tokens)
+    kept = [k for k in range(len(ids)) if total[k] / n >= cutoff]
+    kept.sort(key=lambda k: (-round(total[k] / n), -closeness[k], names[k], ids[k]))
+    return [ids[k] for k in kept[:_MAX_RESULTS]]
 
 
-def rank(parsed: ParsedQuery, people: list[CrmPerson], *, cutoff: float = 70.0) -> list[CrmPerson]:
-    scored = [(score(parsed, p), p) for p in people]
-    kept = [(sc, p) for sc, p in scored if sc >= cutoff]
-    kept.sort(
-        key=lambda x: (
-            -x[0],
-            x[1].fields.last_name.casefold(),
-            x[1].fields.first_name.casefold(),
-            x[1].id,
-        )
-    )
-    return [p for _, p in kept[:_MAX_RESULTS]]
+def search_ids(crm: SageCrm, query: str) -> list[int]:
+    """Ids of live people matching the query, best first (at most 1,000)."""
+    parsed = parse_query(query)
+    rows = _candidates(crm, parsed)
+    ranked = rank(parsed, rows)
+    if not ranked and parsed.tokens:
+        # nothing close by prefix: a typo? retry on the first three letters of each word
+        ranked = rank(parsed, _candidates(crm, parsed, prefix_len=3))
+    return ranked
 
 
 def search_people(crm: SageCrm, query: str) -> list[CrmPerson]:
     """Live people matching the query, best first (at most 1,000)."""
-    parsed = parse_query(query)
-    ids = _candidate_ids(crm, parsed)
-    if not ids and parsed.tokens:
-        # nothing by prefix: a typo? retry on the first three letters of each word
-        ids = _candidate_ids(crm, parsed, prefix_len=3)
-    people = [p for p in crm.people_by_ids(ids).values() if not p.deleted]
-    return rank(parsed, people)
+    ids = search_ids(crm, query)
+    people = crm.people_by_ids(ids)
+    return [people[i] for i in ids if i in people and not people[i].deleted]
 
 
 def _like(crm: SageCrm, column, token: str):  # type: ignore[no-untyped-def]
@@ -119,50 +117,80 @@ def _like(crm: SageCrm, column, token: str):  # type: ignore[no-untyped-def]
     return column.like(pattern, escape="\\")  # SQLite NOCASE / SQL Server CI collation
 
 
-def _candidate_ids(crm: SageCrm, parsed: ParsedQuery, prefix_len: int | None = None) -> set[int]:
+def _equal(crm: SageCrm, column, value: str):  # type: ignore[no-untyped-def]
+    if crm.engine.dialect.name == "postgresql":
+        return func.lower(column) == value.lower()
+    return column == value  # SQLite NOCASE / SQL Server CI collation
+
+
+def _company_lookup(crm: SageCrm, base, prefix: str):  # type: ignore[no-untyped-def]
+    """People of the companies whose name starts with `prefix`."""
+    c, p = s.company, s.person
+    companies = select(c.c.Comp_CompanyId).where(
+        _like(crm, c.c.Comp_Name, prefix), _live(c.c.Comp_Deleted)
+    )
+    return base.where(p.c.Pers_CompanyId.in_(companies.limit(_PER_COLUMN).scalar_subquery()))
+
+
+def _candidates(
+    crm: SageCrm, parsed: ParsedQuery, prefix_len: int | None = None
+) -> dict[int, tuple[str, str]]:
+    """Candidate rows from indexed prefix lookups: id -> (folded words, folded name)."""
     p, c = s.person, s.company
-    live = _live(p.c.Pers_Deleted)
-    ids: set[int] = set()
+    base = (
+        select(
+            p.c.Pers_PersonId,
+            p.c.Pers_FirstName,
+            p.c.Pers_MiddleName,
+            p.c.Pers_LastName,
+            p.c.Pers_EmailAddress,
+            c.c.Comp_Name,
+        )
+        .select_from(p.outerjoin(c, p.c.Pers_CompanyId == c.c.Comp_CompanyId))
+        .where(_live(p.c.Pers_Deleted))
+    )
+    rows: dict[int, tuple[str, str]] = {}
     with crm.engine.connect() as conn:
-        company_ids: list[int] | None = None
         if parsed.company is not None:
             company_ids = [
                 r[0]
                 for r in conn.execute(
                     select(c.c.Comp_CompanyId).where(
-                        func.lower(c.c.Comp_Name) == parsed.company.lower(), _live(c.c.Comp_Deleted)
+                        _equal(crm, c.c.Comp_Name, parsed.company), _live(c.c.Comp_Deleted)
                     )
                 )
             ]
             if not company_ids:
-                return set()
-            if not parsed.tokens:
-                query = (
-                    select(p.c.Pers_PersonId)
-                    .where(p.c.Pers_CompanyId.in_(company_ids), live)
-                    .limit(_MAX_RESULTS)
-                )
-                return {r[0] for r in conn.execute(query)}
-        # the longest words are the most selective; three are plenty
-        tokens = sorted(parsed.tokens, key=len, reverse=True)[:3]
-        for token in tokens:
-            t = token[:prefix_len] if prefix_len else token
-            clauses = [p.c.Pers_LastName, p.c.Pers_FirstName, p.c.Pers_EmailAddress]
-            for column in clauses:
-                query = select(p.c.Pers_PersonId).where(_like(crm, column, t), live)
-                if company_ids is not None:
-                    query = query.where(p.c.Pers_CompanyId.in_(company_ids))
-                ids.update(r[0] for r in conn.execute(query.limit(_PER_COLUMN)))
-            if company_ids is None:
-                matching = select(c.c.Comp_CompanyId).where(
-                    _like(crm, c.c.Comp_Name, t), _live(c.c.Comp_Deleted)
-                )
-                query = (
-                    select(p.c.Pers_PersonId)
-                    .where(
-                        p.c.Pers_CompanyId.in_(matching.limit(_PER_COLUMN).scalar_subquery()), live
-                    )
-                    .limit(_PER_COLUMN)
-                )
-                ids.update(r[0] for r in conn.execute(query))
-    return ids
+                return {}
+            base = base.where(p.c.Pers_CompanyId.in_(company_ids))
+        words = sorted(parsed.tokens, key=len, reverse=True)[:3]
+        cut = [w[:prefix_len] if prefix_len else w for w in words]
+        precise = []  # lookups that use every word; the per-word ones only when these find nobody
+        if not words:
+            precise.append(base.limit(_MAX_RESULTS))
+        # "first last" and "last first": one range of the (last, first) index
+        for a, b in permutations(cut, 2):
+            precise.append(
+                base.where(_equal(crm, p.c.Pers_LastName, a), _like(crm, p.c.Pers_FirstName, b))
+            )
+        if parsed.company is None and len(words) > 1:
+            precise.append(
+                _company_lookup(crm, base, parsed.text[:prefix_len] if prefix_len else parsed.text)
+            )
+        loose = []
+        for w in cut:
+            for column in (p.c.Pers_LastName, p.c.Pers_FirstName, p.c.Pers_EmailAddress):
+                loose.append(base.where(_like(crm, column, w)))
+            if parsed.company is None:
+                loose.append(_company_lookup(crm, base, w))
+        for group in (precise, loose):
+            for lookup in group:
+                for r in conn.execute(lookup.limit(_PER_COLUMN)):
+                    if r[0] not in rows:
+                        rows[r[0]] = (
+                            _haystack(r[1], r[2], r[3], r[5], r[4]),
+                            _haystack(r[1], r[2], r[3], r[5]),
+                        )
+            if rows:
+                break
+    return rows

@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 from sync_engine.model import (
     FIELD_NAMES,
@@ -73,7 +74,11 @@ class LocalMailbox:
         self.requests = 0
         self.engine = create_engine(url, future=True)
         event.listen(self.engine, "connect", _pragmas)
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:  # another thread or process created it first
+            if "already exists" not in str(exc):
+                raise
 
     def close(self) -> None:
         self.engine.dispose()
