@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -235,7 +236,13 @@ class GraphMailbox:
         self._max_retry_after = max_retry_after
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
-        self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"})
+        try:  # httpx reads SSL_CERT_FILE / SSL_CERT_DIR here
+            self._http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"})
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"SSL_CERT_FILE={os.environ.get('SSL_CERT_FILE', '')} is not a readable CA "
+                f"bundle ({exc.__class__.__name__}); point it at a PEM file of trusted CAs"
+            ) from None
         self._gate = _gate_for(self._graph, self.address)
         self._state_path = self._state_file()
         self._loaded = False
@@ -244,7 +251,7 @@ class GraphMailbox:
         self._no_delta = False
         self._dirty = False
 
-    # ---- the Mailbox protocol ------------------------------------------------------------
+    # ---- the Mailbox protocol -------------------------------------------------------------------
 
     def list_contacts(self) -> Iterator[list[MailboxContact]]:
         """The whole folder, a page at a time: a delta round on top of the saved picture."""
@@ -359,20 +366,30 @@ class GraphMailbox:
         return results
 
     def check(self) -> list[str]:
-        """Sign in, read the app's permissions from its token, look at the Contacts folder."""
+        """Sign in, read the app's permissions from its token, look at the Contacts folder.
+
+        A token without Contacts.ReadWrite is a warning, not a failure: Exchange RBAC for
+        Applications grants access that no token shows. A refused read is a failure."""
         findings = [
-            f"Signed in to tenant {self._tenant} as app {self._client_id} through {self._authority}."
+            f"Signed in to tenant {self._tenant} as app {self._client_id} "
+            f"through {self._authority}."
         ]
         roles = _roles(self._access_token())
         if roles is None:
             findings.append(
                 "The token does not list the app's permissions; the first write will show "
-                "whether it holds Contacts.ReadWrite."
+                "whether it may write contacts."
             )
-        elif "Contacts.ReadWrite" not in roles:
-            raise MailboxAccessError(self._permission_text(roles))
-        else:
+        elif "Contacts.ReadWrite" in roles:
             findings.append("The app holds the application permission Contacts.ReadWrite.")
+        else:
+            # Not fatal: Exchange RBAC for Applications grants outside the token.
+            findings.append(
+                "Warning: the app's token does not carry Contacts.ReadWrite (it carries: "
+                f"{', '.join(sorted(roles)) or 'nothing'}). Writes will be refused unless Exchange "
+                "RBAC for Applications assigns it the role 'Application Contacts.ReadWrite' for "
+                "this mailbox; otherwise grant Contacts.ReadWrite with admin consent."
+            )
         query = urlencode({"$top": "1", "$select": "id", "$count": "true"}, quote_via=quote)
         data = self._ok_json(self._send("GET", f"{self._graph}{self._user}/contacts?{query}"))
         count = data.get("@odata.count")
@@ -400,7 +417,7 @@ class GraphMailbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ---- more than the protocol --------------------------------------------------------------
+    # ---- more than the protocol -----------------------------------------------------------------
 
     def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
         """Contacts carrying these CRM ids, oldest first: one `$filter` per id, in `$batch`es."""
@@ -432,7 +449,7 @@ class GraphMailbox:
                 found[crm_id] = contacts
         return found
 
-    # ---- listing -----------------------------------------------------------------------------------
+    # ---- listing --------------------------------------------------------------------------------
 
     def _delta_url(self) -> str:
         query = urlencode({"$select": ",".join(_SELECT), "$expand": _expand()}, quote_via=quote)
@@ -505,7 +522,7 @@ class GraphMailbox:
             raise MailboxError(f"Graph sent a link outside {self._origin}; refusing to follow it")
         return link
 
-    # ---- writing -----------------------------------------------------------------------------------
+    # ---- writing --------------------------------------------------------------------------------
 
     def _take_existing(
         self, items: Sequence[NewContact], todo: list[int], results: list[WriteResult | None]
@@ -623,7 +640,7 @@ class GraphMailbox:
         self._dirty = True
         return merged
 
-    # ---- HTTP, tokens, errors ----------------------------------------------------------------------
+    # ---- HTTP, tokens, errors -------------------------------------------------------------------
 
     def _send(
         self,
@@ -761,7 +778,8 @@ class GraphMailbox:
             )
         if codes & {90002, 90072}:
             return MailboxAccessError(
-                f"Microsoft Entra ID does not know tenant {self._tenant}: check GRAPH_TENANT_ID. ({text})"
+                f"Microsoft Entra ID does not know tenant {self._tenant}: check "
+                f"GRAPH_TENANT_ID. ({text})"
             )
         if error in {"invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"}:
             return MailboxAccessError(f"Microsoft Entra ID refused the app's sign-in: {text}")
@@ -816,7 +834,8 @@ class GraphMailbox:
             f"Microsoft Graph denied app {self._client_id} access to {self.address}'s contacts: "
             "it needs the application permission Contacts.ReadWrite with admin consent "
             "(Entra admin center > App registrations > API permissions > Grant admin "
-            f"consent).{has}"
+            "consent), or, with Exchange RBAC for Applications, the role 'Application "
+            f"Contacts.ReadWrite' scoped to this mailbox.{has}"
         )
 
     def _throttled_text(self, status: int, response: httpx.Response) -> str:
@@ -830,18 +849,24 @@ class GraphMailbox:
     def _unreachable(self, exc: Exception) -> str:
         hint = ""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            hint = " Its TLS certificate is not trusted: point SSL_CERT_FILE at a CA bundle that holds its CA."
+            hint = (
+                " Its TLS certificate is not trusted: point SSL_CERT_FILE at a CA bundle "
+                "that holds its CA."
+            )
         return f"Microsoft Graph at {self._origin} does not answer ({type(exc).__name__}).{hint}"
 
     def _signin_unreachable(self, exc: Exception) -> str:
         hint = ""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSLError" in type(exc).__name__:
-            hint = " Its TLS certificate is not trusted: point REQUESTS_CA_BUNDLE at a CA bundle that holds its CA."
+            hint = (
+                " Its TLS certificate is not trusted: point REQUESTS_CA_BUNDLE at a CA bundle "
+                "that holds its CA."
+            )
         return (
             f"The sign-in service {self._authority} does not answer ({type(exc).__name__}).{hint}"
         )
 
-    # ---- the saved picture -------------------------------------------------------------------------
+    # ---- the saved picture ----------------------------------------------------------------------
 
     def _state_file(self) -> Path:
         key = "|".join((self._graph, self._tenant, self._client_id, self.address.lower()))
@@ -888,7 +913,7 @@ class GraphMailbox:
         self._dirty = False
 
 
-# ---- pure helpers ------------------------------------------------------------------------------
+# ---- pure helpers -------------------------------------------------------------------------------
 
 
 def _expand() -> str:
