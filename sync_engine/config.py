@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     ews_auth: Literal["ntlm", "basic", "oauth"] = "ntlm"
     ews_impersonation: bool = True
     ews_version: str | None = None
+    ews_timeout: float = Field(default=60, gt=0)  # seconds one EWS request may take
+    ews_retry_max_wait: float = Field(default=120, ge=0)  # total back-off before giving up
 
     graph_tenant_id: str | None = None
     graph_client_id: str | None = None

@@ -746,7 +746,9 @@ class EwsMailbox:
         while todo:
             try:
                 if ambiguous:
-                    found = self._find_by_crm_ids([batch[i].crm_id for i in todo])
+                    found = self._find_by_crm_ids(
+                        [cid for i in todo if (cid := batch[i].crm_id) is not None]
+                    )
                     for i in todo:
                         hit = found.get(batch[i].crm_id)
                         if hit is not None:
@@ -833,7 +835,8 @@ class EwsMailbox:
             values["postal_address_index"] = ADDRESS_LABEL
         if new.categories:
             values["categories"] = list(new.categories)
-        values["crm_person_id"] = int(new.crm_id)
+        if new.crm_id is not None:  # None only for a contact made by hand
+            values["crm_person_id"] = int(new.crm_id)
         contact = Contact(account=self._account, **values)
         contact.clean(version=self._account.version)
         return contact

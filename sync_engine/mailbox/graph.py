@@ -528,7 +528,7 @@ class GraphMailbox:
         self, items: Sequence[NewContact], todo: list[int], results: list[WriteResult | None]
     ) -> list[int]:
         """Mark items whose CRM id is already in the folder as done; return the rest."""
-        found = self.find([items[i].crm_id for i in todo])
+        found = self.find([cid for i in todo if (cid := items[i].crm_id) is not None])
         rest = []
         for i in todo:
             match = found.get(items[i].crm_id)
@@ -1045,7 +1045,8 @@ def _new_body(item: NewContact) -> dict[str, Any]:
     if address:
         body["businessAddress"] = address
     body["categories"] = list(item.categories)
-    body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": str(item.crm_id)}]
+    if item.crm_id is not None:  # None only for a contact made by hand
+        body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": str(item.crm_id)}]
     return body
 
 
