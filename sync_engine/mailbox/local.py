@@ -5,6 +5,8 @@ property for the CRM id, fields we don't map such as notes left alone)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
+    Engine,
     Integer,
     MetaData,
     String,
@@ -53,9 +56,26 @@ contacts = Table(
 
 def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+_SETUP = threading.Lock()  # first use from many threads: one creates the tables
+
+
+def _create_tables(engine: Engine) -> None:
+    """Create the folder table; another process creating it at the same moment is fine."""
+    for attempt in range(6):
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if "already exists" in str(exc):
+                return
+            if "locked" not in str(exc) or attempt == 5:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _new_change_key() -> str:
@@ -74,11 +94,8 @@ class LocalMailbox:
         self.requests = 0
         self.engine = create_engine(url, future=True)
         event.listen(self.engine, "connect", _pragmas)
-        try:
-            metadata.create_all(self.engine)
-        except OperationalError as exc:  # another thread or process created it first
-            if "already exists" not in str(exc):
-                raise
+        with _SETUP:
+            _create_tables(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
