@@ -1,0 +1,48 @@
+"""Rule 10: one mailbox failing does not stop the others; a user only sees and changes
+their own list."""
+
+from __future__ import annotations
+
+import json
+
+from servers.ews import ews_server
+
+ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
+
+
+def test_one_mailbox_failing_does_not_stop_the_others(cli, monkeypatch):
+    with ews_server() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        cli.ok("crm", "seed")
+        for who in (ALICE, BOB, CAROL):
+            cli.ok("add-group", "--as", who)
+        server.deny_impersonation(BOB)
+        result = cli("sync", "--all", "--json")
+        assert result.code == 1  # something failed: the exit code says so
+        by_mailbox = {m["mailbox"]: m for m in json.loads(result.out)["mailboxes"]}
+        assert by_mailbox[ALICE]["error"] is None and by_mailbox[ALICE]["created"] == 4
+        assert by_mailbox[CAROL]["error"] is None and by_mailbox[CAROL]["created"] == 4
+        assert "impersonat" in by_mailbox[BOB]["error"].lower()
+        assert server.contacts(BOB) == []
+        status = {s["mailbox"]: s for s in json.loads(cli.ok("status", "--json"))}
+        assert (
+            status[BOB]["last_status"] == "failed"
+            and "impersonat" in status[BOB]["last_error"].lower()
+        )
+        assert status[BOB]["consecutive_failures"] == 1
+        server.allow_impersonation(BOB)
+        assert json.loads(cli.ok("sync", "--as", BOB, "--json"))["mailboxes"][0]["created"] == 4
+
+
+def test_a_user_only_sees_and_changes_their_own_list(cli):
+    cli.ok("crm", "seed")
+    cli.ok("add-group", "--as", ALICE)
+    alice_ids = [p["id"] for p in json.loads(cli.ok("list", "--as", ALICE, "--json"))]
+    assert json.loads(cli.ok("list", "--as", BOB, "--json")) == []
+    refused = cli("remove", "--id", str(alice_ids[0]), "--as", BOB)
+    assert refused.code == 1 and "not in your list" in refused.err
+    assert [p["id"] for p in json.loads(cli.ok("list", "--as", ALICE, "--json"))] == alice_ids
+    cli.ok("sync", "--as", ALICE)
+    assert json.loads(cli.ok("mailbox", "list", "--as", BOB, "--json")) == []
+    assert cli("why", str(alice_ids[0]), "--as", BOB).code == 1
