@@ -23,6 +23,7 @@ from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
 from sync_engine.crm.source import CrmError
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import ContactFields, NewContact, PersonView, SyncResult
+from sync_engine.report import counts_line, detail_lines
 from sync_engine.service import Engine, EngineError
 from sync_engine.store import StoreError
 
@@ -294,19 +295,9 @@ def sync(
 
 def print_result(r: SyncResult) -> None:
     head = "Dry run for" if r.dry_run else "Synced"
-    counts = ", ".join(
-        f"{r.count(a)} {a}"
-        for a in ("created", "linked", "updated", "unlinked", "deleted", "forgotten", "failed")
-        if r.count(a)
-    )
-    out.print(f"{head} {r.mailbox}: {counts or 'nothing to do'}", markup=False)
-    for o in r.outcomes:
-        detail = f" ({o.detail})" if o.detail and o.action != "created" else ""
-        out.print(f"  {o.action:<9} {o.name}{detail}", markup=False)
-    for d in r.possible_duplicates:
-        out.print(f"  possible duplicate: {d}", markup=False)
-    for w in r.warnings:
-        out.print(f"  warning: {w}", markup=False)
+    out.print(f"{head} {r.mailbox}: {counts_line(r)}", markup=False)
+    for line in detail_lines(r):
+        out.print(line, markup=False)
     if r.error:
         err.print(f"error: {r.mailbox}: {r.error}", markup=False)
 

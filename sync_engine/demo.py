@@ -18,6 +18,7 @@ from sync_engine.crm.embedded import DEMO_PEOPLE, DESIGN_RIGHT, seed_demo
 from sync_engine.crm.search import search_people
 from sync_engine.mailbox.local import LocalMailbox, contacts
 from sync_engine.model import ContactFields, NewContact, SyncResult
+from sync_engine.report import counts_line, detail_lines
 from sync_engine.service import Engine, EngineError
 
 ALICE = "alice@example.com"
@@ -179,19 +180,9 @@ def _mailbox(console: Console, box: LocalMailbox) -> None:
 
 
 def _result(console: Console, r: SyncResult) -> None:
-    counts = ", ".join(
-        f"{r.count(a)} {a}"
-        for a in ("created", "linked", "updated", "unlinked", "deleted", "failed")
-        if r.count(a)
-    )
-    console.print(f"Sync: {counts or 'nothing to do'}", style="green" if not r.error else "red")
-    for o in r.outcomes:
-        if o.action != "created":
-            detail = f" ({o.detail})" if o.detail else ""
-            console.print(f"  {o.action}: {o.name}{detail}", markup=False)
-    for d in r.possible_duplicates:
-        console.print(f"  possible duplicate: {d}", markup=False)
-    for w in r.warnings:
-        console.print(f"  warning: {w}", markup=False)
+    console.print(f"Sync: {counts_line(r)}", style="green" if not r.error else "red")
+    for line in detail_lines(r):
+        if not line.lstrip().startswith("created"):
+            console.print(line, markup=False)
     if r.error:
         raise EngineError(r.error)

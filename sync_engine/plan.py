@@ -223,6 +223,23 @@ def release_change(contact: MailboxContact, category: str) -> ContactChange | No
     return None if change.is_empty() else change
 
 
+def link_to(
+    contact: MailboxContact, person: CrmPerson, category: str, origin: str, reason: str
+) -> LinkContact:
+    """Take `contact` over for `person`: CRM values, our category and the CRM id."""
+    change = claim_change(contact, person.fields, category, person.id, write_fields=True)
+    return LinkContact(
+        person.id,
+        person.name,
+        contact.item_id,
+        contact.change_key,
+        change,
+        person.fields.fingerprint(),
+        origin,
+        reason,
+    )
+
+
 # -- the planner --------------------------------------------------------------------------
 
 
@@ -241,7 +258,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
 
     person_ids = set(given.subscriptions) | set(given.links) | set(by_crm_id)
     gone_actions: list[Action] = []
-    creates: list[tuple[CrmPerson, ContactFields]] = []
+    creates: list[CrmPerson] = []
 
     for pid in sorted(person_ids):
         person = given.people.get(pid)
@@ -332,18 +349,8 @@ def plan_mailbox(given: PlanInput) -> Plan:
 
         if tagged:  # rule 9: ours from an interrupted run, found again by the CRM id
             first, rest = tagged[0], tagged[1:]
-            change = claim_change(first, desired, given.category, pid, write_fields=True)
             plan.actions.append(
-                LinkContact(
-                    pid,
-                    name,
-                    first.item_id,
-                    first.change_key,
-                    change,
-                    fingerprint,
-                    "created",
-                    "found again by its CRM id",
-                )
+                link_to(first, person, given.category, "created", "found again by its CRM id")
             )
             for extra in rest:
                 plan.possible_duplicates.append(
@@ -352,7 +359,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
                     )
                 )
             continue
-        creates.append((person, desired))
+        creates.append(person)
 
     _plan_creates(given, plan, creates, claimed)
     _guard_deletes(given, plan, gone_actions)
@@ -360,7 +367,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
 
 
 def _plan_creates(
-    given: PlanInput, plan: Plan, creates: list[tuple[CrmPerson, ContactFields]], claimed: set[str]
+    given: PlanInput, plan: Plan, creates: list[CrmPerson], claimed: set[str]
 ) -> None:
     """Rules 1–2: link to an exact duplicate (the oldest), else create; report near ones."""
     free = [c for c in given.contacts if c.item_id not in claimed]
@@ -368,26 +375,14 @@ def _plan_creates(
     for c in _oldest_first(free):
         exact[c.fields.dedupe_key()].append(c)
     near_keys = [near_key(c.fields) for c in free]
-    for person, desired in creates:
-        pid, name = person.id, person.name
-        fingerprint = desired.fingerprint()
+    for person in creates:
+        pid, name, desired = person.id, person.name, person.fields
         matches = [c for c in exact.get(desired.dedupe_key(), []) if c.item_id not in claimed]
         if matches:
             first = matches[0]
             claimed.add(first.item_id)
-            change = claim_change(first, desired, given.category, pid, write_fields=True)
-            plan.actions.append(
-                LinkContact(
-                    pid,
-                    name,
-                    first.item_id,
-                    first.change_key,
-                    change,
-                    fingerprint,
-                    "linked",
-                    "same company and names already in the mailbox",
-                )
-            )
+            reason = "same company and names already in the mailbox"
+            plan.actions.append(link_to(first, person, given.category, "linked", reason))
             for extra in matches[1:]:
                 plan.possible_duplicates.append(
                     PossibleDuplicate(
@@ -400,7 +395,7 @@ def _plan_creates(
                 )
             continue
         new = NewContact(fields=desired, categories=(given.category,), crm_id=pid)
-        plan.actions.append(CreateContact(pid, name, new, fingerprint))
+        plan.actions.append(CreateContact(pid, name, new, desired.fingerprint()))
         if near_keys:
             key = near_key(desired)
             for _, score, index in process.extract(
