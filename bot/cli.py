@@ -6,9 +6,22 @@ app (`serve`) and the scheduler that posts summaries to Slack are added here.
 
 from __future__ import annotations
 
+import logging
 import sys
+from typing import TYPE_CHECKING, Annotated
 
-from sync_engine.cli import app, friendly, run_cli, settings
+import typer
+
+from sync_engine.cli import app, engine, fail, friendly, out, run_cli, settings
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
+
+    from sync_engine.config import Settings
+    from sync_engine.schedule import SummaryPoster, TeamDigest, TeamPoster
+    from sync_engine.service import Engine
+
+log = logging.getLogger("crm_contacts.scheduler")
 
 
 @app.command()
@@ -18,6 +31,112 @@ def serve() -> None:
     from bot.server import serve as run
 
     run(settings())
+
+
+@app.command()
+@friendly
+def scheduler(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run one cycle (and any digest due now), then exit.")
+    ] = False,
+) -> None:
+    """Run the clock process: syncs mailboxes with work every SYNC_INTERVAL_SECONDS,
+    reconciles every mailbox daily, posts daily digests at SUMMARY_TIME."""
+    from sync_engine.logs import setup_logging
+    from sync_engine.queue import SchedulerLock
+    from sync_engine.schedule import Scheduler, run_forever
+
+    setup_logging(settings().log_format)
+    e = engine()
+    dialect = e.store.engine.dialect.name
+    lock = SchedulerLock(e.store) if dialect == "sqlite" else None
+    if lock is not None and not lock.acquire():
+        raise fail(
+            f"another scheduler (pid {lock.holder()}) is already running on this SQLite state "
+            "database; SQLite supports one scheduler process. Stop the other one, or set "
+            "DATABASE_URL to PostgreSQL to run several side by side."
+        )
+    try:
+        poster, team = _slack_posters(e.settings, e)
+        clock = Scheduler(e, summary_poster=poster, team_poster=team)
+        log.info(
+            "scheduler started",
+            extra={
+                "event": "started",
+                "database": dialect,
+                "interval_s": e.settings.sync_interval_seconds,
+                "summary_time": e.settings.summary_time,
+                "summaries": poster is not None,
+                "team_summary": team is not None,
+            },
+        )
+        if not once:
+            run_forever(clock)
+            return
+        report = clock.run_cycle()
+        clock.run_summaries()
+        out.print(
+            f"{report.mailboxes} mailboxes, {report.due} with work: {len(report.synced)} synced, "
+            f"{len(report.failed)} failed, {report.taken_by_others} taken by another process",
+            markup=False,
+        )
+        if report.error:
+            raise fail(report.error)
+        if report.failed:
+            raise typer.Exit(1)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _slack_posters(s: Settings, e: Engine) -> tuple[SummaryPoster | None, TeamPoster | None]:
+    """Digest posters bound to a Slack client, or none (one log line) without a bot token."""
+    if s.slack_bot_token is None or not s.slack_bot_token.get_secret_value():
+        log.info(
+            "SLACK_BOT_TOKEN is not set: daily summaries are skipped",
+            extra={"event": "summaries_off"},
+        )
+        return None, None
+    from bot.app import web_client
+    from bot.summary import post_daily_summary
+
+    client = web_client(s)
+
+    def poster(user, slack_user_id, since, until):  # type: ignore[no-untyped-def]
+        return post_daily_summary(client, e, user, slack_user_id, since, until)
+
+    channel = s.summary_channel
+    if not channel:
+        return poster, None
+    return poster, lambda digest: _post_team_summary(client, channel, digest)
+
+
+_TEAM_ORDER = {
+    a: n for n, a in enumerate(("created", "linked", "updated", "unlinked", "deleted", "forgotten"))
+}
+
+
+def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> bool:
+    """The team digest in SUMMARY_CHANNEL: counts per salesperson, no contact details."""
+    from bot.blocks import context, fallback, fit_escaped, plural, section, sections_of_lines, when
+
+    lines = []
+    for line in digest.lines:
+        ranked = sorted(line.counts.items(), key=lambda kv: _TEAM_ORDER.get(kv[0], 99))
+        counts = ", ".join(f"{n} {action}" for action, n in ranked)
+        text = f"• *{fit_escaped(line.name, 100)}* ({fit_escaped(line.email, 100)})"
+        text += f": {counts or 'no changes'}"
+        if line.errors:
+            text += f" — :x: {fit_escaped(line.errors[-1], 300)}"
+        lines.append(text)
+    title = f"CRM Contacts: {plural(len(lines), 'salesperson', 'salespeople')} with activity"
+    blocks = [
+        section(f"*{title}*"),
+        context(f"Since {when(digest.since)}"),
+        *sections_of_lines(lines, 40),
+    ]
+    client.chat_postMessage(channel=channel, text=fallback(title), blocks=blocks)
+    return True
 
 
 def main() -> None:

@@ -168,8 +168,8 @@ def advance_watermarks(store: Store, user_ids: Iterable[int], watermark: datetim
                 update(m)
                 .where(
                     m.c.user_id.in_(chunk),
-                    m.c.crm_watermark.is_not(None),
-                    m.c.crm_watermark < watermark,
+                    m.c.last_success_at.is_not(None),
+                    or_(m.c.crm_watermark.is_(None), m.c.crm_watermark < watermark),
                 )
                 .values(crm_watermark=watermark)
             )
@@ -177,9 +177,7 @@ def advance_watermarks(store: Store, user_ids: Iterable[int], watermark: datetim
     return done
 
 
-def claim_summary(
-    store: Store, user_id: int, previous: datetime | None, until: datetime
-) -> bool:
+def claim_summary(store: Store, user_id: int, previous: datetime | None, until: datetime) -> bool:
     """Take the right to send one user's digest for the period ending `until`.
 
     A conditional update: of several scheduler processes exactly one sees a row change,
@@ -193,9 +191,7 @@ def claim_summary(
     return result.rowcount == 1
 
 
-def release_summary(
-    store: Store, user_id: int, previous: datetime | None, until: datetime
-) -> None:
+def release_summary(store: Store, user_id: int, previous: datetime | None, until: datetime) -> None:
     """Give a claimed digest back (posting failed), so the next tick tries again."""
     m = t.mailbox_state
     with store.engine.begin() as conn:

@@ -1,0 +1,567 @@
+"""The `clock` process: change-driven sync cycles, a daily full reconcile, daily digests.
+
+Every SYNC_INTERVAL_SECONDS a cycle asks the database which mailboxes have work — the
+list changed since the last good sync, one of their people changed in the CRM since the
+mailbox's watermark, a failed sync's back-off expired, or the daily reconcile is due —
+and syncs only those. An idle cycle is a few database queries and no mailbox request.
+
+Several processes (PostgreSQL) share the work: each due mailbox is *claimed* first
+(`queue.claim`) and decided again with fresh data, so each is synced once per change,
+whoever gets there first. A killed process's claims die with its connection; the engine
+is crash-safe, so the next cycle completes an abandoned sync.
+
+The rules of when a mailbox is due (`decide`) and when a digest is due (`summary_slot`)
+are pure functions of plain values and an injected clock, so tests drive time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sync_engine import queue
+from sync_engine.config import ConfigError
+from sync_engine.crm.source import CrmError
+from sync_engine.mailbox.base import MailboxError
+from sync_engine.model import CrmUser
+from sync_engine.queue import MailboxRow
+from sync_engine.store import StoreError, utcnow
+
+log = logging.getLogger("crm_contacts.schedule")
+
+Clock = Callable[[], datetime]
+# (CRM user, Slack user id, since, until) -> True if a DM was posted.
+SummaryPoster = Callable[[CrmUser, str, datetime, datetime], bool]
+
+TEAM_MARK = "team_summary"
+_KNOWN_ERRORS = (MailboxError, CrmError, StoreError, ConfigError)
+_ACTIONS = ("created", "linked", "updated", "unlinked", "deleted", "forgotten")
+
+
+# -- the rules (pure) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How often things happen. Defaults follow the issue: back-off interval × 2^n, ≤ 1 h."""
+
+    interval: timedelta = timedelta(seconds=60)
+    backoff_cap: timedelta = timedelta(hours=1)
+    reconcile_every: timedelta = timedelta(hours=24)
+    # Reconciles are spread over this much before the 24 h mark (stable per mailbox), so
+    # a team first synced in one cycle does not reconcile all in one cycle a day later.
+    reconcile_spread: timedelta = timedelta(hours=1)
+    # A run where some people failed (the rest synced) is retried after this.
+    partial_retry: timedelta = timedelta(minutes=15)
+    # A digest more than this late (scheduler down at SUMMARY_TIME) waits for the next day,
+    # which then covers the gap: nobody wants yesterday's digest at midnight.
+    summary_grace: timedelta = timedelta(hours=4)
+
+    def backoff(self, failures: int) -> timedelta:
+        """interval × 2^failures, capped; 1 failure waits two intervals."""
+        exponent = min(max(failures, 0), 30)
+        return min(self.interval * (2**exponent), self.backoff_cap)
+
+    def reconcile_after(self, mailbox: str, now: datetime) -> datetime:
+        spread = int(self.reconcile_spread.total_seconds())
+        digest = hashlib.blake2b(mailbox.lower().encode(), digest_size=4).digest()
+        jitter = int.from_bytes(digest, "big") % spread if spread > 0 else 0
+        return now + self.reconcile_every - timedelta(seconds=jitter)
+
+
+@dataclass(frozen=True)
+class Decision:
+    reasons: tuple[str, ...] = ()
+    backing_off_until: datetime | None = None
+
+    @property
+    def due(self) -> bool:
+        return bool(self.reasons)
+
+
+# Change-driven work goes first in a cycle; retries and reconciles after it.
+_PRIORITY = {"list changed": 0, "crm changed": 0, "first sync": 0, "retry": 1, "reconcile": 2}
+
+
+def decide(row: MailboxRow, now: datetime, crm_changed: bool, policy: Policy) -> Decision:
+    """Why this mailbox should be synced now (no reasons = idle or backing off)."""
+    if row.last_status == "failed":
+        base = row.last_run_at or now
+        retry_at = row.next_due_at or (base + policy.backoff(row.consecutive_failures))
+        if now < retry_at:
+            return Decision(backing_off_until=retry_at)
+        reasons = ["retry"]
+    else:
+        reasons = []
+    if row.last_success_at is None and not reasons:
+        reasons.append("first sync")
+    if row.list_changed_at is not None and (
+        row.last_success_at is None or row.list_changed_at > row.last_success_at
+    ):
+        reasons.append("list changed")
+    if crm_changed:
+        reasons.append("crm changed")
+    if row.last_status == "partial" and row.next_due_at is not None and now >= row.next_due_at:
+        reasons.append("retry")
+    if row.last_success_at is not None:
+        reconcile_at = row.reconcile_at or (row.last_success_at + policy.reconcile_every)
+        if now >= reconcile_at:
+            reasons.append("reconcile")
+    return Decision(reasons=tuple(dict.fromkeys(reasons)))
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The user's Slack time zone (IANA name); UTC when missing or unknown."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return ZoneInfo("UTC")
+
+
+def summary_slot(
+    now: datetime, tz_name: str | None, hhmm: str, grace: timedelta
+) -> datetime | None:
+    """The latest SUMMARY_TIME in the user's zone at or before `now` (UTC), if within `grace`."""
+    tz = zone(tz_name)
+    hour, minute = (int(p) for p in hhmm.split(":"))
+    local = now.astimezone(tz)
+    for days in (0, 1):
+        day = local.date() - timedelta(days=days)
+        slot = datetime.combine(day, dtime(hour, minute), tzinfo=tz).astimezone(UTC)
+        if slot <= now:
+            return slot if now - slot <= grace else None
+    return None
+
+
+def crm_changed(row: MailboxRow, changes: dict[int, datetime], people: set[int]) -> bool:
+    """Whether one of the mailbox's people changed in the CRM after its watermark."""
+    mark = row.crm_watermark or datetime.min
+    return any(changes.get(pid, datetime.min) > mark for pid in people)
+
+
+def _watched(row: MailboxRow) -> bool:
+    return row.last_success_at is not None and row.last_status != "failed"
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+@dataclass
+class CycleReport:
+    started: datetime
+    mailboxes: int = 0
+    due: int = 0
+    synced: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    taken_by_others: int = 0  # claimed elsewhere, or already done by another process
+    backing_off: int = 0
+    requests: int = 0  # mailbox round trips made by this cycle's syncs
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class TeamLine:
+    email: str
+    name: str
+    counts: dict[str, int]
+    errors: list[str]
+
+
+@dataclass
+class TeamDigest:
+    since: datetime
+    until: datetime
+    lines: list[TeamLine]
+
+
+TeamPoster = Callable[[TeamDigest], bool]
+
+
+# -- the process --------------------------------------------------------------------------
+
+
+class Scheduler:
+    """One scheduler process's work; `run_cycle` and `run_summaries` are its two jobs."""
+
+    def __init__(
+        self,
+        engine: Any,
+        *,
+        now: Clock = utcnow,
+        summary_poster: SummaryPoster | None = None,
+        team_poster: TeamPoster | None = None,
+        policy: Policy | None = None,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.now = now
+        self.summary_poster = summary_poster
+        self.team_poster = team_poster
+        self.policy = policy or Policy(
+            interval=timedelta(seconds=self.settings.sync_interval_seconds)
+        )
+        self.stop = stop or threading.Event()
+        self.rng = rng or random.Random()
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.engine.store
+
+    @property
+    def crm(self):  # type: ignore[no-untyped-def]
+        return self.engine.crm
+
+    # -- sync cycles ----------------------------------------------------------------------
+
+    def run_cycle(self) -> CycleReport:
+        """Find the mailboxes with work and sync each one this process can claim."""
+        report = CycleReport(started=self.now())
+        began = time.monotonic()
+        try:
+            self._cycle(report)
+        except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
+            report.error = str(exc)
+            log.error("cycle failed", extra={"event": "cycle_failed", "error": str(exc)})
+        except Exception as exc:
+            report.error = f"unexpected error ({type(exc).__name__})"
+            log.exception("cycle failed", extra={"event": "cycle_failed"})
+        report.seconds = time.monotonic() - began
+        level = logging.INFO if report.due or report.error else logging.DEBUG
+        log.log(
+            level,
+            "cycle done",
+            extra={
+                "event": "cycle",
+                "mailboxes": report.mailboxes,
+                "due": report.due,
+                "synced": len(report.synced),
+                "failed": len(report.failed),
+                "taken_by_others": report.taken_by_others,
+                "backing_off": report.backing_off,
+                "requests": report.requests,
+                "ms": round(report.seconds * 1000),
+            },
+        )
+        return report
+
+    def _cycle(self, report: CycleReport) -> None:
+        now = self.now()
+        rows = queue.mailboxes(self.store)
+        report.mailboxes = len(rows)
+        if not rows:
+            return
+        latest = self.crm.latest_change()
+        # Watched for CRM changes: mailboxes synced before and not failing. A failing one is
+        # retried when its back-off ends whatever changed (a full sync), so its old
+        # watermark must not widen every cycle's change query while it is down.
+        watched = [r for r in rows if _watched(r)]
+        changes: dict[int, datetime] = {}
+        interest: dict[int, set[int]] = {}
+        if watched and latest is not None:
+            marks = [r.crm_watermark for r in watched]
+            since = None if any(m is None for m in marks) else min(m for m in marks if m)
+            if since is None or since < latest:
+                changes = queue.crm_changes(self.crm, since)
+            if changes:
+                interest = queue.interested(self.store, changes)
+        due: list[tuple[MailboxRow, Decision]] = []
+        idle: list[int] = []
+        for row in rows:
+            changed = _watched(row) and crm_changed(row, changes, interest.get(row.user.id, set()))
+            decision = decide(row, now, changed, self.policy)
+            if decision.due:
+                due.append((row, decision))
+            elif decision.backing_off_until is not None:
+                report.backing_off += 1
+            if (
+                _watched(row)
+                and not changed
+                and not decision.due
+                and latest is not None
+                and (row.crm_watermark is None or row.crm_watermark < latest)
+            ):
+                idle.append(row.user.id)
+        if idle:
+            queue.advance_watermarks(self.store, idle, latest)  # type: ignore[arg-type]
+        report.due = len(due)
+        # Shuffled within a priority so processes starting together spread over the work.
+        self.rng.shuffle(due)
+        due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
+        for row, _ in due:
+            if self.stop.is_set():
+                log.info("stopping: the rest of the cycle is left to the next run")
+                break
+            self._claim_and_sync(row, changes, interest, report)
+
+    def _claim_and_sync(
+        self,
+        row: MailboxRow,
+        changes: dict[int, datetime],
+        interest: dict[int, set[int]],
+        report: CycleReport,
+    ) -> None:
+        with queue.claim(self.store, row.user.mailbox) as mine:
+            if not mine:
+                report.taken_by_others += 1
+                return
+            # Decide again on fresh data: another process may have synced it meanwhile.
+            fresh = queue.mailbox(self.store, row.user.id)
+            if fresh is None:
+                return
+            people = interest.get(row.user.id, set())
+            changed = _watched(fresh) and crm_changed(fresh, changes, people)
+            decision = decide(fresh, self.now(), changed, self.policy)
+            if not decision.due:
+                report.taken_by_others += 1
+                return
+            self._sync(fresh, decision.reasons, report)
+
+    def _sync(self, row: MailboxRow, reasons: tuple[str, ...], report: CycleReport) -> None:
+        began = time.monotonic()
+        mailbox = row.user.mailbox
+        error: str | None = None
+        result = None
+        user = self.crm.user_by_id(row.user.crm_user_id)
+        if user is None or user.deleted:
+            error = (
+                f"the CRM user {row.user.email} is gone or deactivated; nothing synced "
+                "(reactivate the user in Sage CRM, or ignore this mailbox)"
+            )
+        else:
+            trigger = "reconcile" if reasons == ("reconcile",) else "schedule"
+            try:
+                result = self.engine.sync(user, trigger=trigger)
+            except _KNOWN_ERRORS as exc:
+                error = str(exc)
+            except Exception as exc:  # one mailbox failing never stops the others
+                log.exception("sync crashed", extra={"event": "sync_crashed", "mailbox": mailbox})
+                error = f"unexpected error ({type(exc).__name__}); see the scheduler log"
+        after = queue.mailbox(self.store, row.user.id)
+        ran = after is not None and after.last_run_at != row.last_run_at
+        now = self.now()
+        ms = round((time.monotonic() - began) * 1000)
+        if result is not None:
+            report.requests += result.requests
+        if not ran and error is None:
+            # The engine's own lock said another sync (a hand-run one) is on it.
+            report.taken_by_others += 1
+            log.info("mailbox busy", extra={"event": "sync_busy", "mailbox": mailbox})
+            return
+        if not ran:  # the engine recorded nothing (no mailbox, no CRM user): record it here
+            failures = row.consecutive_failures + 1
+            values: dict[str, object] = {
+                "last_run_at": now,
+                "last_status": "failed",
+                "last_error": error,
+                "consecutive_failures": failures,
+            }
+        else:
+            assert after is not None
+            failures = after.consecutive_failures
+            error = after.last_error if after.last_status == "failed" else None
+            values = {}
+        status = "failed" if error else (after.last_status if after else "ok")
+        if status == "failed":
+            values["next_due_at"] = now + self.policy.backoff(failures)
+            report.failed.append(mailbox)
+        else:
+            values["next_due_at"] = now + self.policy.partial_retry if status == "partial" else None
+            values["reconcile_at"] = self.policy.reconcile_after(mailbox, now)
+            report.synced.append(mailbox)
+        self.store.update_mailbox_state(row.user.id, **values)
+        extra: dict[str, object] = {
+            "event": "sync",
+            "mailbox": mailbox,
+            "reasons": list(reasons),
+            "status": status,
+            "ms": ms,
+        }
+        if result is not None:
+            extra["requests"] = result.requests
+            extra["outcomes"] = {
+                action: result.count(action)
+                for action in (*_ACTIONS, "failed")
+                if result.count(action)
+            }
+        if status == "failed":
+            extra.update(
+                error=error,
+                consecutive_failures=failures,
+                next_due_at=values["next_due_at"].isoformat(),  # type: ignore[union-attr]
+            )
+            log.warning("mailbox sync failed", extra=extra)
+        else:
+            log.info("mailbox synced", extra=extra)
+
+    # -- daily summaries ------------------------------------------------------------------
+
+    def run_summaries(self) -> int:
+        """Post every digest that is due now; returns how many DMs went out."""
+        sent = 0
+        try:
+            if self.summary_poster is not None:
+                sent = self._user_summaries()
+            if self.team_poster is not None and self.settings.summary_channel:
+                self._team_summary()
+        except _KNOWN_ERRORS as exc:
+            log.error("summaries failed", extra={"event": "summaries_failed", "error": str(exc)})
+        except Exception:
+            log.exception("summaries failed", extra={"event": "summaries_failed"})
+        return sent
+
+    def _user_summaries(self) -> int:
+        assert self.summary_poster is not None
+        now = self.now()
+        sent = 0
+        for row in queue.mailboxes(self.store):
+            slack_id = row.user.slack_user_id
+            if not slack_id:
+                continue
+            until = summary_slot(
+                now, row.user.slack_tz, self.settings.summary_time, self.policy.summary_grace
+            )
+            if until is None or (row.summary_until is not None and row.summary_until >= until):
+                continue
+            since = max(row.summary_until or until - timedelta(days=1), until - timedelta(days=7))
+            if not queue.claim_summary(self.store, row.user.id, row.summary_until, until):
+                continue  # another scheduler process took it
+            user = self.crm.user_by_id(row.user.crm_user_id)
+            if user is None or user.deleted:
+                continue
+            try:
+                posted = self.summary_poster(user, slack_id, since, until)
+            except Exception as exc:
+                queue.release_summary(self.store, row.user.id, row.summary_until, until)
+                log.warning(
+                    "daily summary not sent; retrying at the next tick",
+                    extra={
+                        "event": "summary_failed",
+                        "mailbox": row.user.mailbox,
+                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                    },
+                )
+                continue
+            sent += int(bool(posted))
+            log.info(
+                "daily summary" if posted else "daily summary: nothing to say",
+                extra={"event": "summary", "mailbox": row.user.mailbox, "posted": bool(posted)},
+            )
+        return sent
+
+    def _team_summary(self) -> bool:
+        assert self.team_poster is not None
+        now = self.now()
+        until = summary_slot(now, "UTC", self.settings.summary_time, self.policy.summary_grace)
+        previous = queue.mark(self.store, TEAM_MARK)
+        if until is None or (previous is not None and previous >= until):
+            return False
+        if not queue.claim_mark(self.store, TEAM_MARK, previous, until):
+            return False
+        since = max(previous or until - timedelta(days=1), until - timedelta(days=7))
+        digest = self.team_digest(since, until)
+        if not digest.lines:
+            log.info("team summary: nothing to say", extra={"event": "team_summary"})
+            return False
+        try:
+            posted = self.team_poster(digest)
+        except Exception as exc:
+            queue.claim_mark(self.store, TEAM_MARK, until, previous or until - timedelta(days=1))
+            log.warning(
+                "team summary not sent; retrying at the next tick",
+                extra={"event": "team_summary_failed", "error": f"{type(exc).__name__}"},
+            )
+            return False
+        log.info("team summary", extra={"event": "team_summary", "people": len(digest.lines)})
+        return bool(posted)
+
+    def team_digest(self, since: datetime, until: datetime) -> TeamDigest:
+        """Per salesperson: what the syncs did in the period, and what failed."""
+        lines = []
+        for row in queue.mailboxes(self.store):
+            user = self.crm.user_by_id(row.user.crm_user_id)
+            if user is None:
+                continue
+            activity = self.engine.activity(user, since, until)
+            if activity.empty:
+                continue
+            counts: dict[str, int] = {}
+            for outcome in activity.outcomes:
+                counts[outcome.action] = counts.get(outcome.action, 0) + 1
+            lines.append(TeamLine(user.email, user.name, counts, list(activity.errors)))
+        return TeamDigest(since=since, until=until, lines=lines)
+
+
+# -- running it ---------------------------------------------------------------------------
+
+
+def run_forever(scheduler: Scheduler, *, summary_every: float = 60.0) -> None:
+    """Run the jobs with APScheduler until SIGTERM/SIGINT; returns after a clean stop.
+
+    First signal: finish the mailbox being synced, then stop. Second signal: abandon it
+    at once (the engine is crash-safe, so the next run completes it)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    interval = scheduler.policy.interval.total_seconds()
+    jobs = BackgroundScheduler(timezone=UTC)
+    jobs.add_job(
+        scheduler.run_cycle,
+        IntervalTrigger(seconds=interval),
+        id="sync_cycle",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    if scheduler.summary_poster is not None or scheduler.team_poster is not None:
+        jobs.add_job(
+            scheduler.run_summaries,
+            IntervalTrigger(seconds=min(summary_every, interval)),
+            id="summaries",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+    signals = {"count": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        signals["count"] += 1
+        if signals["count"] > 1:
+            log.warning(
+                "second signal: abandoning the running sync; the next run completes it",
+                extra={"event": "abandon"},
+            )
+            os._exit(128 + signum)
+        log.info(
+            "stopping after the mailbox being synced",
+            extra={"event": "stopping", "signal": signal.Signals(signum).name},
+        )
+        scheduler.stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    jobs.start()
+    try:
+        while not scheduler.stop.wait(1.0):
+            pass
+    finally:
+        jobs.shutdown(wait=True)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    log.info("scheduler stopped", extra={"event": "stopped"})
