@@ -113,6 +113,16 @@ def synced_by(err: Path) -> Counter[str]:
     return Counter(line["mailbox"] for line in log_lines(err) if line.get("event") == "sync")
 
 
+def problems(*logs: Path) -> list[dict[str, Any]]:
+    """Log lines worth seeing when a count is off: failures, errors, warnings."""
+    return [
+        line
+        for log in logs
+        for line in log_lines(log)
+        if line.get("level") in ("warning", "error") or line.get("status") not in (None, "ok")
+    ]
+
+
 def settle(state, expected: int, emails: list[str]) -> Counter[str]:  # type: ignore[no-untyped-def]
     """Wait until every mailbox has `expected` finished runs, then two more cycles."""
     wait_until(
@@ -139,12 +149,12 @@ def test_two_scheduler_processes_sync_each_mailbox_exactly_once_per_change(
     b, b_err = start(team, home, tmp_path, "b", *command)
     try:
         rounds = settle(state, 1, emails)
-        assert rounds == Counter({e: 1 for e in emails})
+        assert rounds == Counter({e: 1 for e in emails}), problems(a_err, b_err)
         check_mailboxes(engine, emails, "Buyer")
         for n, title in enumerate(("Head of Buying", "CPO", "COO"), start=2):
             crm.update_person(shared, title=title)
             rounds = settle(state, n, emails)
-            assert rounds == Counter({e: n for e in emails}), f"round {n}: {rounds}"
+            assert rounds == Counter({e: n for e in emails}), (n, problems(a_err, b_err))
             check_mailboxes(engine, emails, title)
         for process in (a, b):
             process.send_signal(signal.SIGTERM)
@@ -178,7 +188,7 @@ def test_a_process_killed_mid_sync_leaves_its_mailboxes_to_the_other(
         orphans = orphaned_runs(state)  # B is idle now: what is left "running" was A's
         assert len(orphans) == 1, "A was killed in the middle of a sync"
         # each mailbox was synced once; A's interrupted one once more, by B
-        assert rounds == Counter({e: 1 for e in emails}), rounds
+        assert rounds == Counter({e: 1 for e in emails}), problems(a_err, b_err)
         assert not set(done_by_a) & set(synced_by(b_err))
         assert orphans[0] in synced_by(b_err)
         check_mailboxes(engine, emails, "Buyer")
