@@ -728,3 +728,37 @@ def test_sigterm_mid_sync_finishes_that_mailbox_and_the_next_run_does_the_rest(
     for n in range(4):
         assert len(contacts(engine, f"slow{n}@example.com")) == 3
     runs.dispose()
+
+
+def test_log_lines_are_one_json_object_each_and_mask_secrets():
+    import io
+    import logging
+
+    from sync_engine.logs import setup_logging
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    setup_logging("json", stream=stream)
+    log = logging.getLogger("crm_contacts.test")
+    try:
+        log.warning(
+            "cannot reach postgresql://crm:hunter2@db.example.com/state with xoxb-123-456-abc",
+            extra={"event": "x", "slack_bot_token": "xoxb-1-2-3", "detail": {"password": "pw"}},
+        )
+        try:
+            raise RuntimeError("Authorization: Bearer eyJhbGciOi.secret.part")
+        except RuntimeError:
+            log.exception("boom\nsecond line")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2  # a multi-line message and a traceback stay on one line each
+    first, second = (json.loads(line) for line in lines)
+    assert first["msg"] == "cannot reach postgresql://crm:***@db.example.com/state with xox*-***"
+    assert first["slack_bot_token"] == "***" and first["detail"] == {"password": "***"}
+    assert first["event"] == "x" and first["level"] == "warning"
+    assert "eyJhbGciOi" not in second["exc"] and "RuntimeError" in second["exc"]
+    for secret in ("hunter2", "xoxb-", "eyJhbGciOi"):
+        assert secret not in stream.getvalue()
