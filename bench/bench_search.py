@@ -81,7 +81,17 @@ def main() -> None:
 
     print("loading every row for the naive baseline (not timed) …", flush=True)
     rows = [
-        " ".join(x for x in (p.fields.first_name, p.fields.middle_name, p.fields.last_name, p.fields.company, p.fields.email) if x)
+        " ".join(
+            x
+            for x in (
+                p.fields.first_name,
+                p.fields.middle_name,
+                p.fields.last_name,
+                p.fields.company,
+                p.fields.email,
+            )
+            if x
+        )
         for p in crm.iter_people()
     ]
     naive: list[float] = []

@@ -25,7 +25,9 @@ def run(people: int, batch_size: int, page_size: int) -> dict[str, float]:
         settings = Settings(crm_contacts_home=Path(root))
         engine = Engine(
             settings,
-            mailbox_factory=lambda s, a: LocalMailbox(s.local_mailbox_url, a, batch_size=batch_size, page_size=page_size),
+            mailbox_factory=lambda s, a: LocalMailbox(
+                s.local_mailbox_url, a, batch_size=batch_size, page_size=page_size
+            ),
         )
         EmbeddedCrm(engine.crm).add_user(ME, "Rep", "One")
         seed_large(engine.crm, people)
@@ -58,12 +60,22 @@ def main() -> None:
     naive = run(args.people, batch_size=1, page_size=1)
     n = args.people
     print(f"initial sync of {n:,} subscriptions into an empty local mailbox")
-    print(f"  ours : {ours['calls']:>6.0f} calls to the target ({ours['writes']:.0f} write batches), {ours['seconds']:6.2f} s")
-    print(f"  naive: {naive['calls']:>6.0f} calls (one per contact),            {naive['seconds']:6.2f} s")
-    print(f"  ratio: {naive['calls'] / ours['calls']:.0f}x fewer calls, {naive['seconds'] / ours['seconds']:.1f}x faster")
+    print(
+        f"  ours : {ours['calls']:>6.0f} calls to the target ({ours['writes']:.0f} write batches), {ours['seconds']:6.2f} s"
+    )
+    print(
+        f"  naive: {naive['calls']:>6.0f} calls (one per contact),            {naive['seconds']:6.2f} s"
+    )
+    print(
+        f"  ratio: {naive['calls'] / ours['calls']:.0f}x fewer calls, {naive['seconds'] / ours['seconds']:.1f}x faster"
+    )
     print("second sync, no change")
-    print(f"  ours : {ours['second_calls']:.0f} calls ({ours['second_writes']:.0f} writes), {ours['second_seconds']:.2f} s")
-    print(f"  naive: {naive['second_calls']:.0f} calls ({naive['second_writes']:.0f} writes), {naive['second_seconds']:.2f} s")
+    print(
+        f"  ours : {ours['second_calls']:.0f} calls ({ours['second_writes']:.0f} writes), {ours['second_seconds']:.2f} s"
+    )
+    print(
+        f"  naive: {naive['second_calls']:.0f} calls ({naive['second_writes']:.0f} writes), {naive['second_seconds']:.2f} s"
+    )
     assert ours["second_writes"] == 0 and naive["second_writes"] == 0
 
 

@@ -80,7 +80,9 @@ operations = st.lists(
         st.tuples(st.just("add_group"), st.just(0)),
         st.tuples(st.just("crm_edit"), person_index, st.sampled_from(["email", "title", "last"])),
         st.tuples(st.just("crm_delete"), person_index),
-        st.tuples(st.just("outlook_edit"), st.integers(0, 20), st.sampled_from(["email", "categories"])),
+        st.tuples(
+            st.just("outlook_edit"), st.integers(0, 20), st.sampled_from(["email", "categories"])
+        ),
         st.tuples(st.just("outlook_delete"), st.integers(0, 20)),
         st.tuples(st.just("outlook_twin"), person_index),
         st.tuples(st.just("outlook_own"), st.integers(0, 3)),
@@ -111,7 +113,9 @@ class World:
         self.edits = 0
 
     def open(self, settings: Settings, address: str):  # type: ignore[no-untyped-def]
-        inner = LocalMailbox(settings.local_mailbox_url, address, batch_size=self.batch_size, page_size=3)
+        inner = LocalMailbox(
+            settings.local_mailbox_url, address, batch_size=self.batch_size, page_size=3
+        )
         if self.crash is None:
             return inner
         at, after = self.crash
@@ -151,10 +155,14 @@ class World:
                 self.box.user_edit(target.item_id, categories=(*target.categories, "Golf"))
         elif kind == "outlook_twin":
             f, m, last, c = PEOPLE[op[1]]
-            fields = ContactFields.of(first_name=f, middle_name=m, last_name=last, company=c).with_derived()
+            fields = ContactFields.of(
+                first_name=f, middle_name=m, last_name=last, company=c
+            ).with_derived()
             self.box.create([NewContact(fields, ("Personal",), None)])
         elif kind == "outlook_own":
-            fields = ContactFields.of(first_name="Own", last_name=f"Person{op[1]}", company="Mine").with_derived()
+            fields = ContactFields.of(
+                first_name="Own", last_name=f"Person{op[1]}", company="Mine"
+            ).with_derived()
             [made] = self.box.create([NewContact(fields, (), None)])
             self.own[made.item_id] = fields.full_name()
         elif kind == "sync":
@@ -192,11 +200,15 @@ class World:
             )
         # no orphan carries our id or our category
         assert {c.crm_id for c in contacts if c.crm_id is not None} == set(links)
-        assert {c.item_id for c in contacts if CAT in c.categories} == {link.item_id for link in links.values()}
+        assert {c.item_id for c in contacts if CAT in c.categories} == {
+            link.item_id for link in links.values()
+        }
         # nothing deleted that the rules keep: the user's own contacts survive every sync,
         # and the engine deleted only people deleted in the CRM
         assert set(self.own) <= set(by_id)
-        deleted = {e.person_id for e in self.engine.store.events(stored.id) if e.action == "deleted"}
+        deleted = {
+            e.person_id for e in self.engine.store.events(stored.id) if e.action == "deleted"
+        }
         assert deleted <= self.deleted_in_crm
 
 

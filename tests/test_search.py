@@ -32,7 +32,10 @@ def test_parse_query_splits_the_company_filter():
 
 def test_full_name_ranks_the_exact_person_first(engine):
     found = search_people(engine.crm, "John Smith")
-    assert names(found)[:2] == ["John Paul Smith", "John Smith"] or names(found)[:2] == ["John Smith", "John Paul Smith"]
+    assert names(found)[:2] == ["John Paul Smith", "John Smith"] or names(found)[:2] == [
+        "John Smith",
+        "John Paul Smith",
+    ]
     assert {p.fields.company for p in found[:2]} == {"Design Right Inc.", "Acme Corp"}
     assert names(search_people(engine.crm, "Smith John Acme"))[0] == "John Smith"
 

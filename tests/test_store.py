@@ -79,10 +79,18 @@ def test_runs_and_mailbox_state(store: Store):
     run = store.start_run(u.id, "manual", False)
     store.finish_run(run, "ok", {"created": 2}, None)
     [record] = store.runs(u.id)
-    assert record.status == "ok" and record.result == {"created": 2} and record.finished_at is not None
-    store.update_mailbox_state(u.id, last_status="failed", last_error="server down", consecutive_failures=2)
+    assert (
+        record.status == "ok" and record.result == {"created": 2} and record.finished_at is not None
+    )
+    store.update_mailbox_state(
+        u.id, last_status="failed", last_error="server down", consecutive_failures=2
+    )
     state = store.mailbox_state(u.id)
-    assert (state.last_status, state.last_error, state.consecutive_failures) == ("failed", "server down", 2)
+    assert (state.last_status, state.last_error, state.consecutive_failures) == (
+        "failed",
+        "server down",
+        2,
+    )
 
 
 def test_one_sync_per_mailbox_at_a_time(store: Store, state_url: str, tmp_path: Path):
@@ -111,7 +119,9 @@ def test_a_killed_holder_releases_the_lock(store: Store, state_url: str, tmp_pat
             time.sleep(60)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True, env=os.environ.copy()
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
         with pytest.raises(MailboxBusy), store.mailbox_lock("a@example.com"):
