@@ -8,7 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+
+_MIGRATION_LOCK = 0x63726D2D6D696772  # 'crm-migr'
 
 SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -36,6 +38,12 @@ def upgrade(engine: Engine) -> bool:
         return False
     config = alembic_config()
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Processes starting together on a new database: one migrates, the others
+            # wait here, then find nothing left to do.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            if MigrationContext.configure(conn).get_current_revision() == head_revision():
+                return False
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     return True

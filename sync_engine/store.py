@@ -314,6 +314,21 @@ class Store:
 
     # -- runs and events ---------------------------------------------------------------
 
+    def abandon_runs(self, user_id: int) -> int:
+        """Mark runs left 'running' by a process that died. Call only while holding the
+        mailbox lock: then no run of this mailbox can really be running."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.runs)
+                .where(t.runs.c.user_id == user_id, t.runs.c.status == "running")
+                .values(
+                    status="abandoned",
+                    finished_at=utcnow(),
+                    error="stopped before it finished (the process died); the next run completed it",
+                )
+            )
+            return done.rowcount
+
     def start_run(self, user_id: int, trigger: str, dry_run: bool) -> int:
         with self.engine.begin() as conn:
             result = conn.execute(

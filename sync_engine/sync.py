@@ -85,6 +85,7 @@ def _locked_sync(
     progress: Callable[[int], None] | None,
 ) -> None:
     started = utcnow()
+    store.abandon_runs(user.id)
     run_id = store.start_run(user.id, trigger, dry_run)
     watermark = None
     try:

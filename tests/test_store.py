@@ -149,3 +149,33 @@ def test_the_whole_story_runs_with_postgresql_state(cli, pg_url: str, monkeypatc
     assert again["write_requests"] == 0
     [status] = json.loads(cli.ok("status", "--json"))
     assert status["linked"] == 4 and status["last_status"] == "ok"
+
+
+def test_processes_starting_together_on_a_new_postgresql_database(pg_url: str, tmp_path: Path):
+    start = time.time() + 3  # every process imports first, then all open at this moment
+    opener = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        from sync_engine.store import Store
+        time.sleep(max(0, {start} - time.time()))
+        Store.open({pg_url!r}, Path("."))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", opener], stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    store = Store.open(pg_url, tmp_path)
+    assert migrate.current_revision(store.engine) == migrate.head_revision()
+    store.close()
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_abandoned(store: Store):
+    u = store.ensure_user(1, "a@example.com")
+    dead = store.start_run(u.id, "manual", False)
+    assert store.abandon_runs(u.id) == 1
+    [record] = store.runs(u.id)
+    assert record.id == dead and record.status == "abandoned" and "died" in (record.error or "")

@@ -37,6 +37,7 @@ company = Table(
     Column("Comp_UpdatedDate", DateTime),
     Column("Comp_Deleted", Integer),
     Index("ix_comp_name", "Comp_Name"),
+    Index("ix_comp_updateddate", "Comp_UpdatedDate"),
 )
 
 address = Table(
