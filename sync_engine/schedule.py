@@ -358,7 +358,7 @@ class Scheduler:
         ms = round((time.monotonic() - began) * 1000)
         if result is not None:
             report.requests += result.requests
-        if not ran and error is None:
+        if (result is not None and result.busy) or (not ran and error is None):
             # The engine's own lock said another sync (a hand-run one) is on it.
             report.taken_by_others += 1
             log.info("mailbox busy", extra={"event": "sync_busy", "mailbox": mailbox})
