@@ -63,19 +63,22 @@ def finished_runs(state) -> Counter[str]:  # type: ignore[no-untyped-def]
         rows = conn.execute(
             text(
                 "SELECT u.mailbox, count(*) FROM runs r JOIN users u ON u.id = r.user_id "
-                "WHERE r.status <> 'running' GROUP BY u.mailbox"
+                "WHERE r.status NOT IN ('running', 'abandoned') GROUP BY u.mailbox"
             )
         )
         return Counter({mailbox: n for mailbox, n in rows})
 
 
-def orphaned_runs(state) -> list[str]:  # type: ignore[no-untyped-def]
+def orphaned_runs(state, status: str = "running") -> list[str]:  # type: ignore[no-untyped-def]
+    """Mailboxes with runs in `status`: 'running' now, or 'abandoned' once the next run
+    of that mailbox found the dead one."""
     with state.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT u.mailbox FROM runs r JOIN users u ON u.id = r.user_id "
-                "WHERE r.status = 'running'"
-            )
+                "WHERE r.status = :status"
+            ),
+            {"status": status},
         )
         return [r[0] for r in rows]
 
@@ -185,7 +188,9 @@ def test_a_process_killed_mid_sync_leaves_its_mailboxes_to_the_other(
         done_by_a = synced_by(a_err)
 
         rounds = settle(state, 1, emails)
-        orphans = orphaned_runs(state)  # B is idle now: what is left "running" was A's
+        # B is idle now; A's interrupted run was marked abandoned when B synced that mailbox
+        assert orphaned_runs(state) == []
+        orphans = orphaned_runs(state, "abandoned")
         assert len(orphans) == 1, "A was killed in the middle of a sync"
         # each mailbox was synced once; A's interrupted one once more, by B
         assert rounds == Counter({e: 1 for e in emails}), problems(a_err, b_err)
