@@ -776,6 +776,15 @@ class EwsMailbox:
             todo = again
         return [r or WriteResult(error="not written", error_kind="other") for r in results]
 
+    def _batch_call(self, service_class: Any, n: int, **kwargs: Any) -> list[Any]:
+        """One batched EWS request for `n` items: one answer per item, or an error for the
+        whole mailbox (raised, so the caller's retry loop decides)."""
+        answers = list(self._service(service_class, chunk_size=n).call(**kwargs))
+        if len(answers) != n:
+            raise MalformedResponseError(f"expected {n} answers, got {len(answers)}")
+        self._raise_if_mailbox_error(answers)
+        return answers
+
     def _collect(
         self,
         todo: list[int],
@@ -892,21 +901,15 @@ class EwsMailbox:
                 for i in todo
             ]
             try:
-                service = self._service(_UpdateItem, chunk_size=len(todo))
-                answers = list(
-                    service.call(
-                        items=targets,
-                        conflict_resolution="NeverOverwrite",
-                        message_disposition=SAVE_ONLY,
-                        send_meeting_invitations_or_cancellations="SendToNone",
-                        suppress_read_receipts=True,
-                    )
+                answers = self._batch_call(
+                    _UpdateItem,
+                    len(todo),
+                    items=targets,
+                    conflict_resolution="NeverOverwrite",
+                    message_disposition=SAVE_ONLY,
+                    send_meeting_invitations_or_cancellations="SendToNone",
+                    suppress_read_receipts=True,
                 )
-                if len(answers) != len(todo):
-                    raise MalformedResponseError(
-                        f"expected {len(todo)} answers, got {len(answers)}"
-                    )
-                self._raise_if_mailbox_error(answers)
             except Exception as exc:
                 self._wait_or_raise(exc, budget)
                 continue
@@ -1022,21 +1025,15 @@ class EwsMailbox:
         budget = self._budget()
         while todo:
             try:
-                service = self._service(_DeleteItem, chunk_size=len(todo))
-                answers = list(
-                    service.call(
-                        items=[(batch[i], None) for i in todo],
-                        delete_type=HARD_DELETE,
-                        send_meeting_cancellations="SendToNone",
-                        affected_task_occurrences="AllOccurrences",
-                        suppress_read_receipts=True,
-                    )
+                answers = self._batch_call(
+                    _DeleteItem,
+                    len(todo),
+                    items=[(batch[i], None) for i in todo],
+                    delete_type=HARD_DELETE,
+                    send_meeting_cancellations="SendToNone",
+                    affected_task_occurrences="AllOccurrences",
+                    suppress_read_receipts=True,
                 )
-                if len(answers) != len(todo):
-                    raise MalformedResponseError(
-                        f"expected {len(todo)} answers, got {len(answers)}"
-                    )
-                self._raise_if_mailbox_error(answers)
             except Exception as exc:
                 self._wait_or_raise(exc, budget)
                 continue
