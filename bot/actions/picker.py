@@ -9,6 +9,7 @@ response_url (SLACK_UX 7).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -93,49 +94,46 @@ def register(app: App, engine: Engine) -> None:
     app.action(ui.ACTION_NEXT)(button(step=1))
     app.action(ui.ACTION_PREV)(button(step=-1))
 
-    @app.action(ui.ACTION_ADD)
-    def add_selected(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        ack()
-        state = state_of(action)
+    def on_selected(apply: Callable[[CrmUser, list[int], Any], None]) -> Callable[..., None]:
+        """A main-button listener: run `apply` on the ticked people of every page."""
 
-        def work(user: CrmUser, reply: Any) -> None:
-            if state is None:
-                reply(text=STALE, blocks=ui.problem_blocks(STALE))
-                return
-            chosen = _with_ticks(state, body).selected
-            if not chosen:
-                message = "Tick at least one person first."
-                reply(text=message, blocks=ui.problem_blocks(message))
-                return
-            result = engine.add(user, list(chosen))
-            text = f"Added {len(result.added)} to My CRM Contacts"
-            replace(reply, text, ui.added_blocks(result.added, result.already))
+        def listener(
+            ack: Ack,
+            body: dict[str, Any],
+            action: dict[str, Any],
+            client: WebClient,
+            respond: Respond,
+        ) -> None:
+            ack()
+            state = state_of(action)
 
-        handle(body, client, respond, work)
+            def work(user: CrmUser, reply: Any) -> None:
+                if state is None:
+                    reply(text=STALE, blocks=ui.problem_blocks(STALE))
+                    return
+                chosen = _with_ticks(state, body).selected
+                if not chosen:
+                    message = "Tick at least one person first."
+                    reply(text=message, blocks=ui.problem_blocks(message))
+                    return
+                apply(user, list(chosen), reply)
 
-    @app.action(ui.ACTION_REMOVE)
-    def remove_selected(
-        ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient, respond: Respond
-    ) -> None:
-        ack()
-        state = state_of(action)
+            handle(body, client, respond, work)
 
-        def work(user: CrmUser, reply: Any) -> None:
-            if state is None:
-                reply(text=STALE, blocks=ui.problem_blocks(STALE))
-                return
-            chosen = _with_ticks(state, body).selected
-            if not chosen:
-                message = "Tick at least one person first."
-                reply(text=message, blocks=ui.problem_blocks(message))
-                return
-            result = engine.remove(user, list(chosen))
-            text = f"Removed {len(result.removed)} from My CRM Contacts"
-            replace(reply, text, ui.removed_blocks(result.removed, result.not_in_list))
+        return listener
 
-        handle(body, client, respond, work)
+    def add_selected(user: CrmUser, chosen: list[int], reply: Any) -> None:
+        result = engine.add(user, chosen)
+        text = f"Added {len(result.added)} to My CRM Contacts"
+        replace(reply, text, ui.added_blocks(result.added, result.already))
+
+    def remove_selected(user: CrmUser, chosen: list[int], reply: Any) -> None:
+        result = engine.remove(user, chosen)
+        text = f"Removed {len(result.removed)} from My CRM Contacts"
+        replace(reply, text, ui.removed_blocks(result.removed, result.not_in_list))
+
+    app.action(ui.ACTION_ADD)(on_selected(add_selected))
+    app.action(ui.ACTION_REMOVE)(on_selected(remove_selected))
 
 
 def _with_ticks(state: ui.PickerState, body: dict[str, Any]) -> ui.PickerState:
