@@ -421,6 +421,16 @@ class GraphMailbox:
 
     def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
         """Contacts carrying these CRM ids, oldest first: one `$filter` per id, in `$batch`es."""
+        found, unknown = self._lookup(crm_ids)
+        if unknown:
+            crm_id, message = next(iter(unknown.items()))
+            raise MailboxError(f"Could not look up CRM id {crm_id} in {self.address}: {message}")
+        return found
+
+    def _lookup(
+        self, crm_ids: Sequence[int]
+    ) -> tuple[dict[int, list[MailboxContact]], dict[int, str]]:
+        """Like `find`, but ids whose look-up failed come back apart, with the reason."""
         ids = list(dict.fromkeys(crm_ids))
         select = ",".join(_SELECT)
         ops = []
@@ -434,12 +444,12 @@ class GraphMailbox:
             )
             ops.append(_Op("GET", f"{self._user}/contacts?{query}"))
         found: dict[int, list[MailboxContact]] = {}
+        unknown: dict[int, str] = {}
         for crm_id, answer in zip(ids, self._run_batch(ops), strict=True):
             if not answer.ok:
                 self._raise_for_mailbox(answer)
-                raise MailboxError(
-                    f"Could not look up CRM id {crm_id} in {self.address}: {answer.message}"
-                )
+                unknown[crm_id] = answer.message
+                continue
             raws = answer.body.get("value", []) if isinstance(answer.body, dict) else []
             contacts = sorted(
                 (_to_contact(self._remember(raw)) for raw in raws),
@@ -447,7 +457,7 @@ class GraphMailbox:
             )
             if contacts:
                 found[crm_id] = contacts
-        return found
+        return found, unknown
 
     # ---- listing --------------------------------------------------------------------------------
 
@@ -527,12 +537,21 @@ class GraphMailbox:
     def _take_existing(
         self, items: Sequence[NewContact], todo: list[int], results: list[WriteResult | None]
     ) -> list[int]:
-        """Mark items whose CRM id is already in the folder as done; return the rest."""
-        found = self.find([cid for i in todo if (cid := items[i].crm_id) is not None])
+        """Mark items whose CRM id is already in the folder as done; return the rest.
+
+        An item whose look-up failed is not created blind (it may exist): it fails alone
+        and the next sync, which lists the folder, settles it."""
+        found, unknown = self._lookup([cid for i in todo if (cid := items[i].crm_id) is not None])
         rest = []
         for i in todo:
             match = found.get(items[i].crm_id)
-            if match:
+            if items[i].crm_id in unknown:
+                reason = unknown[items[i].crm_id]
+                results[i] = WriteResult(
+                    error=f"could not check whether it was already created ({reason})",
+                    error_kind="throttled",
+                )
+            elif match:
                 results[i] = WriteResult(item_id=match[0].item_id, change_key=match[0].change_key)
             else:
                 rest.append(i)

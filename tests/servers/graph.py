@@ -268,6 +268,11 @@ class GraphServer:
     def token_requests(self) -> int:
         return self.requests_by_kind["token"]
 
+    def clear_faults(self) -> None:
+        """Forget every fault injected and not yet fired."""
+        with self._lock:
+            self._faults.clear()
+
     def reset_counts(self) -> None:
         with self._lock:
             self.requests_by_kind.clear()
