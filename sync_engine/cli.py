@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import wraps
 from typing import Annotated, TypeVar
 
@@ -17,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.config import ConfigError, Settings, load_settings
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
@@ -74,6 +76,12 @@ def friendly(func: F) -> F:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
             raise fail(str(exc)) from None
+        except SQLAlchemyError as exc:  # the state database failed after it was opened
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:160]
+            raise fail(
+                f"the state database is busy or unreachable ({reason}); nothing was changed, "
+                "try again in a minute"
+            ) from None
         except KeyboardInterrupt:
             raise fail("interrupted; run the same command again to finish", 130) from None
 
@@ -101,6 +109,11 @@ def reset_engine() -> None:
     if _engine is not None:
         _engine.close()
     _engine = None
+
+
+def local_time(moment: datetime) -> str:
+    """A stored (UTC) time in the reader's own time zone, labelled."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def print_json(data: object) -> None:
@@ -332,8 +345,8 @@ def status(as_json: Json = False) -> None:
     for column in ("mailbox", "in list", "linked", "last sync", "result", "next due", "last error"):
         table.add_column(column)
     for s in statuses:
-        last = s.last_run_at.strftime("%Y-%m-%d %H:%M:%S") if s.last_run_at else "never"
-        due = s.next_due_at.strftime("%Y-%m-%d %H:%M:%S") if s.next_due_at else "—"
+        last = local_time(s.last_run_at) if s.last_run_at else "never"
+        due = local_time(s.next_due_at) if s.next_due_at else "—"
         table.add_row(
             s.mailbox,
             str(s.subscriptions),
@@ -355,9 +368,7 @@ def why(person_id: Annotated[int, typer.Argument(help="CRM person id")], as_: As
     if not events:
         raise fail(f"nothing recorded for person {person_id} in this mailbox")
     for ev in events:
-        out.print(
-            f"{ev.at:%Y-%m-%d %H:%M:%S}  {ev.action:<12} {ev.reason}  [{ev.actor}]", markup=False
-        )
+        out.print(f"{local_time(ev.at)}  {ev.action:<12} {ev.reason}  [{ev.actor}]", markup=False)
 
 
 @app.command("check-mailbox")

@@ -258,6 +258,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
 
     person_ids = set(given.subscriptions) | set(given.links) | set(by_crm_id)
     gone_actions: list[Action] = []
+    forgets: list[Action] = []
     creates: list[CrmPerson] = []
 
     for pid in sorted(person_ids):
@@ -277,17 +278,9 @@ def plan_mailbox(given: PlanInput) -> Plan:
         name = person.name if person else (linked.name if linked else f"person {pid}")
         ours = ([linked] if linked else []) + tagged
 
-        if person is None or person.deleted:  # rule 6
-            why = "deleted in the CRM" if person else "no longer in the CRM"
-            for c in ours:
-                gone_actions.append(DeleteContact(pid, name, c.item_id, why))
-            if not ours and (link or pid in given.subscriptions):
-                gone_actions.append(
-                    ForgetPerson(pid, name, "deleted", True, f"{why}; it was not in the mailbox")
-                )
-            continue
-
-        if pid not in given.subscriptions:  # rule 5
+        if (
+            pid not in given.subscriptions
+        ):  # rule 5, before 6: off the list, the contact is the user's
             for c in ours:
                 plan.actions.append(
                     UnlinkContact(
@@ -310,11 +303,21 @@ def plan_mailbox(given: PlanInput) -> Plan:
                 )
             continue
 
+        if person is None or person.deleted:  # rule 6
+            why = "deleted in the CRM" if person else "no longer in the CRM"
+            for c in ours:
+                gone_actions.append(DeleteContact(pid, name, c.item_id, why))
+            if not ours and (link or pid in given.subscriptions):
+                gone_actions.append(
+                    ForgetPerson(pid, name, "deleted", True, f"{why}; it was not in the mailbox")
+                )
+            continue
+
         desired = person.fields
         fingerprint = desired.fingerprint()
         if link:
             if linked is None:  # rule 7
-                plan.actions.append(
+                forgets.append(
                     ForgetPerson(
                         pid,
                         name,
@@ -362,7 +365,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
         creates.append(person)
 
     _plan_creates(given, plan, creates, claimed)
-    _guard_deletes(given, plan, gone_actions)
+    _guard_mass_loss(given, plan, gone_actions, forgets)
     return plan
 
 
@@ -414,23 +417,37 @@ def _plan_creates(
                 )
 
 
-def _guard_deletes(given: PlanInput, plan: Plan, gone: list[Action]) -> None:
-    """Rule 8: hold back deletes that would empty too much of the mailbox at once."""
-    deletes = [a for a in gone if isinstance(a, DeleteContact)]
+def _guard_mass_loss(
+    given: PlanInput, plan: Plan, gone: list[Action], forgets: list[Action]
+) -> None:
+    """Rule 8: hold back what would empty too much of the mailbox's list at once: deletes
+    for people gone from the CRM, and (a wiped Contacts folder) contacts gone from Outlook."""
     linked = max(len(given.links), 1)
+    limit = f"the limit is {given.mass_delete_share:.0%} and {given.mass_delete_min}"
+
+    def too_many(n: int) -> bool:
+        return n > given.mass_delete_min and n > given.mass_delete_share * linked
+
+    deletes = [a for a in gone if isinstance(a, DeleteContact)]
     reason = None
     if given.crm_is_empty and gone:
         reason = "the CRM answered with no people at all"
-    elif len(deletes) > given.mass_delete_min and len(deletes) > given.mass_delete_share * linked:
-        reason = (
-            f"{len(deletes)} of {len(given.links)} linked contacts would be deleted "
-            f"(the limit is {given.mass_delete_share:.0%} and {given.mass_delete_min})"
-        )
+    elif too_many(len(deletes)):
+        reason = f"{len(deletes)} of {len(given.links)} linked contacts would be deleted ({limit})"
     if reason and not given.allow_mass_delete:
         plan.held_back.extend(gone)
         plan.warnings.append(
             f"Held back {len(deletes)} deletes: {reason}. Nothing was deleted. If the CRM really "
             "deleted these people, sync again with --allow-mass-delete."
         )
-        return
-    plan.actions.extend(gone)
+    else:
+        plan.actions.extend(gone)
+    if too_many(len(forgets)) and not given.allow_mass_delete:
+        plan.held_back.extend(forgets)
+        plan.warnings.append(
+            f"{len(forgets)} of {len(given.links)} linked contacts are gone from the mailbox "
+            f"({limit}): was the Contacts folder emptied? They stay in My CRM Contacts. If they "
+            "were really deleted in Outlook, sync again with --allow-mass-delete."
+        )
+    else:
+        plan.actions.extend(forgets)

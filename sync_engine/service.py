@@ -16,7 +16,7 @@ from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.model import CrmPerson, CrmUser, Outcome, PersonView, SyncResult
-from sync_engine.store import Event, Store, StoredUser
+from sync_engine.store import EmailTaken, Event, Store, StoredUser
 from sync_engine.sync import sync_mailbox
 
 
@@ -154,7 +154,19 @@ class Engine:
         return found
 
     def _stored(self, user: CrmUser) -> StoredUser:
-        return self.store.ensure_user(user.id, user.email)
+        """The user's state row. If the email (so the mailbox) was handed over from another
+        CRM user whose own email has since changed, that row moves to its new email first."""
+        try:
+            return self.store.ensure_user(user.id, user.email)
+        except EmailTaken as taken:
+            other = self.crm.user_by_id(taken.crm_user_id)
+            if other is not None and other.email and other.email != user.email:
+                self.store.ensure_user(other.id, other.email)
+                return self.store.ensure_user(user.id, user.email)
+            raise UnknownUser(
+                f"the email {user.email} belongs to two CRM users (ids {taken.crm_user_id} and "
+                f"{user.id}); ask your CRM administrator to give each user their own email"
+            ) from None
 
     def remember_slack_user(self, slack_user_id: str, email: str, tz: str | None = None) -> CrmUser:
         user = self.user(email)

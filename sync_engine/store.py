@@ -40,6 +40,14 @@ class StoreError(Exception):
     """The state database cannot be used; the message says what to check."""
 
 
+class EmailTaken(Exception):
+    """Another CRM user's state row still holds this email or mailbox."""
+
+    def __init__(self, crm_user_id: int) -> None:
+        super().__init__(crm_user_id)
+        self.crm_user_id = crm_user_id
+
+
 class MailboxBusy(Exception):
     """Another sync of this mailbox is running (in this or another process or machine)."""
 
@@ -146,29 +154,36 @@ class Store:
     # -- users -------------------------------------------------------------------------
 
     def ensure_user(self, crm_user_id: int, email: str, mailbox: str | None = None) -> StoredUser:
-        """The state row of a CRM user, created on first use (mailbox = email by default)."""
+        """The state row of a CRM user, created on first use (mailbox = email by default).
+
+        When the user's email changed in the CRM, a mailbox that followed the old email
+        follows the new one. Raises `EmailTaken` when another CRM user's row still holds
+        the email (the caller knows the CRM and can settle it)."""
         email = email.strip().lower()
         found = self.user_by_crm_id(crm_user_id)
-        if found:
-            if found.email != email:
-                with self.engine.begin() as conn:
-                    conn.execute(
-                        update(t.users).where(t.users.c.id == found.id).values(email=email)
-                    )
-                return self.user_by_crm_id(crm_user_id)  # type: ignore[return-value]
+        if found and found.email == email:
             return found
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(t.users).values(
-                        crm_user_id=crm_user_id,
-                        email=email,
-                        mailbox=(mailbox or email).lower(),
-                        created_at=utcnow(),
+                if found:
+                    values = {"email": email}
+                    if found.mailbox == found.email:
+                        values["mailbox"] = email
+                    conn.execute(update(t.users).where(t.users.c.id == found.id).values(**values))
+                else:
+                    conn.execute(
+                        insert(t.users).values(
+                            crm_user_id=crm_user_id,
+                            email=email,
+                            mailbox=(mailbox or email).lower(),
+                            created_at=utcnow(),
+                        )
                     )
-                )
         except IntegrityError:
-            pass  # created by a concurrent request
+            holder = self.user_by_email(email) or self._one_user(t.users.c.mailbox == email)
+            if holder is not None and holder.crm_user_id != crm_user_id:
+                raise EmailTaken(holder.crm_user_id) from None
+            # else: the same user was created by a concurrent request
         return self.user_by_crm_id(crm_user_id)  # type: ignore[return-value]
 
     def user_by_crm_id(self, crm_user_id: int) -> StoredUser | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from sync_engine.apply import Applier
 from sync_engine.config import Settings
 from sync_engine.crm.source import CrmError, SageCrm
@@ -85,8 +87,14 @@ def _locked_sync(
     progress: Callable[[int], None] | None,
 ) -> None:
     started = utcnow()
-    store.abandon_runs(user.id)
-    run_id = store.start_run(user.id, trigger, dry_run)
+    try:
+        store.abandon_runs(user.id)
+        run_id = store.start_run(user.id, trigger, dry_run)
+    except SQLAlchemyError as exc:
+        result.error = (
+            f"the state database is busy or unreachable ({type(exc).__name__}); try again"
+        )
+        return
     watermark = None
     try:
         watermark = crm.latest_change()

@@ -27,6 +27,7 @@ users = Table(
     Column("slack_user_id", String(64), unique=True),
     Column("slack_tz", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_users_mailbox", "mailbox", unique=True),
 )
 
 subscriptions = Table(

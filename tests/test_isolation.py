@@ -46,3 +46,46 @@ def test_a_user_only_sees_and_changes_their_own_list(cli):
     cli.ok("sync", "--as", ALICE)
     assert json.loads(cli.ok("mailbox", "list", "--as", BOB, "--json")) == []
     assert cli("why", str(alice_ids[0]), "--as", BOB).code == 1
+
+
+def _crm_sql(home, sql: str) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    with sqlite3.connect(home / "crm.sqlite") as conn:
+        conn.execute(sql)
+
+
+def test_an_email_handed_over_to_another_crm_user_moves_the_mailbox_with_it(cli, home):
+    cli.ok("crm", "seed")
+    cli.ok("add-group", "--as", ALICE)
+    cli.ok("sync", "--as", ALICE)
+    # Alice's address changes in the CRM and hers is given to a new salesperson, Dora
+    _crm_sql(
+        home,
+        "UPDATE Users SET User_EmailAddress = 'alice.walker@example.com' WHERE User_UserId = 1",
+    )
+    cli.ok("crm", "add-user", "--email", ALICE, "--first", "Dora")
+    assert json.loads(cli.ok("list", "--as", ALICE, "--json")) == []  # Dora's own, empty list
+    alice_now = json.loads(cli.ok("list", "--as", "alice.walker@example.com", "--json"))
+    assert len(alice_now) == 4
+    status = {s["email"]: s["mailbox"] for s in json.loads(cli.ok("status", "--json"))}
+    assert status == {"alice.walker@example.com": "alice.walker@example.com", ALICE: ALICE}
+
+
+def test_two_live_crm_users_with_one_email_get_a_clear_message(cli, home):
+    cli.ok("crm", "seed")
+    cli.ok("list", "--as", ALICE)
+    _crm_sql(
+        home, f"INSERT INTO Users (User_Logon, User_EmailAddress) VALUES ('alice2', '{ALICE}')"
+    )
+    result = cli("list", "--as", ALICE)
+    assert result.code == 1 and "belongs to two CRM users" in result.err
+
+
+def test_a_deactivated_twin_account_does_not_lock_the_live_one_out(cli, home):
+    cli.ok("crm", "seed")
+    _crm_sql(
+        home,
+        f"INSERT INTO Users (User_Logon, User_EmailAddress, User_Deleted) VALUES ('old', '{BOB}', 1)",
+    )
+    assert cli("list", "--as", BOB).code == 0

@@ -332,3 +332,24 @@ def test_contact_with_our_crm_id_but_off_the_list_is_released():
     c, _ = ours(p, "a")
     [action] = plan(subs=[], people=[p], contacts=[c]).actions
     assert isinstance(action, UnlinkContact) and action.change.clear_crm_id
+
+
+def test_removed_from_the_list_then_deleted_in_the_crm_is_only_unlinked():
+    p = person(1, "Tom", "Baker", "Harbour")
+    c, link = ours(p, "a")
+    gone = replace(p, deleted=True)
+    [action] = plan(subs=[], links=[link], people=[gone], contacts=[c]).actions
+    assert isinstance(action, UnlinkContact)  # off the list, the contact is the user's
+
+
+def test_a_wiped_contacts_folder_does_not_empty_the_list():
+    people, contacts, links = _many(20)
+    result = plan(subs=[p.id for p in people], links=links, people=people, contacts=[])
+    assert result.actions == [] and len(result.held_back) == 20
+    assert "was the Contacts folder emptied" in result.warnings[0]
+    allowed = plan(
+        subs=[p.id for p in people], links=links, people=people, contacts=[], allow_mass_delete=True
+    )
+    assert len(allowed.of(ForgetPerson)) == 20
+    few = plan(subs=[p.id for p in people], links=links, people=people, contacts=contacts[2:])
+    assert len(few.of(ForgetPerson)) == 2 and not few.warnings

@@ -150,7 +150,7 @@ def _candidates(
         .where(_live(p.c.Pers_Deleted))
     )
     rows: dict[int, tuple[str, str]] = {}
-    with crm.engine.connect() as conn:
+    with crm._connect() as conn:
         if parsed.company is not None:
             company_ids = [
                 r[0]

@@ -7,10 +7,11 @@ first use) or a real Sage CRM database (read-only: we never write to it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, and_, create_engine, event, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from sync_engine.crm import schema as s
 from sync_engine.model import ContactFields, CrmPerson, CrmUser, clean
@@ -26,6 +27,12 @@ class CrmError(Exception):
 def _live(column) -> object:  # type: ignore[no-untyped-def]
     """Sage marks a deleted row with *_Deleted = 1 and leaves NULL (or 0) for live rows."""
     return or_(column.is_(None), column == 0)
+
+
+def _first_line(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig or exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"[:200]
 
 
 def _phone(country: object, area: object, number: object) -> str:
@@ -56,8 +63,13 @@ class SageCrm:
     # -- users -------------------------------------------------------------------------
 
     def user_by_email(self, email: str) -> CrmUser | None:
-        query = select(s.users).where(
-            func.lower(s.users.c.User_EmailAddress) == clean(email).lower()
+        """The user with this email; a live account wins over deactivated ones (Sage keeps
+        those), and the newest live one over older ones."""
+        deactivated = case((s.users.c.User_Deleted == 1, 1), else_=0)
+        query = (
+            select(s.users)
+            .where(func.lower(s.users.c.User_EmailAddress) == clean(email).lower())
+            .order_by(deactivated, s.users.c.User_UserId.desc())
         )
         with self._connect() as conn:
             row = conn.execute(query).mappings().first()
@@ -162,15 +174,25 @@ class SageCrm:
                 _live(s.phone_link.c.PLink_Deleted),
                 _live(s.phone.c.Phon_Deleted),
             )
+            .order_by(s.phone_link.c.PLink_LinkId)  # several mobiles: the newest, every time
         )
         return {row[0]: _phone(row[1], row[2], row[3]) for row in conn.execute(query)}
 
-    def _connect(self):  # type: ignore[no-untyped-def]
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """A connection whose every failure, connecting or querying, is a plain CrmError."""
         try:
-            return self.engine.connect()
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise CrmError(
+                f"cannot reach the CRM database ({_first_line(exc)}); check CRM_DATABASE_URL"
+            ) from None
         except SQLAlchemyError as exc:
             raise CrmError(
-                f"cannot reach the CRM database: {type(exc.orig or exc).__name__}"
+                f"the CRM database refused a query ({_first_line(exc)}); check that CRM_DATABASE_URL "
+                "names a Sage CRM database and that its login may read Person, Company, Users, "
+                "Address, Phone and PhoneLink"
             ) from None
 
 
