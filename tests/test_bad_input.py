@@ -140,3 +140,16 @@ def test_usage_error_in_a_real_process(home: Path):
         [*exe, "list", "--as", ALICE, "--json"], env=env, capture_output=True, text=True
     )
     assert listed.returncode == 1 and json.loads(listed.stdout or "null") is None
+
+
+def test_a_crm_database_missing_a_sage_table_is_one_line(cli, home: Path, monkeypatch):
+    import sqlite3
+
+    cli.ok("crm", "seed")
+    broken = home / "sage-copy.sqlite"
+    with sqlite3.connect(home / "crm.sqlite") as src, sqlite3.connect(broken) as dst:
+        src.backup(dst)
+        dst.execute("DROP TABLE PhoneLink")
+    monkeypatch.setenv("CRM_DATABASE_URL", f"sqlite:///{broken}")
+    one_line_error(cli("search", "Smith", "--as", ALICE), "refused a query", "PhoneLink")
+    one_line_error(cli("add", "--id", "6", "--as", ALICE), "refused a query")

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.crm import schema as s
 from sync_engine.model import ContactFields, CrmPerson, CrmUser, clean
@@ -182,12 +182,14 @@ class SageCrm:
     def _connect(self) -> Iterator[Connection]:
         """A connection whose every failure, connecting or querying, is a plain CrmError."""
         try:
-            with self.engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
+            conn = self.engine.connect()
+        except SQLAlchemyError as exc:
             raise CrmError(
                 f"cannot reach the CRM database ({_first_line(exc)}); check CRM_DATABASE_URL"
             ) from None
+        try:
+            with conn:
+                yield conn
         except SQLAlchemyError as exc:
             raise CrmError(
                 f"the CRM database refused a query ({_first_line(exc)}); check that CRM_DATABASE_URL "
