@@ -6,6 +6,7 @@ rules, `bot.blocks` the looks, and this module the glue between them.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -16,9 +17,9 @@ from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
-from bot.summary import post_dm, sync_result_message
+from bot.summary import digest_message, post_dm, sync_result_message
 from sync_engine.model import CrmUser, PersonView, SyncResult
-from sync_engine.service import EngineError
+from sync_engine.service import BadDigestSetting, EngineError
 
 if TYPE_CHECKING:
     from sync_engine.service import Engine
@@ -231,3 +232,85 @@ def _was_busy(result: SyncResult) -> bool:
     if getattr(result, "busy", False):
         return True
     return not result.outcomes and (result.error or "").startswith("another sync of this mailbox")
+
+
+# ---------------------------------------------------------------- the digest's controls
+
+# Overflow item → the change it makes; each is safe to repeat (UX 1).
+DIGEST_CHOICES: dict[str, dict[str, Any]] = {
+    "weekly": {"frequency": "weekly"},
+    "daily": {"frequency": "daily"},
+    "snooze": {"snooze_days": 7},
+    "resume": {"snooze_days": 0},
+    "off": {"off": True},
+    "on": {"off": False},
+}
+DIGEST_USAGE = (
+    f"try `{ui.COMMAND} digest 17:30`, `weekly friday`, `daily`, `snooze 3`, `resume`, "
+    "`off` or `on`"
+)
+
+
+def show_digest(engine: Engine, user: CrmUser, place: str, reply: Reply, note: str = "") -> None:
+    """Replace the message that holds digest controls with its new state (UX 7).
+
+    A posted digest is rebuilt from its period (it keeps its content); the settings
+    card of `/crm-contacts digest` is drawn again."""
+    period = ui.digest_period(place)
+    message = digest_message(engine, user, *period, note=note) if period else None
+    if message is not None:
+        text, blocks = message
+        # a DM the bot posted, not an ephemeral reply: replaced as it is
+        reply(text=text, blocks=blocks, replace_original=True, response_type=None)
+        return
+    prefs = engine.digest_prefs(user)
+    reply(
+        text=ui.fallback(f"Your digest: {prefs.describe()}"),
+        blocks=ui.digest_card(prefs, note),
+        replace_original=True,
+        response_type=None if period else "ephemeral",
+    )
+
+
+def open_digest_time(
+    client: WebClient,
+    engine: Engine,
+    user: CrmUser,
+    trigger_id: str,
+    place: str,
+    response_url: str,
+) -> None:
+    """Open the time picker; its submission updates the message at `response_url`."""
+    metadata = json.dumps({"place": place, "url": response_url}, separators=(",", ":"))
+    prefs = engine.digest_prefs(user)
+    client.views_open(trigger_id=trigger_id, view=ui.digest_time_modal(prefs, metadata))
+
+
+_WORDS = {"at", "daily", "weekly", "snooze", "resume", "off", "on"}
+
+
+def digest_changes(text: str) -> dict[str, Any]:
+    """`/crm-contacts digest <words>` as set_digest_prefs arguments; the engine checks them.
+
+    Words: HH:MM (or `at HH:MM`), daily, weekly [DAY], snooze [DAYS], resume, off, on."""
+    words = text.lower().replace(",", " ").split()
+    changes: dict[str, Any] = {}
+    while words:
+        word = words.pop(0)
+        if word == "at" and words:
+            changes["time"] = words.pop(0)
+        elif ":" in word:
+            changes["time"] = word
+        elif word in ("daily", "weekly"):
+            changes["frequency"] = word
+            if word == "weekly" and words and words[0].isalpha() and words[0] not in _WORDS:
+                changes["weekday"] = words.pop(0)  # the engine says if it is not a day
+        elif word == "snooze":
+            changes["snooze_days"] = words.pop(0) if words and words[0].isdigit() else 7
+        elif word == "resume":
+            changes["snooze_days"] = 0
+        elif word in ("off", "on"):
+            changes["off"] = word == "off"
+        else:
+            raise BadDigestSetting(f"I don't understand '{word[:40]}' here; {DIGEST_USAGE}")
+    return changes

@@ -1,7 +1,9 @@
 """Per-user summaries: what the engine did and why, shared by sync results and the digest.
 
-One builder (`summary_blocks`) renders both a hand-run sync and the daily digest, so the
-words and limits are the same in both places (issue 4, part 4; SLACK_UX 8, 9).
+One builder (`summary_blocks`) renders both a hand-run sync and the digest, so the words
+and limits are the same in both places (issue 4, part 4; SLACK_UX 8, 9). The digest
+carries its own controls (time, daily or weekly, snooze, off) and is re-rendered from
+its period when one is used, so the message updates in place.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from bot.blocks import (
     MAX_BLOCKS,
     Block,
     context,
+    digest_controls,
+    digest_place,
     fallback,
     fit_escaped,
     plural,
@@ -163,6 +167,37 @@ def post_dm(client: WebClient, slack_user_id: str, text: str, blocks: list[Block
     client.chat_postMessage(channel=channel, text=text, blocks=blocks)
 
 
+def digest_message(
+    engine: Engine,
+    user: CrmUser,
+    since: datetime,
+    until: datetime,
+    note: str = "",
+) -> tuple[str, list[Block]] | None:
+    """The digest of `since`..`until` with its controls; None when nothing happened.
+
+    Rebuilt the same way after a click on its controls (the period is in the controls'
+    block_id), so the message keeps its content and shows the new settings."""
+    activity = engine.activity(user, since, until)
+    outcomes = list(activity.outcomes)
+    seen = {(o.person_id, o.action, o.detail) for o in outcomes}
+    outcomes += [o for o in activity.failures if (o.person_id, o.action, o.detail) not in seen]
+    warnings = [*activity.warnings, *activity.errors]
+    if not outcomes and not activity.possible_duplicates and not warnings:
+        return None
+    prefs = engine.digest_prefs(user)
+    subtitle = f"Since {when(since)} · {plural(activity.runs, 'sync')}"
+    text, blocks = summary_blocks(
+        "Your CRM Contacts digest",  # the controls say daily or weekly; they may change
+        outcomes,
+        activity.possible_duplicates,
+        warnings,
+        subtitle=subtitle,
+    )
+    controls = digest_controls(prefs, digest_place(since, until), note)
+    return text, blocks[: MAX_BLOCKS - len(controls)] + controls
+
+
 def post_daily_summary(
     client: WebClient,
     engine: Engine,
@@ -173,24 +208,14 @@ def post_daily_summary(
 ) -> bool:
     """DM one user the digest of `since`..`until`; True if a DM was sent.
 
-    Nothing happened → no DM: users uninstall noisy bots (UX 9). Engine errors propagate
-    to the scheduler, which owns retrying and logging per user.
+    Nothing happened → no DM: users uninstall noisy bots (UX 9). Whether it is due (the
+    user's time, day, snooze) is the scheduler's call. Engine errors propagate to the
+    scheduler, which owns retrying and logging per user.
     """
-    activity = engine.activity(user, since, until)
-    outcomes = list(activity.outcomes)
-    seen = {(o.person_id, o.action, o.detail) for o in outcomes}
-    outcomes += [o for o in activity.failures if (o.person_id, o.action, o.detail) not in seen]
-    warnings = [*activity.warnings, *activity.errors]
-    if not outcomes and not activity.possible_duplicates and not warnings:
+    message = digest_message(engine, user, since, until)
+    if message is None:
         return False
-    subtitle = f"Since {when(since)} · {plural(activity.runs, 'sync')}"
-    text, blocks = summary_blocks(
-        "Your CRM Contacts digest",
-        outcomes,
-        activity.possible_duplicates,
-        warnings,
-        subtitle=subtitle,
-    )
+    text, blocks = message
     post_dm(client, slack_user_id, text, blocks)
-    log.info("daily summary sent", extra={"slack_user": slack_user_id})
+    log.info("digest sent", extra={"slack_user": slack_user_id})
     return True

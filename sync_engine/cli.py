@@ -24,7 +24,7 @@ from sync_engine.config import ConfigError, Settings, load_settings
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
 from sync_engine.crm.source import CrmError
 from sync_engine.mailbox.base import MailboxError
-from sync_engine.model import ContactFields, NewContact, PersonView, SyncResult
+from sync_engine.model import WEEKDAYS, ContactFields, NewContact, PersonView, SyncResult
 from sync_engine.report import counts_line, detail_lines
 from sync_engine.service import Engine, EngineError
 from sync_engine.store import StoreError
@@ -378,6 +378,62 @@ def check_mailbox(as_: As) -> None:
     e = engine()
     for line in e.check_mailbox(e.user(as_)):
         out.print(line, markup=False)
+
+
+@app.command()
+@friendly
+def digest(
+    as_: As,
+    time: Annotated[
+        str | None, typer.Option("--time", metavar="HH:MM", help="Local time, 24-hour clock.")
+    ] = None,
+    default_time: Annotated[
+        bool, typer.Option("--default-time", help="Back to SUMMARY_TIME.")
+    ] = False,
+    weekly: Annotated[
+        str | None,
+        typer.Option("--weekly", metavar="DAY", help="Once a week, on DAY (monday … sunday)."),
+    ] = None,
+    daily: Annotated[bool, typer.Option("--daily", help="Every day (the default).")] = False,
+    snooze: Annotated[
+        int | None,
+        typer.Option("--snooze", metavar="DAYS", help="No digest for DAYS days; 0 resumes."),
+    ] = None,
+    off: Annotated[
+        bool | None, typer.Option("--off/--on", help="Turn the digest off, or back on.")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """The user's digest DM: its time, daily or weekly, snooze, off. No option: show it."""
+    if weekly is not None and daily:
+        raise fail("give --weekly DAY or --daily, not both")
+    e = engine()
+    user = e.user(as_)
+    frequency = "weekly" if weekly is not None else ("daily" if daily else None)
+    prefs = e.set_digest_prefs(
+        user,
+        time=time,
+        default_time=default_time,
+        frequency=frequency,
+        weekday=weekly,
+        snooze_days=snooze,
+        off=off,
+    )
+    if as_json:
+        print_json(
+            {
+                "email": user.email,
+                "time": prefs.time,
+                "chosen_time": prefs.chosen_time,
+                "frequency": prefs.frequency,
+                "weekday": WEEKDAYS[prefs.weekday],
+                "snoozed_until": prefs.snoozed_until.isoformat() if prefs.snoozed_until else None,
+                "off": prefs.off,
+                "time_zone": prefs.tz or "UTC",
+            }
+        )
+        return
+    out.print(f"Digest for {user.email}: {prefs.describe()}", markup=False)
 
 
 # -- the CRM ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
+from datetime import date, datetime
 
 # Mapped contact fields, in the order of DESIGN section 4. `display_name` and `file_as`
 # are built from the names and company, so they follow the CRM like the others.
@@ -317,3 +317,52 @@ class SyncResult:
             "requests": self.requests,
             "write_requests": self.write_requests,
         }
+
+
+# -- the digest's settings (SLACK_UX 9) ---------------------------------------------------
+
+WEEKDAYS: tuple[str, ...] = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
+FREQUENCIES: tuple[str, ...] = ("daily", "weekly")
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPrefs:
+    """When one user's digest DM goes out. Users uninstall noisy bots, so they tune it.
+
+    `time` is HH:MM in the user's own time zone; None means SUMMARY_TIME (the engine
+    fills it in, and `chosen_time` says whether the user picked it). `snoozed_until` is
+    a date in the user's zone: nothing is sent before it. `tz` is the zone the time is
+    read in (the user's Slack time zone; None = UTC).
+    """
+
+    time: str | None = None
+    frequency: str = "daily"
+    weekday: int = 0  # Monday; used when weekly
+    snoozed_until: date | None = None
+    off: bool = False
+    chosen_time: bool = False
+    tz: str | None = None
+    changed_at: datetime | None = None
+
+    @property
+    def weekly(self) -> bool:
+        return self.frequency == "weekly"
+
+    def describe(self) -> str:
+        """The settings in a few plain words, the same in Slack and on the command line."""
+        if self.off:
+            return "off"
+        at = f"at {self.time or 'SUMMARY_TIME'}"
+        when = f"weekly on {WEEKDAYS[self.weekday]}s {at}" if self.weekly else f"daily {at}"
+        when += f" ({self.tz or 'UTC'} time)"
+        if self.snoozed_until is not None:
+            when += f", snoozed until {self.snoozed_until.strftime('%a %d %b %Y')}"
+        return when

@@ -17,7 +17,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from sqlalchemy.exc import IntegrityError
 from sync_engine import tables as t
 from sync_engine.crm import schema as s
 from sync_engine.crm.source import CrmError, SageCrm
-from sync_engine.store import Store, StoredUser, as_utc
+from sync_engine.model import DigestPrefs
+from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of
 
 _CHUNK = 900  # ids per IN (...) list, under every database's parameter limit
 
@@ -47,10 +48,13 @@ class MailboxRow:
     next_due_at: datetime | None
     reconcile_at: datetime | None
     summary_until: datetime | None
+    digest: DigestPrefs = field(
+        default_factory=DigestPrefs
+    )  # the user's digest settings (defaults: none set)
 
 
 def _columns():  # type: ignore[no-untyped-def]
-    u, m = t.users, t.mailbox_state
+    u, m, d = t.users, t.mailbox_state, t.digest_prefs
     return select(
         u.c.id,
         u.c.crm_user_id,
@@ -68,7 +72,13 @@ def _columns():  # type: ignore[no-untyped-def]
         m.c.next_due_at,
         m.c.reconcile_at,
         m.c.summary_until,
-    ).select_from(u.join(m, m.c.user_id == u.c.id))
+        d.c.time,
+        d.c.frequency,
+        d.c.weekday,
+        d.c.snoozed_until,
+        d.c.off,
+        d.c.changed_at,
+    ).select_from(u.join(m, m.c.user_id == u.c.id).outerjoin(d, d.c.user_id == u.c.id))
 
 
 def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
@@ -91,6 +101,7 @@ def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
         next_due_at=as_utc(r["next_due_at"]),
         reconcile_at=as_utc(r["reconcile_at"]),
         summary_until=as_utc(r["summary_until"]),
+        digest=digest_prefs_of(r),
     )
 
 

@@ -10,8 +10,9 @@ Several processes (PostgreSQL) share the work: each due mailbox is *claimed* fir
 whoever gets there first. A killed process's claims die with its connection; the engine
 is crash-safe, so the next cycle completes an abandoned sync.
 
-The rules of when a mailbox is due (`decide`) and when a digest is due (`summary_slot`)
-are pure functions of plain values and an injected clock, so tests drive time.
+The rules of when a mailbox is due (`decide`) and when a digest is due (`summary_slot`,
+`digest_slot` with the user's own settings) are pure functions of plain values and an
+injected clock, so tests drive time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sync_engine import queue
 from sync_engine.config import ConfigError
 from sync_engine.crm.source import CrmError
 from sync_engine.mailbox.base import MailboxError
-from sync_engine.model import CrmUser
+from sync_engine.model import CrmUser, DigestPrefs
 from sync_engine.queue import MailboxRow
 from sync_engine.store import StoreError, utcnow
 
@@ -144,6 +145,49 @@ def summary_slot(
         if slot <= now:
             return slot if now - slot <= grace else None
     return None
+
+
+def digest_slot(
+    now: datetime,
+    tz_name: str | None,
+    prefs: DigestPrefs,
+    default_time: str,
+    grace: timedelta,
+    last_until: datetime | None,
+) -> datetime | None:
+    """The end of the digest period due now for one user, or None (SLACK_UX 9).
+
+    The user's own time (or SUMMARY_TIME) in their zone; weekly only on its weekday;
+    nothing while off or before the snooze date; at most one per local day (a time moved
+    later the same day does not send a second digest), and no slot that passed before
+    the settings last changed (setting 08:00 at 09:00 means tomorrow, not at once).
+    """
+    if prefs.off:
+        return None
+    slot = summary_slot(now, tz_name, prefs.time or default_time, grace)
+    if slot is None:
+        return None
+    day = slot.astimezone(zone(tz_name)).date()
+    if prefs.weekly and day.weekday() != prefs.weekday:
+        return None
+    if prefs.snoozed_until is not None and day < prefs.snoozed_until:
+        return None
+    if prefs.changed_at is not None and slot < prefs.changed_at:
+        return None
+    if last_until is not None and (
+        last_until >= slot or last_until.astimezone(zone(tz_name)).date() == day
+    ):
+        return None
+    return slot
+
+
+def digest_since(until: datetime, last_until: datetime | None, prefs: DigestPrefs) -> datetime:
+    """Where a digest ending `until` starts: the end of the last one, at most a week back.
+
+    The first digest covers a day (a week if weekly). A week is the cap either way, so a
+    user back from a long break is not handed a month at once."""
+    span = timedelta(days=7) if prefs.weekly else timedelta(days=1)
+    return max(last_until or until - span, until - timedelta(days=7))
 
 
 def crm_changed(row: MailboxRow, changes: dict[int, datetime], people: set[int]) -> bool:
@@ -409,10 +453,10 @@ class Scheduler:
         else:
             log.info("mailbox synced", extra=extra)
 
-    # -- daily summaries ------------------------------------------------------------------
+    # -- digests ----------------------------------------------------------------------------
 
     def run_summaries(self) -> int:
-        """Post every digest that is due now; returns how many DMs went out."""
+        """Post every digest that is due now (each user's own settings); how many DMs went out."""
         sent = 0
         try:
             if self.summary_poster is not None:
@@ -433,12 +477,17 @@ class Scheduler:
             slack_id = row.user.slack_user_id
             if not slack_id:
                 continue
-            until = summary_slot(
-                now, row.user.slack_tz, self.settings.summary_time, self.policy.summary_grace
+            until = digest_slot(
+                now,
+                row.user.slack_tz,
+                row.digest,
+                self.settings.summary_time,
+                self.policy.summary_grace,
+                row.summary_until,
             )
-            if until is None or (row.summary_until is not None and row.summary_until >= until):
-                continue
-            since = max(row.summary_until or until - timedelta(days=1), until - timedelta(days=7))
+            if until is None:
+                continue  # not its time or day, snoozed, off, or already sent
+            since = digest_since(until, row.summary_until, row.digest)
             if not queue.claim_summary(self.store, row.user.id, row.summary_until, until):
                 continue  # another scheduler process took it
             user = self.crm.user_by_id(row.user.crm_user_id)
@@ -449,7 +498,7 @@ class Scheduler:
             except Exception as exc:
                 queue.release_summary(self.store, row.user.id, row.summary_until, until)
                 log.warning(
-                    "daily summary not sent; retrying at the next tick",
+                    "digest not sent; retrying at the next tick",
                     extra={
                         "event": "summary_failed",
                         "mailbox": row.user.mailbox,
@@ -459,8 +508,13 @@ class Scheduler:
                 continue
             sent += int(bool(posted))
             log.info(
-                "daily summary" if posted else "daily summary: nothing to say",
-                extra={"event": "summary", "mailbox": row.user.mailbox, "posted": bool(posted)},
+                "digest sent" if posted else "digest: nothing to say",
+                extra={
+                    "event": "summary",
+                    "mailbox": row.user.mailbox,
+                    "posted": bool(posted),
+                    "frequency": row.digest.frequency,
+                },
             )
         return sent
 

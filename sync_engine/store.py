@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sync_engine import migrate
 from sync_engine import tables as t
-from sync_engine.model import Link
+from sync_engine.model import DigestPrefs, Link
 
 
 class StoreError(Exception):
@@ -516,6 +516,32 @@ class Store:
                     .values(**values)
                 )
 
+    # -- digest settings ----------------------------------------------------------------
+
+    def digest_prefs(self, user_id: int) -> DigestPrefs:
+        """The user's stored digest settings; the defaults when they never changed one."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.digest_prefs).where(t.digest_prefs.c.user_id == user_id))
+                .mappings()
+                .first()
+            )
+        return digest_prefs_of(row)
+
+    def set_digest_prefs(self, user_id: int, changed_at: datetime, **values: object) -> None:
+        """Write some of the settings (time, frequency, weekday, snoozed_until, off)."""
+        d = t.digest_prefs
+        values = {**values, "changed_at": changed_at}
+        with self.engine.begin() as conn:
+            done = conn.execute(update(d).where(d.c.user_id == user_id).values(**values))
+            if done.rowcount:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(d).values(user_id=user_id, **values))
+            except IntegrityError:  # a concurrent first write won: apply ours over it
+                conn.execute(update(d).where(d.c.user_id == user_id).values(**values))
+
     # -- one sync at a time per mailbox ------------------------------------------------
 
     @contextmanager
@@ -657,6 +683,21 @@ def _stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]
         mailbox=row["mailbox"],
         slack_user_id=row["slack_user_id"],
         slack_tz=row["slack_tz"],
+    )
+
+
+def digest_prefs_of(row) -> DigestPrefs:  # type: ignore[no-untyped-def]
+    """A digest_prefs row (or None: never set) as a value; columns may be NULL in a join."""
+    if row is None or row.get("changed_at") is None:
+        return DigestPrefs()
+    return DigestPrefs(
+        time=row["time"],
+        frequency=row["frequency"] or "daily",
+        weekday=int(row["weekday"] or 0),
+        snoozed_until=row["snoozed_until"],
+        off=bool(row["off"]),
+        chosen_time=row["time"] is not None,
+        changed_at=as_utc(row["changed_at"]),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -13,6 +14,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
+    text,
 )
 
 metadata = MetaData()
@@ -109,4 +112,17 @@ schedule_marks = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# Per-user digest settings (migration 0004); no row = the defaults (daily at SUMMARY_TIME).
+digest_prefs = Table(
+    "digest_prefs",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("time", String(5)),  # HH:MM in the user's zone; NULL = SUMMARY_TIME
+    Column("frequency", String(8), nullable=False, server_default="daily"),
+    Column("weekday", Integer, nullable=False, server_default=text("0")),  # 0 = Monday
+    Column("snoozed_until", Date),  # the user's local date the digest resumes on
+    Column("off", Boolean, nullable=False, server_default=false()),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
 )

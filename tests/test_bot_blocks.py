@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from servers.slack import LIMITS, all_text, block_kit_problems, checkbox_options
 
 from bot import blocks as ui
 from bot.summary import summary_blocks
-from sync_engine.model import Outcome, PersonView
+from sync_engine.model import DigestPrefs, Outcome, PersonView
 
 
 def person(pid: int, first: str = "Jane", last: str = "Doe", **kw: object) -> PersonView:
@@ -188,3 +189,47 @@ def test_home_lists_failures_with_a_retry() -> None:
     text = all_text(view["blocks"])
     assert "Failed at the last sync* (30)" in text
     assert "the mailbox refused &lt;it&gt; &amp; more" in text and "boom &lt;x&gt;" in text
+
+
+def test_digest_controls_are_one_overflow_within_slacks_limits_and_escape_the_zone() -> None:
+    since = datetime(2026, 3, 9, 8, 0, 0, 500, tzinfo=UTC)
+    until = datetime(2026, 3, 10, 8, 0, 0, 500, tzinfo=UTC)
+    for frequency in ("daily", "weekly"):
+        for snoozed in (None, date(2026, 3, 17)):
+            for off in (False, True):
+                prefs = DigestPrefs(
+                    time="17:30",
+                    frequency=frequency,
+                    weekday=6,
+                    snoozed_until=snoozed,
+                    off=off,
+                    tz="<!channel> & Co",
+                )
+                for choice in ("time", "weekly", "daily", "snooze", "resume", "off", "on"):
+                    blocks = ui.digest_controls(
+                        prefs, ui.digest_place(since, until), ui.digest_note(choice, prefs)
+                    )
+                    assert block_kit_problems(blocks, LIMITS["message_blocks"]) == []
+                    menus = [b["accessory"] for b in blocks if b.get("accessory")]
+                    assert [m["type"] for m in menus] == ["overflow"]  # no button (UX 4)
+                    assert 3 <= len(menus[0]["options"]) <= 5
+                    assert "<!channel>" not in json.dumps(blocks)
+                card = ui.digest_card(prefs)
+                assert block_kit_problems(card, LIMITS["message_blocks"]) == []
+    line = ui.digest_settings_line(DigestPrefs(time="17:30", tz="<!channel> & Co"))
+    assert "(&lt;!channel&gt; &amp; Co)" in line
+    modal = ui.digest_time_modal(DigestPrefs(time="06:45", frequency="weekly", weekday=6), "{}")
+    assert block_kit_problems(modal["blocks"], LIMITS["view_blocks"]) == []
+    day = modal["blocks"][1]["element"]["initial_option"]
+    assert day["value"] == "6" and day["text"]["text"] == "Sunday"
+
+
+def test_digest_place_carries_the_period_and_refuses_what_is_not_ours() -> None:
+    since = datetime(2026, 3, 9, 8, 0, 0, 500, tzinfo=UTC)
+    until = datetime(2026, 3, 16, 8, 0, 0, 500, tzinfo=UTC)
+    period = ui.digest_period(ui.digest_place(since, until))
+    assert period is not None
+    assert period[0] <= since and until <= period[1]  # rounded outwards: nothing left out
+    assert period[1] - period[0] < timedelta(days=7, seconds=2)
+    for other in (ui.DIGEST_CARD, "dg|2|1", "dg|1|99999999999", "dg|x|1", "dg|1", "", "pk1|a"):
+        assert ui.digest_period(other) is None

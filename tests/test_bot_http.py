@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from servers.slack import (
@@ -41,7 +42,7 @@ from servers.slack import (
 )
 
 from bot import blocks as ui
-from bot.app import build_app
+from bot.app import build_app, web_client
 from bot.server import HttpServer, SlackWsgi
 from bot.summary import post_daily_summary
 from sync_engine.config import ConfigError, load_settings
@@ -667,3 +668,174 @@ def test_repeated_and_concurrent_requests_ack_fast_and_duplicate_nothing(bot: Bo
     assert all(reply.status == 200 for reply, _ in results)
     for _, name in results:
         assert "3 people match" in all_text(bot.reply(name).blocks)
+
+
+# ---------------------------------------------------------------- the digest's controls
+
+
+def digest_menu(blocks: list[dict[str, Any]]) -> list[str]:
+    """The values of the digest's overflow items, in order."""
+    element, _ = find_element(blocks, ui.ACTION_DIGEST_MENU)
+    assert element["type"] == "overflow"
+    return [o["value"] for o in element["options"]]
+
+
+def posted_digest(bot: Bot) -> Call:
+    """Alice's digest DM after a sync of the five Design Right people."""
+    alice = bot.user("alice@example.com")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    bot.engine.sync(alice)
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    client = web_client(bot.engine.settings)
+    assert post_daily_summary(client, bot.engine, alice, "U_ALICE", start, until) is True
+    return bot.slack.wait_for("chat.postMessage")[0]
+
+
+def london_days_from_now(days: int) -> set[date]:
+    """Alice's local date (her Slack zone) `days` ahead; two around midnight."""
+    tz = ZoneInfo("Europe/London")
+    now = datetime.now(UTC)
+    return {
+        (moment.astimezone(tz).date() + timedelta(days=days))
+        for moment in (now, now + timedelta(seconds=30))
+    }
+
+
+def test_each_digest_control_changes_the_setting_and_updates_the_dm_in_place(bot: Bot) -> None:
+    dm = posted_digest(bot)
+    alice = bot.user("alice@example.com")
+    assert dm.params["channel"] == "DU_ALICE"
+    # no button at all, one overflow menu (SLACK_UX 4)
+    assert buttons(dm.blocks) == {}
+    assert digest_menu(dm.blocks) == ["time", "weekly", "snooze", "off"]
+    assert "*Daily digest* at *08:00*" in all_text(dm.blocks)
+
+    def choose(blocks: list[dict[str, Any]], option: str) -> list[dict[str, Any]]:
+        call = bot.click(blocks, ui.ACTION_DIGEST_MENU, option=option, message=dm)
+        # the DM itself is replaced (not an ephemeral note), and keeps the digest's content
+        assert call.params["replace_original"] is True and "response_type" not in call.params
+        assert "Maria Lopez" in all_text(call.blocks) and "5 created" in call.params["text"]
+        return call.blocks
+
+    weekly = choose(dm.blocks, "weekly")
+    prefs = bot.engine.digest_prefs(alice)
+    assert prefs.weekly and prefs.weekday == 0 and prefs.tz == "Europe/London"
+    assert "*Weekly digest*, Mondays at *08:00*" in all_text(weekly)
+    assert "✓ Weekly from now on" in all_text(weekly)
+    assert digest_menu(weekly) == ["time", "daily", "snooze", "off"]
+
+    snoozed = choose(weekly, "snooze")
+    assert bot.engine.digest_prefs(alice).snoozed_until in london_days_from_now(7)
+    assert "snoozed until" in all_text(snoozed) and "✓ Snoozed" in all_text(snoozed)
+    assert digest_menu(snoozed) == ["time", "daily", "resume", "off"]
+    # a second click on the message as it was (a time-out seen) changes nothing more
+    again = choose(weekly, "snooze")
+    assert bot.engine.digest_prefs(alice).snoozed_until in london_days_from_now(7)
+
+    resumed = choose(again, "resume")
+    assert bot.engine.digest_prefs(alice).snoozed_until is None
+    assert digest_menu(resumed) == ["time", "daily", "snooze", "off"]
+
+    off = choose(resumed, "off")
+    assert bot.engine.digest_prefs(alice).off is True
+    assert "*Digest off*" in all_text(off) and digest_menu(off) == ["time", "daily", "on"]
+    on = choose(off, "on")
+    assert bot.engine.digest_prefs(alice).off is False
+    assert digest_menu(on) == ["time", "daily", "snooze", "off"]
+
+    # Change time…: a small modal (time, and the day while weekly); saving redraws the DM
+    reply, name = bot.send.click(on, ui.ACTION_DIGEST_MENU, option="time", message=dm)
+    assert reply.status == 200 and bot.send.last_elapsed < 3.0
+    opened = bot.slack.wait_for("views.open")[0]
+    assert opened.params["trigger_id"] == f"trigger-{name}"
+    modal = opened.view
+    time_input = next(b for b in modal["blocks"] if b["block_id"] == ui.DIGEST_TIME_BLOCK)
+    assert time_input["element"]["type"] == "timepicker"
+    assert time_input["element"]["initial_time"] == "08:00"
+    submitted = bot.send.submit_view(
+        modal,
+        {
+            ui.DIGEST_TIME_BLOCK: {
+                ui.DIGEST_TIME_ACTION: {"type": "timepicker", "selected_time": "17:30"}
+            },
+            ui.DIGEST_DAY_BLOCK: {
+                ui.DIGEST_DAY_ACTION: {
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": "Friday"},
+                        "value": "4",
+                    },
+                }
+            },
+        },
+    )
+    assert submitted.status == 200 and bot.send.last_elapsed < 3.0
+    prefs = bot.engine.digest_prefs(alice)
+    assert (prefs.time, prefs.chosen_time, prefs.weekday) == ("17:30", True, 4)
+    redrawn = bot.reply(name)
+    assert redrawn.params["replace_original"] is True
+    text = all_text(redrawn.blocks)
+    assert "*Weekly digest*, Fridays at *17:30*" in text and "Maria Lopez" in text
+    assert "✓ Your digest now comes Fridays at 17:30" in text
+
+    daily = choose(redrawn.blocks, "daily")
+    assert bot.engine.digest_prefs(alice).frequency == "daily"
+    assert "*Daily digest* at *17:30*" in all_text(daily)
+    # a daily digest's modal has no day to pick
+    bot.send.click(daily, ui.ACTION_DIGEST_MENU, option="time", message=dm)
+    modal = bot.slack.wait_for("views.open", 2)[1].view
+    assert [b["block_id"] for b in modal["blocks"]] == [ui.DIGEST_TIME_BLOCK]
+    assert modal["blocks"][0]["element"]["initial_time"] == "17:30"
+    # Bob's settings were never touched
+    assert bot.engine.digest_prefs(bot.user("bob@example.com")).chosen_time is False
+
+
+def test_digest_command_shows_the_settings_with_the_same_controls(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    card = bot.shown("digest")
+    assert "*Daily digest* at *08:00* your time (Europe/London)" in all_text(card)
+    assert digest_menu(card) == ["time", "weekly", "snooze", "off"]
+
+    off = bot.click(card, ui.ACTION_DIGEST_MENU, option="off")
+    assert off.params["replace_original"] is True
+    assert off.params["response_type"] == "ephemeral"  # the card stays private
+    assert "*Digest off*" in all_text(off.blocks) and bot.engine.digest_prefs(alice).off
+
+    # words after `digest` change it too; the engine checks them
+    assert "✓ Saved." in all_text(bot.shown("digest on"))
+    assert "*Weekly digest*, Fridays at *07:15*" in all_text(bot.shown("digest weekly fri at 7:15"))
+    snoozed = all_text(bot.shown("digest snooze 3"))
+    assert "snoozed until" in snoozed
+    assert bot.engine.digest_prefs(alice).snoozed_until in london_days_from_now(3)
+    assert "*Weekly digest*, Fridays at *09:00*" in all_text(bot.shown("digest weekly at 9:00"))
+    assert "*Daily digest*" in all_text(bot.shown("digest daily resume at 07:15"))
+    assert bot.engine.digest_prefs(alice).snoozed_until is None
+
+    bad = all_text(bot.shown("digest 25:00"))
+    assert "'25:00' is not a time of day" in bad
+    assert "I don't understand 'sometimes'" in all_text(bot.shown("digest sometimes"))
+    typed = bot.shown("digest <!here>")  # typed text quoted back is escaped (SLACK_UX 11)
+    assert "I don't understand '&lt;!here&gt;'" in all_text(typed)
+    assert not [t for t in mrkdwn_texts(typed) if "<" in t or ">" in t]
+    assert "is not a day of the week" in all_text(bot.shown("digest weekly someday"))
+    assert bot.engine.digest_prefs(alice).time == "07:15"  # a bad value changed nothing
+
+    help_reply, _ = bot.command("help")
+    assert "/crm-contacts digest" in help_reply.json()["text"]
+
+
+def test_a_stale_digest_menu_and_a_cancelled_time_get_clear_answers(bot: Bot) -> None:
+    card = bot.shown("digest")
+    element, _ = find_element(card, ui.ACTION_DIGEST_MENU)
+    element["options"].append({"text": {"type": "plain_text", "text": "Old"}, "value": "hourly"})
+    stale = bot.click(card, ui.ACTION_DIGEST_MENU, option="hourly")
+    assert "out of date" in all_text(stale.blocks)
+    # a time modal submitted without a time is refused in the modal itself
+    bot.send.click(card, ui.ACTION_DIGEST_MENU, option="time")
+    modal = bot.slack.wait_for("views.open")[0].view
+    empty = bot.send.submit_view(
+        modal, {ui.DIGEST_TIME_BLOCK: {ui.DIGEST_TIME_ACTION: {"type": "timepicker"}}}
+    )
+    assert empty.status == 200 and empty.json()["response_action"] == "errors"
+    assert bot.engine.digest_prefs(bot.user("alice@example.com")).chosen_time is False

@@ -17,15 +17,17 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from servers.slack import BOT_TOKEN, SlackStandIn, all_text
 from sqlalchemy import create_engine, event, text, update
 
 from bot.cli import _slack_posters
-from sync_engine import queue
+from sync_engine import queue, tables
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
@@ -615,6 +617,166 @@ def test_a_digest_that_fails_to_post_is_retried_not_lost(
     assert scheduler.run_summaries() == 1
     assert scheduler.run_summaries() == 0
     assert calls[0] == calls[1] and len(calls) == 2
+
+
+# -- each user's own digest settings (SLACK_UX 9) ----------------------------------------------
+
+
+class DigestRig:
+    """Alice mapped to Slack in `tz`, the scheduler with the Slack poster, and the test's days.
+
+    The state store stamps runs and events with the real time while the scheduler reads
+    the test's clock; `dated` puts the activity since its last call at a moment of the
+    test's week, as if the syncs had run then."""
+
+    def __init__(self, engine: Engine, slack: SlackStandIn, clock: Clock, tz: str) -> None:
+        self.engine, self.slack, self.clock, self.tz = engine, slack, clock, tz
+        engine.remember_slack_user("U_ALICE", ALICE, tz)
+        self.alice = engine.user(ALICE)
+        poster, _ = _slack_posters(engine.settings, engine)
+        self.scheduler = Scheduler(engine, now=clock, summary_poster=poster)
+        self.day0 = clock.t.astimezone(ZoneInfo(tz)).date()
+        self._seen = (0, 0)
+
+    def local(self, day: int, hhmm: str) -> datetime:
+        """`hhmm` on the test's `day` in Alice's zone, as UTC."""
+        hour, minute = (int(p) for p in hhmm.split(":"))
+        moment = datetime.combine(self.day0 + timedelta(days=day), dtime(hour, minute))
+        return moment.replace(tzinfo=ZoneInfo(self.tz)).astimezone(UTC)
+
+    def dated(self, moment: datetime) -> None:
+        with self.engine.store.engine.begin() as conn:
+            runs, events = self._seen
+            conn.execute(
+                update(tables.runs)
+                .where(tables.runs.c.id > runs)
+                .values(started_at=moment, finished_at=moment)
+            )
+            conn.execute(update(tables.events).where(tables.events.c.id > events).values(at=moment))
+            self._seen = (
+                conn.execute(text("SELECT max(id) FROM runs")).scalar() or 0,
+                conn.execute(text("SELECT max(id) FROM events")).scalar() or 0,
+            )
+
+    def change_wei(self, title: str, at: datetime) -> None:
+        """Wei Chen (on Alice's list) changes in the CRM; the next cycle syncs it at `at`."""
+        EmbeddedCrm(self.engine.crm).update_person(
+            person_id(self.engine, "Wei", "Chen"), title=title
+        )
+        assert ALICE in self.scheduler.run_cycle().synced
+        self.dated(at)
+
+    def days_with_a_dm(self, days: range, hhmm: str) -> list[int]:
+        """Run the digests a minute after `hhmm` on each day; the days a DM went out."""
+        sent = []
+        for day in days:
+            self.clock.t = self.local(day, hhmm) + timedelta(minutes=1)
+            if self.scheduler.run_summaries():
+                sent.append(day)
+        return sent
+
+    def dms(self) -> list[Any]:
+        return [c for c in self.slack.of("chat.postMessage") if c.params["channel"] == "DU_ALICE"]
+
+
+@pytest.fixture
+def rig(
+    demo: Engine, slack: SlackStandIn, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], DigestRig]:
+    monkeypatch.setenv("SUMMARY_TIME", "08:00")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    demo.settings = load_settings()
+
+    def make(tz: str) -> DigestRig:
+        r = DigestRig(demo, slack, clock, tz)
+        assert sorted(r.scheduler.run_cycle().synced) == [ALICE, BOB]  # Alice: 3 created
+        return r
+
+    return make
+
+
+def test_a_changed_time_moves_the_dm_to_that_local_hour(rig: Callable[[str], DigestRig]):
+    r = rig("Asia/Kolkata")
+    r.dated(r.local(0, "07:00"))
+    r.clock.t = r.local(0, "07:30")
+    r.engine.set_digest_prefs(r.alice, time="17:30", now=r.clock.t)
+
+    assert r.days_with_a_dm(range(1), "08:00") == []  # SUMMARY_TIME is no longer hers
+    assert r.days_with_a_dm(range(1), "17:30") == [0]  # 17:30 in Kolkata
+    (dm,) = r.dms()
+    assert "3 created" in dm.params["text"]
+    assert "*Daily digest* at *17:30* your time (Asia/Kolkata)" in all_text(dm.blocks)
+    assert r.days_with_a_dm(range(1, 3), "17:30") == []  # nothing new, nothing sent
+
+    # back to SUMMARY_TIME: the next change comes at 08:00 the morning after
+    r.clock.t = r.local(2, "18:00")
+    r.engine.set_digest_prefs(r.alice, default_time=True, now=r.clock.t)
+    r.change_wei("CTO", r.local(2, "20:00"))
+    assert r.days_with_a_dm(range(3, 4), "17:30") == []
+    assert r.days_with_a_dm(range(3, 5), "08:00") == [3]
+    assert "1 updated" in r.dms()[-1].params["text"]
+    assert "Wei Chen" in all_text(r.dms()[-1].blocks)
+
+
+def test_weekly_sends_once_a_week_on_its_day_with_the_weeks_counts(
+    rig: Callable[[str], DigestRig],
+):
+    r = rig("America/Chicago")
+    r.dated(r.local(0, "07:00"))  # Alice's first sync: 3 created
+    r.clock.t = r.local(0, "07:30")
+    weekday = (r.day0 + timedelta(days=3)).weekday()
+    prefs = r.engine.set_digest_prefs(
+        r.alice, frequency="weekly", weekday=weekday, time="09:00", now=r.clock.t
+    )
+    assert prefs.weekly
+    r.change_wei("CTO", r.local(1, "12:00"))  # 1 updated, the day after
+
+    assert r.days_with_a_dm(range(4), "09:00") == [3]
+    first = r.dms()[-1]
+    # the whole week: the first sync three days before is in it, not only the last day
+    assert "3 created" in first.params["text"] and "1 updated" in first.params["text"]
+    assert "*Weekly digest*" in all_text(first.blocks)
+    assert state(r.engine, ALICE).summary_until == r.local(3, "09:00")
+
+    r.change_wei("Chief Technology Officer", r.local(6, "12:00"))
+    assert r.days_with_a_dm(range(4, 18), "09:00") == [10]  # once more, a week later
+    second = r.dms()[-1]
+    # since the last one: this week's update only
+    assert "1 updated" in second.params["text"] and "created" not in second.params["text"]
+    assert len(r.dms()) == 2
+
+
+def test_a_snoozed_digest_sends_nothing_until_its_date(rig: Callable[[str], DigestRig]):
+    r = rig("Europe/Paris")
+    r.dated(r.local(0, "07:00"))
+    assert r.days_with_a_dm(range(1), "08:00") == [0]
+    r.clock.t = r.local(0, "09:00")  # snoozed from the digest: three days
+    prefs = r.engine.set_digest_prefs(r.alice, snooze_days=3, now=r.clock.t)
+    assert prefs.snoozed_until == r.day0 + timedelta(days=3)
+    r.change_wei("CTO", r.local(1, "12:00"))
+    until = state(r.engine, ALICE).summary_until
+
+    assert r.days_with_a_dm(range(1, 3), "08:00") == []
+    assert state(r.engine, ALICE).summary_until == until  # skipped, not used up
+    assert r.days_with_a_dm(range(3, 5), "08:00") == [3]
+    # the first digest after the snooze covers the snoozed days
+    assert "1 updated" in r.dms()[-1].params["text"] and len(r.dms()) == 2
+
+
+def test_a_digest_turned_off_sends_nothing_until_turned_on(rig: Callable[[str], DigestRig]):
+    r = rig("America/Sao_Paulo")
+    r.clock.t = r.local(0, "06:00")
+    r.engine.set_digest_prefs(r.alice, off=True, now=r.clock.t)
+    r.dated(r.local(0, "07:00"))  # 3 created: a digest would have said so at 08:00
+
+    assert r.days_with_a_dm(range(3), "08:00") == []
+    assert state(r.engine, ALICE).summary_until is None
+    r.clock.t = r.local(2, "09:00")
+    r.engine.set_digest_prefs(r.alice, off=False, now=r.clock.t)
+    r.change_wei("CTO", r.local(2, "12:00"))
+    assert r.days_with_a_dm(range(2, 5), "08:00") == [3]
+    assert "1 updated" in r.dms()[-1].params["text"] and len(r.dms()) == 1
 
 
 # -- the process -------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from sync_engine import migrate
-from sync_engine.model import Link
+from sync_engine import migrate, queue
+from sync_engine.model import DigestPrefs, Link
 from sync_engine.store import MailboxBusy, Store
 
 
@@ -179,3 +180,38 @@ def test_a_run_left_running_by_a_dead_process_is_marked_abandoned(store: Store):
     assert store.abandon_runs(u.id) == 1
     [record] = store.runs(u.id)
     assert record.id == dead and record.status == "abandoned" and "died" in (record.error or "")
+
+
+def test_digest_settings_default_stored_and_seen_by_the_scheduler(store: Store):
+    u = store.ensure_user(1, "a@example.com")
+    other = store.ensure_user(2, "b@example.com")
+    assert store.digest_prefs(u.id) == DigestPrefs()
+    at = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+    store.set_digest_prefs(
+        u.id,
+        at,
+        time="17:30",
+        frequency="weekly",
+        weekday=4,
+        snoozed_until=date(2026, 3, 17),
+        off=True,
+    )
+    weekly = DigestPrefs(
+        time="17:30",
+        frequency="weekly",
+        weekday=4,
+        snoozed_until=date(2026, 3, 17),
+        off=True,
+        chosen_time=True,
+        changed_at=at,
+    )
+    assert store.digest_prefs(u.id) == weekly
+    store.set_digest_prefs(u.id, at + timedelta(hours=1), time=None, off=False)
+    later = store.digest_prefs(u.id)
+    assert (later.time, later.chosen_time, later.off, later.weekday) == (None, False, False, 4)
+    assert store.digest_prefs(other.id) == DigestPrefs()
+    # the scheduler reads them with the mailbox rows, in the same query
+    for user in (u, other):
+        store.update_mailbox_state(user.id, list_changed_at=at)
+    rows = {row.user.id: row.digest for row in queue.mailboxes(store)}
+    assert rows == {u.id: later, other.id: DigestPrefs()}

@@ -2,7 +2,7 @@
 
 from slack_bolt import App
 
-from bot.actions import group, person, picker, sync
+from bot.actions import digest, group, person, picker, sync
 from sync_engine.service import Engine
 
 
@@ -12,6 +12,7 @@ def register(app: App, engine: Engine) -> None:
     person.register(app, engine)
     group.register(app, engine)
     sync.register(app, engine)
+    digest.register(app, engine)
 
 
 __all__ = ["register"]

@@ -14,7 +14,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import blocks as ui
-from bot.flows import guarded, picker_message, responder, sync_and_report
+from bot.flows import digest_changes, guarded, picker_message, responder, sync_and_report
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 Reply = Callable[..., Any]
 
 ALIASES = {
+    "summary": "digest",
     "find": "search",
     "addgroup": "add-group",
     "group": "add-group",
@@ -97,6 +98,16 @@ def _status(engine: Engine, user: CrmUser, _query: str, reply: Reply, *_: Any) -
     reply(text=ui.fallback(f"Sync status of {st.mailbox}"), blocks=blocks)
 
 
+def _digest(engine: Engine, user: CrmUser, text: str, reply: Reply, *_: Any) -> None:
+    """The digest's settings with its controls; words after `digest` change them first."""
+    note = ""
+    if text:
+        engine.set_digest_prefs(user, **digest_changes(text))
+        note = "✓ Saved."
+    prefs = engine.digest_prefs(user)
+    reply(text=ui.fallback(f"Your digest: {prefs.describe()}"), blocks=ui.digest_card(prefs, note))
+
+
 def _sync(
     engine: Engine, user: CrmUser, _q: str, reply: Reply, client: WebClient, slack_user_id: str
 ) -> None:
@@ -113,6 +124,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[..., None], bool, str]] = {
     "list": (_list, False, ""),
     "remove": (_list, False, ""),
     "status": (_status, False, ""),
+    "digest": (_digest, False, ""),
     "sync": (_sync, False, "Syncing your mailbox… I'll DM you the result."),
 }
 

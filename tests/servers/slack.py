@@ -51,6 +51,8 @@ LIMITS = {
     "fields": 10,
     "field_text": 2000,
     "header_text": 150,
+    "overflow_options": 5,
+    "select_options": 100,
 }
 
 
@@ -106,6 +108,17 @@ def block_kit_problems(blocks: list[dict[str, Any]], limit: int) -> list[str]:
             initial = el.get("initial_options")
             if initial is not None and (not initial or any(o not in options for o in initial)):
                 problems.append("initial_options empty or not among the options")
+        if kind in ("overflow", "static_select"):
+            options = el.get("options") or []
+            most = LIMITS["overflow_options" if kind == "overflow" else "select_options"]
+            if not options or len(options) > most:
+                problems.append(f"{kind} with {len(options)} options")
+            for option in options:
+                if len(text_of(option.get("text"))) > LIMITS["option_text"]:
+                    problems.append(f"{kind} option over 75: {text_of(option.get('text'))!r}")
+            initial = el.get("initial_option")
+            if initial is not None and initial not in options:
+                problems.append("initial_option not among the options")
 
     for block in blocks:
         kind = block.get("type")
@@ -617,12 +630,17 @@ class SlackSender:
         ticked: Iterable[int] | None = None,
         tick_event: bool = False,
         view: dict[str, Any] | None = None,
+        option: str | None = None,
+        message: Call | None = None,
     ) -> tuple[Reply, str]:
         """Click `action_id` in an ephemeral message showing `blocks`, as a Slack client would.
 
         The checkboxes state is the message's initial options unless `ticked` says which
         person ids are ticked now. `tick_event` sends the checkbox change itself.
         Like Slack for an ephemeral message, the payload carries no copy of the message.
+        `option` is the value picked in an overflow menu or a select. `message` is the
+        chat.postMessage call of a message the bot posted (a DM): then, as Slack does,
+        the container is not ephemeral and the payload carries a copy of the message.
         """
         name = f"act{next(self._n)}"
         element, block_id = find_element(blocks, action_id)
@@ -652,6 +670,10 @@ class SlackSender:
                 action["value"] = element["value"]
         if element["type"] == "checkboxes" or tick_event:
             action["selected_options"] = selected or []
+        if element["type"] in ("overflow", "static_select"):
+            picked = [o for o in element["options"] if o["value"] == option]
+            assert picked, f"no option {option!r} in {element['action_id']}"
+            action["selected_option"] = picked[0]
         payload: dict[str, Any] = {
             "type": "block_actions",
             "user": {"id": user, "username": user.lower(), "team_id": TEAM_ID},
@@ -662,7 +684,24 @@ class SlackSender:
             "actions": [action],
             "state": {"values": values},
         }
-        if view is None:
+        if message is not None:
+            channel = str(message.params["channel"])
+            payload["container"] = {
+                "type": "message",
+                "message_ts": "1700000000.000200",
+                "channel_id": channel,
+                "is_ephemeral": False,
+            }
+            payload["channel"] = {"id": channel, "name": "directmessage"}
+            payload["message"] = {
+                "type": "message",
+                "ts": "1700000000.000200",
+                "bot_id": "BBOT",
+                "text": message.params.get("text", ""),
+                "blocks": blocks,
+            }
+            payload["response_url"] = self.stand_in.response_url(name)
+        elif view is None:
             payload["container"] = {
                 "type": "message",
                 "message_ts": "1700000000.000100",
