@@ -24,6 +24,7 @@ Block = dict[str, Any]
 MAX_BLOCKS = 50
 MAX_OPTIONS = 10
 MAX_TEXT = 3000
+MAX_QUERY = 500  # characters of a search query kept in a picker's state (button values ≤ 2,000)
 MAX_FIELD_TEXT = 2000
 MAX_OPTION_TEXT = 75
 MAX_BUTTON_TEXT = 75
@@ -197,7 +198,9 @@ def plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
-def sections_of_lines(lines: Sequence[str], max_blocks: int, more: str = "") -> list[Block]:
+def sections_of_lines(
+    lines: Sequence[str], max_blocks: int, more: str = "", *, hidden: int = 0
+) -> list[Block]:
     """Pack mrkdwn lines into as few sections as fit 3,000 characters, at most `max_blocks`.
 
     Lines that do not fit are counted in a closing "and N more" line (UX 8: summarise
@@ -218,7 +221,7 @@ def sections_of_lines(lines: Sequence[str], max_blocks: int, more: str = "") -> 
         current.append(line)
         size += len(line) + 1
         shown += 1
-    rest = len(lines) - shown
+    rest = len(lines) - shown + max(hidden, 0)  # `hidden`: lines the caller left out already
     if rest:
         current.append(f"_…and {rest} more._ {more}".rstrip())
     if current:
@@ -376,7 +379,7 @@ class PickerState:
                 raise ValueError(mode)
             return cls(
                 mode=mode,
-                query=str(data.get("q", ""))[:500],
+                query=str(data.get("q", ""))[:MAX_QUERY],
                 offset=max(int(data.get("o", 0)), 0),
                 selected=tuple(int(i) for i in data.get("s", []))[:MAX_SELECTED],
                 page=tuple(int(i) for i in data.get("p", []))[:MAX_OPTIONS],

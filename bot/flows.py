@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import digest_message, post_dm, sync_result_message
-from sync_engine.model import CrmUser, PersonView, SyncResult
+from sync_engine.model import CrmUser, PersonView
 from sync_engine.service import BadDigestSetting, EngineError
 
 if TYPE_CHECKING:
@@ -217,21 +217,12 @@ def sync_and_report(
     where it was asked, not as a second "failed" DM (SLACK_UX 1).
     """
     result = engine.sync(user)
-    if reply is not None and _was_busy(result):
-        reply(text=BUSY, blocks=[ui.section(BUSY)])
-        return
+    if result.busy:
+        if reply is not None:
+            reply(text=BUSY, blocks=[ui.section(BUSY)])
+        return  # a sync is already on it; its result is the one worth a DM
     text, blocks = sync_result_message(result)
     post_dm(client, slack_user_id, text, blocks)
-
-
-def _was_busy(result: SyncResult) -> bool:
-    """Whether the sync did nothing because another one holds the mailbox.
-
-    The engine reports this only in its error text so far; a flag would be sturdier.
-    """
-    if getattr(result, "busy", False):
-        return True
-    return not result.outcomes and (result.error or "").startswith("another sync of this mailbox")
 
 
 # ---------------------------------------------------------------- the digest's controls

@@ -106,11 +106,12 @@ def summary_blocks(
         if not group:
             continue
         lines = [_outcome_line(o) for o in group]
-        shown = lines[:NAMES_PER_KIND]
-        body = f"*{label}* ({len(group)})\n" + "\n".join(shown)
-        if len(lines) > len(shown):
-            body += f"\n_…and {len(lines) - len(shown)} more._ {more}"
-        blocks += sections_of_lines([body], 2)
+        blocks += sections_of_lines(
+            [f"*{label}* ({len(group)})", *lines[:NAMES_PER_KIND]],
+            2,
+            more,
+            hidden=len(lines) - NAMES_PER_KIND,
+        )
     if failed:
         lines = [
             f"• *{fit_escaped(o.name, 200)}*: {fit_escaped(o.detail or 'no reason given', 400)}"

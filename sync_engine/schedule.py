@@ -113,8 +113,10 @@ def decide(row: MailboxRow, now: datetime, crm_changed: bool, policy: Policy) ->
         reasons.append("list changed")
     if crm_changed:
         reasons.append("crm changed")
-    if row.last_status == "partial" and row.next_due_at is not None and now >= row.next_due_at:
-        reasons.append("retry")
+    if row.last_status == "partial":  # some people failed, in a scheduled or a hand-run sync
+        retry_at = row.next_due_at or ((row.last_run_at or now) + policy.partial_retry)
+        if now >= retry_at:
+            reasons.append("retry")
     if row.last_success_at is not None:
         reconcile_at = row.reconcile_at or (row.last_success_at + policy.reconcile_every)
         if now >= reconcile_at:

@@ -191,9 +191,18 @@ class Engine:
         self.store.set_slack_user(self._stored(user).id, slack_user_id, tz)
         return user
 
+    # How long a Slack user's email and time zone are trusted before Slack is asked again:
+    # people change address or move time zone, and the digest follows their local hour.
+    SLACK_PROFILE_TTL = timedelta(hours=24)
+
     def slack_email(self, slack_user_id: str) -> str | None:
+        """The cached email of a Slack user, or None when unknown or due a fresh look."""
         stored = self.store.user_by_slack(slack_user_id)
-        return stored.email if stored else None
+        if stored is None or stored.slack_checked_at is None:
+            return None
+        if utcnow() - stored.slack_checked_at > self.SLACK_PROFILE_TTL:
+            return None
+        return stored.email
 
     def slack_users(self) -> list[StoredUser]:
         return [u for u in self.store.users() if u.slack_user_id]

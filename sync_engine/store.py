@@ -71,6 +71,7 @@ class StoredUser:
     mailbox: str
     slack_user_id: str | None = None
     slack_tz: str | None = None
+    slack_checked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ class Store:
             conn.execute(
                 update(t.users)
                 .where(t.users.c.id == user_id)
-                .values(slack_user_id=slack_user_id, slack_tz=tz)
+                .values(slack_user_id=slack_user_id, slack_tz=tz, slack_checked_at=utcnow())
             )
 
     def _one_user(self, condition) -> StoredUser | None:  # type: ignore[no-untyped-def]
@@ -239,15 +240,23 @@ class Store:
         now = utcnow()
         with self.engine.begin() as conn:
             have = self._subscribed(conn, user_id, wanted)
-            new = [pid for pid in wanted if pid not in have]
-            if new:
-                conn.execute(
-                    insert(t.subscriptions),
+            candidates = [pid for pid in wanted if pid not in have]
+            new: list[int] = []
+            if candidates:
+                # A second click racing this one may insert the same rows first: skip those
+                # (ON CONFLICT DO NOTHING) and count only the rows this call inserted.
+                inserted = conn.execute(
+                    self._insert_ignoring_duplicates(t.subscriptions).returning(
+                        t.subscriptions.c.person_id
+                    ),
                     [
                         {"user_id": user_id, "person_id": pid, "added_at": now, "source": source}
-                        for pid in new
+                        for pid in candidates
                     ],
                 )
+                done = {row[0] for row in inserted}
+                new = [pid for pid in candidates if pid in done]
+            if new:
                 self._events(
                     conn,
                     user_id,
@@ -266,6 +275,15 @@ class Store:
                 )
                 self._mark_list_changed(conn, user_id, now)
         return new
+
+    def _insert_ignoring_duplicates(self, table):  # type: ignore[no-untyped-def]
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            return insert(table)
+        return dialect_insert(table).on_conflict_do_nothing()
 
     def remove_subscriptions(
         self, user_id: int, person_ids: Iterable[int], actor: str
@@ -683,6 +701,7 @@ def _stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]
         mailbox=row["mailbox"],
         slack_user_id=row["slack_user_id"],
         slack_tz=row["slack_tz"],
+        slack_checked_at=as_utc(row["slack_checked_at"]),
     )
 
 

@@ -157,5 +157,11 @@ def _locked_sync(
         previous = store.mailbox_state(user.id)
         state["consecutive_failures"] = previous.consecutive_failures + 1
     else:
-        state.update(consecutive_failures=0, last_success_at=started, crm_watermark=watermark)
+        # a good run ends any back-off: the next due time is the scheduler's to set afresh
+        state.update(
+            consecutive_failures=0,
+            last_success_at=started,
+            crm_watermark=watermark,
+            next_due_at=None,
+        )
     store.update_mailbox_state(user.id, **state)

@@ -29,6 +29,7 @@ users = Table(
     Column("mailbox", String(255), nullable=False),
     Column("slack_user_id", String(64), unique=True),
     Column("slack_tz", String(64)),
+    Column("slack_checked_at", DateTime(timezone=True)),  # last read from Slack's users.info
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ux_users_mailbox", "mailbox", unique=True),
 )

@@ -233,3 +233,15 @@ def test_digest_place_carries_the_period_and_refuses_what_is_not_ours() -> None:
     assert period[1] - period[0] < timedelta(days=7, seconds=2)
     for other in (ui.DIGEST_CARD, "dg|2|1", "dg|1|99999999999", "dg|x|1", "dg|1", "", "pk1|a"):
         assert ui.digest_period(other) is None
+
+
+def test_a_long_list_of_updates_is_cut_whole_lines_with_and_n_more():
+    detail = "title, email, business phone, street, city, postal code, country, department"
+    outcomes = [Outcome(i, f"Pat Smith-Jones {i} (R&D)", "updated", detail) for i in range(30)]
+    _, blocks = summary_blocks("Sync", outcomes)
+    assert block_kit_problems(blocks, LIMITS["message_blocks"]) == []
+    text = all_text(blocks)
+    shown = len(re.findall(r"Pat Smith-Jones \d+ \(R&amp;D\) — _[^_]+_", text))
+    more = re.search(r"…and (\d+) more", text)
+    assert more is not None and shown + int(more.group(1)) == 30
+    assert "&amp" not in text.replace("&amp;", "")  # no entity cut in half

@@ -459,6 +459,25 @@ def test_the_slack_to_crm_mapping_is_cached(bot: Bot) -> None:
     assert bot.engine.slack_email("U_BOB") == "bob@example.com"
 
 
+def test_the_mapping_is_read_again_from_slack_after_a_day(bot: Bot) -> None:
+    from sqlalchemy import update
+
+    from sync_engine import tables as t
+
+    bot.shown("list", user="U_BOB")
+    bot.slack.add_user("U_BOB", "bob@example.com", tz="Asia/Tokyo")  # Bob moved
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    with bot.engine.store.engine.begin() as conn:
+        conn.execute(
+            update(t.users)
+            .where(t.users.c.slack_user_id == "U_BOB")
+            .values(slack_checked_at=a_day_ago)
+        )
+    bot.shown("status", user="U_BOB")
+    assert len(bot.slack.of("users.info")) == 2
+    assert bot.engine.store.user_by_slack("U_BOB").slack_tz == "Asia/Tokyo"  # type: ignore[union-attr]
+
+
 def test_unknown_subcommand_and_help_show_the_usage(bot: Bot) -> None:
     reply, _ = bot.command("frobnicate now")
     body = reply.json()
@@ -839,3 +858,26 @@ def test_a_stale_digest_menu_and_a_cancelled_time_get_clear_answers(bot: Bot) ->
     )
     assert empty.status == 200 and empty.json()["response_action"] == "errors"
     assert bot.engine.digest_prefs(bot.user("alice@example.com")).chosen_time is False
+
+
+def test_sync_now_while_the_mailbox_is_busy_sends_no_failure_dm(bot: Bot) -> None:
+    alice = bot.user("alice@example.com")
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    bot.send.event({"type": "app_home_opened", "user": "U_ALICE", "tab": "home"})
+    view = bot.slack.wait_for("views.publish")[0].view
+    home_view = {"id": "V_HOME", **view}
+    with bot.engine.store.mailbox_lock("alice@example.com"):  # the clock process is syncing it
+        answer, _ = bot.send.click(view["blocks"], ui.ACTION_SYNC_NOW, view=home_view)
+        assert answer.status == 200
+        time.sleep(1.0)  # the click's sync ran and found the mailbox busy
+    assert bot.slack.of("chat.postMessage") == []
+    bot.send.click(view["blocks"], ui.ACTION_SYNC_NOW, view=home_view)
+    [dm] = bot.slack.wait_for("chat.postMessage", 1, timeout=20)
+    assert "5 created" in dm.params["text"] and "failed" not in dm.params["text"]
+
+
+def test_a_very_long_search_keeps_its_buttons_working(bot: Bot) -> None:
+    blocks = bot.shown("search " + "Acme " * 450)
+    assert len(buttons(blocks)[ui.ACTION_ALL]["value"]) <= ui.MAX_VALUE
+    after = bot.click(blocks, ui.ACTION_ALL)
+    assert "out of date" not in all_text(after.blocks)

@@ -34,6 +34,7 @@ from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.mailbox.local import LocalMailbox
+from sync_engine.model import WriteResult
 from sync_engine.schedule import Policy, Scheduler, decide, summary_slot
 from sync_engine.service import Engine
 
@@ -924,3 +925,51 @@ def test_log_lines_are_one_json_object_each_and_mask_secrets():
     assert "eyJhbGciOi" not in second["exc"] and "RuntimeError" in second["exc"]
     for secret in ("hunter2", "xoxb-", "eyJhbGciOi"):
         assert secret not in stream.getvalue()
+
+
+def test_people_a_hand_run_sync_failed_are_retried_by_the_clock(
+    demo: Engine, target: CountingTarget, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_create = CountedMailbox.create
+    refuse = {"first": True}
+
+    def create(self: CountedMailbox, items: Any) -> list[WriteResult]:
+        if refuse["first"]:  # the server is busy for the first contact of every batch
+            return [
+                WriteResult(error="server busy", error_kind="throttled"),
+                *real_create(self, items[1:]),
+            ]
+        return real_create(self, items)
+
+    monkeypatch.setattr(CountedMailbox, "create", create)
+    scheduler = Scheduler(demo, now=clock)
+    alice = demo.user(ALICE)
+    demo.add_group(alice)
+    by_hand = demo.sync(alice)  # /crm-contacts sync
+    assert len(by_hand.failed) == 1 and state(demo, ALICE).last_status == "partial"
+    refuse["first"] = False
+    before = target.opens[ALICE]
+    for _ in range(4):  # an hour of 15-minute cycles
+        clock.advance(minutes=15)
+        scheduler.run_cycle()
+    assert target.opens[ALICE] > before
+    assert state(demo, ALICE).last_status == "ok"
+
+
+def test_a_good_hand_run_sync_ends_the_back_off(
+    demo: Engine, target: CountingTarget, clock: Clock
+) -> None:
+    scheduler = Scheduler(demo, now=clock)
+    alice = demo.user(ALICE)
+    demo.add_group(alice)
+    target.down.add(ALICE)
+    for _ in range(4):
+        row = state(demo, ALICE)
+        clock.t = max(clock.t + timedelta(minutes=1), row.next_due_at or clock.t)
+        scheduler.run_cycle()
+    assert state(demo, ALICE).next_due_at is not None
+    target.down.clear()
+    assert demo.sync(alice).error is None  # the user presses Sync now
+    row = state(demo, ALICE)
+    assert (row.last_status, row.consecutive_failures, row.next_due_at) == ("ok", 0, None)
+    assert demo.status(alice).next_due_at is None

@@ -215,3 +215,35 @@ def test_digest_settings_default_stored_and_seen_by_the_scheduler(store: Store):
         store.update_mailbox_state(user.id, list_changed_at=at)
     rows = {row.user.id: row.digest for row in queue.mailboxes(store)}
     assert rows == {u.id: later, other.id: DigestPrefs()}
+
+
+def test_the_same_people_added_by_racing_clicks_are_added_once(
+    store: Store, state_url: str, tmp_path: Path
+):
+    import threading
+
+    user = store.ensure_user(1, "a@example.com")
+    names = {pid: f"P{pid}" for pid in range(1, 21)}
+    stores = [Store.open(state_url, tmp_path / "home") for _ in range(4)]  # as four web processes
+    results: list[list[int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(stores))
+
+    def click(s: Store) -> None:
+        try:
+            start.wait()
+            results.append(s.add_subscriptions(user.id, names, "slack", "U1"))
+        except BaseException as exc:  # collected, asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=click, args=(s,)) for s in stores]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for s in stores:
+        s.close()
+    assert errors == []
+    assert sorted(pid for r in results for pid in r) == list(names)  # each added by one click
+    assert set(store.subscriptions(user.id)) == set(names)
+    assert len([e for e in store.events(user.id) if e.action == "subscribed"]) == 20

@@ -40,7 +40,7 @@ def parse(text: str) -> tuple[str, str]:
 
 
 def _search(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> None:
-    state = ui.PickerState("add", query)
+    state = ui.PickerState("add", query[: ui.MAX_QUERY])
     blocks = picker_message(engine, user, state)
     reply(text=ui.fallback(f"CRM people matching {query}"), blocks=blocks)
 
@@ -55,7 +55,7 @@ def _add(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> No
         reply(text="Added to My CRM Contacts", blocks=ui.added_blocks(result.added, result.already))
         return
     note = "several people match: tick the ones you mean"
-    blocks = picker_message(engine, user, ui.PickerState("add", query), note=note)
+    blocks = picker_message(engine, user, ui.PickerState("add", query[: ui.MAX_QUERY]), note=note)
     reply(text=ui.fallback(f"{page.total} people match {query}"), blocks=blocks)
 
 
