@@ -7,6 +7,11 @@ the same thing.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
@@ -112,13 +117,23 @@ def _story(engine: Engine, console: Console, user, box: LocalMailbox) -> None:  
 
     console.print()
     console.print("Try it yourself:", style="bold")
+    exe = _command_name()
     for line in (
-        f"crm-contacts search Smith --as {ALICE}",
-        f"crm-contacts list --as {ALICE}",
-        f"crm-contacts why {maria.id} --as {ALICE}",
-        f"crm-contacts mailbox list --as {ALICE}",
+        f"search Smith --as {ALICE}",
+        f"list --as {ALICE}",
+        f"why {maria.id} --as {ALICE}",
+        f"mailbox list --as {ALICE}",
     ):
-        console.print(f"  {line}", markup=False)
+        console.print(f"  {exe} {line}", markup=False)
+
+
+def _command_name() -> str:
+    """How this shell reaches the command: plain if it is on PATH, else the path used."""
+    used = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("crm-contacts")
+    on_path = shutil.which("crm-contacts")
+    if used.name == "crm-contacts" and (not on_path or Path(on_path).resolve() != used.resolve()):
+        return os.path.relpath(used) if used.is_absolute() else str(used)
+    return "crm-contacts"
 
 
 def _start_over(engine: Engine, console: Console) -> None:

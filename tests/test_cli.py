@@ -202,3 +202,23 @@ def test_real_process_exit_codes_and_no_traceback(home: Path):
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("error: no CRM user has the email nobody@example.com")
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_demo_walks_the_story_and_can_run_again(cli):
+    first = cli.ok("demo")
+    for step in (
+        "Alice searches",
+        "selects all",
+        "Add Group Of Contacts",
+        "Fatima Al-Sayed",
+        "Sync again",
+        "removes",
+        "deleted in the CRM",
+    ):
+        assert step in first, step
+    assert "Sync: 9 created, 1 linked" in first and "0 writes" in first
+    again = cli.ok("demo")
+    assert "starting Alice's story over" in again and "Sync: 9 created, 1 linked" in again
+    box = mailbox(cli)
+    assert len(box) == 9 and len([c for c in box if c["last_name"] == "Chen"]) == 1
+    assert next(c for c in box if c["last_name"] == "Natarajan")["categories"] == []
