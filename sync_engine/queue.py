@@ -28,7 +28,7 @@ from sync_engine import tables as t
 from sync_engine.crm import schema as s
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.model import DigestPrefs
-from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of
+from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, stored_user
 
 _CHUNK = 900  # ids per IN (...) list, under every database's parameter limit
 
@@ -62,6 +62,7 @@ def _columns():  # type: ignore[no-untyped-def]
         u.c.mailbox,
         u.c.slack_user_id,
         u.c.slack_tz,
+        u.c.slack_checked_at,
         m.c.list_changed_at,
         m.c.last_run_at,
         m.c.last_status,
@@ -83,14 +84,7 @@ def _columns():  # type: ignore[no-untyped-def]
 
 def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
     return MailboxRow(
-        user=StoredUser(
-            id=r["id"],
-            crm_user_id=r["crm_user_id"],
-            email=r["email"],
-            mailbox=r["mailbox"],
-            slack_user_id=r["slack_user_id"],
-            slack_tz=r["slack_tz"],
-        ),
+        user=stored_user(r),
         list_changed_at=as_utc(r["list_changed_at"]),
         last_run_at=as_utc(r["last_run_at"]),
         last_status=r["last_status"],

@@ -199,7 +199,7 @@ class Store:
     def users(self) -> list[StoredUser]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.users).order_by(t.users.c.id)).mappings().all()
-        return [_stored_user(r) for r in rows]
+        return [stored_user(r) for r in rows]
 
     def set_slack_user(self, user_id: int, slack_user_id: str, tz: str | None) -> None:
         with self.engine.begin() as conn:
@@ -217,7 +217,7 @@ class Store:
     def _one_user(self, condition) -> StoredUser | None:  # type: ignore[no-untyped-def]
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(condition)).mappings().first()
-        return _stored_user(row) if row else None
+        return stored_user(row) if row else None
 
     # -- My CRM Contacts ---------------------------------------------------------------
 
@@ -693,7 +693,8 @@ class StateWriter:
         self.store._events(self.conn, self.user_id, self.run_id, self.actor, self._events)
 
 
-def _stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]
+def stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]
+    """A `users` row (or a join holding its columns) as a value."""
     return StoredUser(
         id=row["id"],
         crm_user_id=row["crm_user_id"],
