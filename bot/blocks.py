@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync_engine.model import WEEKDAYS, DigestPrefs, PersonView
+from sync_engine.service import MailboxStatus
 
 Block = dict[str, Any]
 
@@ -627,33 +628,25 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
     return blocks
 
 
-def status_blocks(
-    mailbox: str,
-    subscriptions: int,
-    linked: int,
-    last_run_at: datetime | None,
-    last_status: str | None,
-    last_error: str | None,
-    next_due_at: datetime | None,
-) -> list[Block]:
+def status_blocks(status: MailboxStatus) -> list[Block]:
     """Last and next sync, counts and the last error in plain words."""
-    last = when(last_run_at)
-    if last_run_at and last_status:
-        last += f" ({fit_escaped(last_status, 200)})"
+    last = when(status.last_run_at)
+    if status.last_run_at and status.last_status:
+        last += f" ({fit_escaped(status.last_status, 200)})"
     blocks: list[Block] = [
-        section(f"*Mailbox* {fit_escaped(mailbox, 300)}"),
+        section(f"*Mailbox* {fit_escaped(status.mailbox, 300)}"),
         {
             "type": "section",
             "fields": [
-                mrkdwn(f"*In My CRM Contacts*\n{subscriptions}"),
-                mrkdwn(f"*Linked in your mailbox*\n{linked}"),
+                mrkdwn(f"*In My CRM Contacts*\n{status.subscriptions}"),
+                mrkdwn(f"*Linked in your mailbox*\n{status.linked}"),
                 mrkdwn(f"*Last sync*\n{last}"),
-                mrkdwn(f"*Next sync*\n{when(next_due_at, 'not scheduled')}"),
+                mrkdwn(f"*Next sync*\n{when(status.next_due_at, 'not scheduled')}"),
             ],
         },
     ]
-    if last_error:
-        blocks.append(section(f":warning: *Last error:* {fit_escaped(last_error, 2000)}"))
+    if status.last_error:
+        blocks.append(section(f":warning: *Last error:* {fit_escaped(status.last_error, 2000)}"))
     blocks.append(actions(button("Sync now", ACTION_SYNC_NOW, "sync")))
     return blocks
 

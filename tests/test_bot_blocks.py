@@ -17,6 +17,7 @@ from servers.slack import LIMITS, all_text, block_kit_problems, checkbox_options
 from bot import blocks as ui
 from bot.summary import summary_blocks
 from sync_engine.model import DigestPrefs, Outcome, PersonView
+from sync_engine.service import MailboxStatus
 
 
 def person(pid: int, first: str = "Jane", last: str = "Doe", **kw: object) -> PersonView:
@@ -182,7 +183,10 @@ def test_manifest_and_procfile_match_what_the_bot_uses() -> None:
 
 def test_home_lists_failures_with_a_retry() -> None:
     failed = [person(i, status="failed: the mailbox refused <it> & more") for i in range(30)]
-    status = ui.status_blocks("a@b.example", 30, 0, None, None, "boom <x>", None)
+    mailbox = MailboxStatus(
+        "a@b.example", "a@b.example", 30, 0, None, None, "boom <x>", None, None, 3
+    )
+    status = ui.status_blocks(mailbox)
     view = ui.home_view(status, failed)
     assert block_kit_problems(view["blocks"], LIMITS["view_blocks"]) == []
     assert find_element(view["blocks"], ui.ACTION_SYNC_NOW)[0]["text"]["text"] == "Retry now"

@@ -86,16 +86,7 @@ def _list(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> N
 
 def _status(engine: Engine, user: CrmUser, _query: str, reply: Reply, *_: Any) -> None:
     st = engine.status(user)
-    blocks = ui.status_blocks(
-        st.mailbox,
-        st.subscriptions,
-        st.linked,
-        st.last_run_at,
-        st.last_status,
-        st.last_error,
-        st.next_due_at,
-    )
-    reply(text=ui.fallback(f"Sync status of {st.mailbox}"), blocks=blocks)
+    reply(text=ui.fallback(f"Sync status of {st.mailbox}"), blocks=ui.status_blocks(st))
 
 
 def _digest(engine: Engine, user: CrmUser, text: str, reply: Reply, *_: Any) -> None:

@@ -38,15 +38,7 @@ def register(app: App, engine: Engine) -> None:
             st = engine.status(user)
             failed = [p for p in engine.my_list(user) if p.status.startswith("failed")]
             view = ui.home_view(
-                ui.status_blocks(
-                    st.mailbox,
-                    st.subscriptions,
-                    st.linked,
-                    st.last_run_at,
-                    st.last_status,
-                    st.last_error,
-                    st.next_due_at,
-                ),
+                ui.status_blocks(st),
                 failed,
             )
         except (NotMapped, EngineError) as exc:
