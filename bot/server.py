@@ -149,7 +149,8 @@ class HttpServer:
         def shut() -> None:
             self._server.close()
             for channel in list(self._server._map.values()):  # open keep-alive connections
-                channel.close()
+                if channel is not self._server.trigger:  # the loop still reads its own trigger
+                    channel.close()
             done.set()
 
         self._server.trigger.pull_trigger(shut)
