@@ -28,7 +28,7 @@ from sync_engine import tables as t
 from sync_engine.crm import schema as s
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.model import DigestPrefs
-from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, stored_user
+from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
 
 _CHUNK = 900  # ids per IN (...) list, under every database's parameter limit
 
@@ -85,14 +85,7 @@ def _columns():  # type: ignore[no-untyped-def]
 def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
     return MailboxRow(
         user=stored_user(r),
-        list_changed_at=as_utc(r["list_changed_at"]),
-        last_run_at=as_utc(r["last_run_at"]),
-        last_status=r["last_status"],
-        last_error=r["last_error"],
-        last_success_at=as_utc(r["last_success_at"]),
-        crm_watermark=r["crm_watermark"],
-        consecutive_failures=r["consecutive_failures"] or 0,
-        next_due_at=as_utc(r["next_due_at"]),
+        **state_fields(r),
         reconcile_at=as_utc(r["reconcile_at"]),
         summary_until=as_utc(r["summary_until"]),
         digest=digest_prefs_of(r),
@@ -118,9 +111,8 @@ def mailbox(store: Store, user_id: int) -> MailboxRow | None:
 def crm_changes(crm: SageCrm, since: datetime | None) -> dict[int, datetime]:
     """Person id -> when its Person or Company row last changed, for changes after `since`.
 
-    The same rule as `SageCrm.changed_since` (a soft delete bumps Pers_UpdatedDate, a
-    company change counts for its people), but with the time of the change, so one query
-    serves mailboxes whose watermarks differ. Hard-deleted rows leave no trace here; the
+    A soft delete bumps Pers_UpdatedDate and a company change counts for its people; the
+    time of each change comes back, so one query serves mailboxes whose watermarks differ. Hard-deleted rows leave no trace here; the
     daily full reconcile finds them. `since=None` means every person (a mailbox that last
     synced against an empty CRM)."""
     p, c = s.person, s.company

@@ -204,9 +204,6 @@ class Engine:
             return None
         return stored.email
 
-    def slack_users(self) -> list[StoredUser]:
-        return [u for u in self.store.users() if u.slack_user_id]
-
     # -- finding people ------------------------------------------------------------------
 
     def search(self, user: CrmUser, query: str, *, limit: int = 10, offset: int = 0) -> SearchPage:

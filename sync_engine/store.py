@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -499,17 +500,7 @@ class Store:
             )
         if row is None:
             return MailboxState(user_id=user_id)
-        return MailboxState(
-            user_id=user_id,
-            list_changed_at=as_utc(row["list_changed_at"]),
-            last_run_at=as_utc(row["last_run_at"]),
-            last_status=row["last_status"],
-            last_error=row["last_error"],
-            last_success_at=as_utc(row["last_success_at"]),
-            crm_watermark=row["crm_watermark"],
-            consecutive_failures=row["consecutive_failures"] or 0,
-            next_due_at=as_utc(row["next_due_at"]),
-        )
+        return MailboxState(user_id=user_id, **state_fields(row))
 
     def update_mailbox_state(self, user_id: int, **values: object) -> None:
         with self.engine.begin() as conn:
@@ -691,6 +682,20 @@ class StateWriter:
                 ],
             )
         self.store._events(self.conn, self.user_id, self.run_id, self.actor, self._events)
+
+
+def state_fields(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The columns of `mailbox_state` that MailboxState and the scheduler's rows share."""
+    return {
+        "list_changed_at": as_utc(row["list_changed_at"]),
+        "last_run_at": as_utc(row["last_run_at"]),
+        "last_status": row["last_status"],
+        "last_error": row["last_error"],
+        "last_success_at": as_utc(row["last_success_at"]),
+        "crm_watermark": row["crm_watermark"],
+        "consecutive_failures": row["consecutive_failures"] or 0,
+        "next_due_at": as_utc(row["next_due_at"]),
+    }
 
 
 def stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]

@@ -125,20 +125,6 @@ class SageCrm:
             query = select(func.count()).select_from(s.person).where(_live(s.person.c.Pers_Deleted))
             return int(conn.execute(query).scalar_one())
 
-    def changed_since(self, since: datetime) -> set[int]:
-        """Ids of people whose row, or whose company's row, changed after `since`."""
-        query = (
-            select(s.person.c.Pers_PersonId)
-            .select_from(
-                s.person.outerjoin(
-                    s.company, s.person.c.Pers_CompanyId == s.company.c.Comp_CompanyId
-                )
-            )
-            .where(or_(s.person.c.Pers_UpdatedDate > since, s.company.c.Comp_UpdatedDate > since))
-        )
-        with self._connect() as conn:
-            return {r[0] for r in conn.execute(query)}
-
     def latest_change(self) -> datetime | None:
         with self._connect() as conn:
             people = conn.execute(select(func.max(s.person.c.Pers_UpdatedDate))).scalar_one()
