@@ -23,7 +23,9 @@ from exchangelib.items import ID_ONLY  # noqa: E402
 from servers.ews import EwsServer, ews_server  # noqa: E402
 
 from sync_engine.config import Settings  # noqa: E402
-from sync_engine.mailbox.ews import EwsMailbox, _GetItem, _listing_fields  # noqa: E402
+from sync_engine.mailbox.ews import EwsMailbox  # noqa: E402
+from sync_engine.mailbox.ews.mapping import listing_fields  # noqa: E402
+from sync_engine.mailbox.ews.services import CountedGetItem  # noqa: E402
 from sync_engine.model import ContactFields, NewContact  # noqa: E402
 
 
@@ -80,9 +82,9 @@ def one_by_one(server: EwsServer, settings: Settings, items: list[NewContact]) -
     while offset is not None:  # the ids only, in pages
         page, offset, _ = mailbox._find_page(mailbox._folder(), set(), offset, None)
         ids += [c.id for c in page]
-    fields = set(_listing_fields())
+    fields = set(listing_fields())
     for item_id in ids:  # the naive way: one GetItem per contact
-        service = mailbox._service(_GetItem, chunk_size=1)
+        service = mailbox._service(CountedGetItem, chunk_size=1)
         [contact] = service.call(items=[(item_id, None)], additional_fields=fields, shape=ID_ONLY)
         assert not isinstance(contact, Exception)
     return {

@@ -1,0 +1,102 @@
+"""`EwsMailbox`: one mailbox's default Contacts folder on Exchange Server, over EWS."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from exchangelib.errors import (
+    MalformedResponseError,
+)
+from exchangelib.fields import FieldPath
+from exchangelib.folders import Contacts
+from exchangelib.items import ID_ONLY
+
+from sync_engine.config import Settings
+from sync_engine.mailbox.ews.connection import Connection, parse_version
+from sync_engine.mailbox.ews.errors import AccessWords
+from sync_engine.mailbox.ews.listing import Listing
+from sync_engine.mailbox.ews.mapping import register_properties
+from sync_engine.mailbox.ews.services import CountedGetFolder
+from sync_engine.mailbox.ews.writes import Writes
+
+log = logging.getLogger(__name__)
+
+
+class EwsMailbox(Connection, AccessWords, Listing, Writes):
+    """One mailbox's default Contacts folder on Exchange Server, over EWS."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        address: str,
+        *,
+        batch_size: int = 100,
+        page_size: int = 500,
+        timeout: float | None = None,
+        max_attempts: int = 5,
+        max_wait: float | None = None,
+        base_delay: float | None = None,
+    ) -> None:
+        """`timeout` is per HTTP request; a failing call is tried at most `max_attempts`
+        times and sleeps at most `max_wait` seconds in all (a server asking for a longer
+        back-off than is left makes the call fail at once, for the next run to pick up).
+        Unset, they come from the settings' `ews_timeout` / `ews_retry_max_wait` when the
+        Settings model has them, else 60 s and 120 s. The first pause is `base_delay`
+        (default: 1 s, less when `max_wait` is small) and doubles on each retry."""
+        register_properties()
+        self.address = address.strip().lower()
+        self.batch_size = batch_size
+        self.page_size = page_size
+        self.requests = 0
+        self.timeout = float(timeout or getattr(settings, "ews_timeout", None) or 60.0)
+        self.max_attempts = max_attempts
+        self.max_wait = float(
+            max_wait
+            if max_wait is not None
+            else getattr(settings, "ews_retry_max_wait", None) or 120.0
+        )
+        self.base_delay = base_delay if base_delay is not None else min(1.0, self.max_wait / 20)
+        self.category = settings.crm_category
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._impersonation = settings.ews_impersonation
+        self._username = settings.ews_username or settings.graph_client_id or ""
+        self._url = settings.ews_url or "(autodiscover)"
+        self._version = parse_version(settings.ews_version)
+        self._account = self._open(settings)
+
+    # -- checking -----------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """GetFolder on the default Contacts folder: proves login, impersonation, access."""
+        how = (
+            f"impersonating {self.address} as {self._username}"
+            if self._impersonation
+            else f"as {self._username} (delegate access to {self.address})"
+        )
+        findings = [
+            f"EWS endpoint {self._url}, Exchange version {self._version.api_version}, "
+            f"auth {self._settings.ews_auth}, {how}."
+        ]
+        if not self._settings.ews_version:
+            findings.append(
+                "EWS_VERSION is not set; assuming Exchange2013_SP1. Set it to the server's "
+                "version (e.g. Exchange2016) to use everything the server offers."
+            )
+        service = self._service(CountedGetFolder)
+        folder = self._folder()
+        fields = {
+            FieldPath(field=Contacts.get_field_by_fieldname(n)) for n in ("name", "total_count")
+        }
+        answers = self._call(
+            lambda: list(service.call(folders=[folder], additional_fields=fields, shape=ID_ONLY))
+        )
+        answer = answers[0] if answers else MalformedResponseError("no answer to GetFolder")
+        if isinstance(answer, Exception):
+            raise self._fatal(answer)
+        findings.append(
+            f"Contacts folder of {self.address} is readable: "
+            f'"{answer.name or "Contacts"}", {answer.total_count or 0} items. All is well.'
+        )
+        return findings

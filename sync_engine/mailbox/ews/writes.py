@@ -1,0 +1,299 @@
+"""Writing: CreateItem, UpdateItem and DeleteItem in batches, per-item answers kept."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from exchangelib import (
+    Contact,
+)
+from exchangelib.errors import (
+    ErrorAccessDenied,
+    ErrorServerBusy,
+    MalformedResponseError,
+)
+from exchangelib.items import HARD_DELETE, SAVE_ONLY
+
+from sync_engine.mailbox.base import MailboxError
+from sync_engine.mailbox.ews.errors import (
+    CONFLICT_CODES,
+    MAILBOX_CODES,
+    TRANSIENT_ITEM_CODES,
+    clip,
+    item_error,
+    response_code,
+)
+from sync_engine.mailbox.ews.mapping import new_contact, update_ops
+from sync_engine.mailbox.ews.services import CountedCreateItem, CountedDeleteItem, CountedUpdateItem
+from sync_engine.model import ContactChange, NewContact, WriteResult
+
+log = logging.getLogger(__name__)
+
+
+class Writes:
+    """Writing in batches (mixed into EwsMailbox)."""
+
+    # -- writing ------------------------------------------------------------------------
+
+    def create(self, items: Sequence[NewContact]) -> list[WriteResult]:
+        """CreateItem in batches; after an ambiguous failure, look the CRM ids up before
+        sending again so a retried batch never makes duplicates."""
+        results: list[WriteResult] = []
+        for start in range(0, len(items), self.batch_size):
+            results += self._create_batch(list(items[start : start + self.batch_size]))
+        return results
+
+    def _create_batch(self, batch: list[NewContact]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(batch)
+        contacts: dict[int, Contact] = {}
+        for i, new in enumerate(batch):
+            try:
+                contacts[i] = new_contact(self._account, new)
+            except (ValueError, TypeError) as exc:
+                results[i] = WriteResult(
+                    error=f"invalid value: {clip(str(exc))}", error_kind="invalid"
+                )
+        todo = sorted(contacts)
+        budget = self._budget()
+        ambiguous = False
+        while todo:
+            try:
+                if ambiguous:
+                    found = self._find_by_crm_ids(
+                        [cid for i in todo if (cid := batch[i].crm_id) is not None]
+                    )
+                    for i in todo:
+                        hit = found.get(batch[i].crm_id)
+                        if hit is not None:
+                            results[i] = WriteResult(item_id=hit.id, change_key=hit.changekey)
+                    todo = [i for i in todo if results[i] is None]
+                    ambiguous = False
+                    if not todo:
+                        break
+                service = self._service(CountedCreateItem, chunk_size=len(todo))
+                answers = list(
+                    service.call(
+                        items=[contacts[i] for i in todo],
+                        folder=self._folder(),
+                        message_disposition=SAVE_ONLY,
+                        send_meeting_invitations="SendToNone",
+                    )
+                )
+            except Exception as exc:
+                self._wait_or_raise(exc, budget)
+                ambiguous = not isinstance(exc, ErrorServerBusy)  # busy: nothing was written
+                continue
+            again = self._collect(todo, answers, results, created=True)
+            if again:
+                self._wait_or_raise(ErrorServerBusy("items throttled inside the batch"), budget)
+            todo = again
+        return [r or WriteResult(error="not written", error_kind="other") for r in results]
+
+    def _batch_call(self, service_class: Any, n: int, **kwargs: Any) -> list[Any]:
+        """One batched EWS request for `n` items: one answer per item, or an error for the
+        whole mailbox (raised, so the caller's retry loop decides)."""
+        answers = list(self._service(service_class, chunk_size=n).call(**kwargs))
+        if len(answers) != n:
+            raise MalformedResponseError(f"expected {n} answers, got {len(answers)}")
+        self._raise_if_mailbox_error(answers)
+        return answers
+
+    def _collect(
+        self,
+        todo: list[int],
+        answers: list[Any],
+        results: list[WriteResult | None],
+        *,
+        created: bool,
+    ) -> list[int]:
+        """Record per-item answers; return the items to send again (throttled ones)."""
+        if len(answers) != len(todo):
+            raise MalformedResponseError(f"expected {len(todo)} answers, got {len(answers)}")
+        self._raise_if_mailbox_error(answers)
+        again = []
+        for i, answer in zip(todo, answers, strict=True):
+            if isinstance(answer, Exception):
+                if response_code(answer) in TRANSIENT_ITEM_CODES:
+                    again.append(i)
+                else:
+                    results[i] = item_error(answer)
+            elif created:
+                results[i] = WriteResult(item_id=answer.id, change_key=answer.changekey)
+        return again
+
+    def _raise_if_mailbox_error(self, answers: Sequence[Any]) -> None:
+        """Access errors are about the mailbox, not the item: fail the mailbox."""
+        errors = [a for a in answers if isinstance(a, Exception)]
+        for error in errors:
+            if response_code(error) in MAILBOX_CODES - {"ErrorAccessDenied"}:
+                raise self._fatal(error)
+        if (
+            errors
+            and len(errors) == len(answers)
+            and all(isinstance(e, ErrorAccessDenied) for e in errors)
+        ):
+            raise self._fatal(errors[0])
+
+    def update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
+        """UpdateItem in batches, touching only the named fields. A stale change key is
+        answered by one GetItem for the stale items and the change sent again on top of
+        the current item (mapped fields: CRM wins; categories: the user's are kept)."""
+        results: list[WriteResult] = []
+        for start in range(0, len(changes), self.batch_size):
+            results += self._update_batch(list(changes[start : start + self.batch_size]))
+        return results
+
+    def _update_batch(self, batch: list[ContactChange]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(batch)
+        current: dict[int, ContactChange] = {}
+        for i, change in enumerate(batch):
+            if change.is_empty():
+                results[i] = WriteResult(item_id=change.item_id, change_key=change.change_key)
+            else:
+                current[i] = change
+        todo = sorted(current)
+        budget = self._budget()
+        rereads = 0
+        while todo:
+            try:
+                plans = {i: update_ops(current[i], self._account.version) for i in todo}
+                for i in [i for i in todo if not plans[i]]:  # only blanks: nothing to write
+                    results[i] = WriteResult(
+                        item_id=current[i].item_id, change_key=current[i].change_key
+                    )
+                todo = [i for i in todo if plans[i]]
+                if not todo:
+                    break
+            except (ValueError, TypeError) as exc:
+                bad = next(i for i in todo if not self._valid(current[i]))
+                results[bad] = WriteResult(
+                    item_id=current[bad].item_id,
+                    error=f"invalid value: {clip(str(exc))}",
+                    error_kind="invalid",
+                )
+                todo = [i for i in todo if i != bad]
+                continue
+            targets = [
+                (
+                    Contact(
+                        account=self._account,
+                        id=current[i].item_id,
+                        changekey=current[i].change_key or None,
+                    ),
+                    plans[i],
+                )
+                for i in todo
+            ]
+            try:
+                answers = self._batch_call(
+                    CountedUpdateItem,
+                    len(todo),
+                    items=targets,
+                    conflict_resolution="NeverOverwrite",
+                    message_disposition=SAVE_ONLY,
+                    send_meeting_invitations_or_cancellations="SendToNone",
+                    suppress_read_receipts=True,
+                )
+            except Exception as exc:
+                self._wait_or_raise(exc, budget)
+                continue
+            again, stale = [], []
+            for i, answer in zip(todo, answers, strict=True):
+                if not isinstance(answer, Exception):
+                    item_id, change_key = answer
+                    results[i] = WriteResult(item_id=item_id, change_key=change_key)
+                elif response_code(answer) in TRANSIENT_ITEM_CODES:
+                    again.append(i)
+                elif response_code(answer) in CONFLICT_CODES and rereads < 2:
+                    stale.append(i)
+                else:
+                    results[i] = item_error(answer, current[i].item_id)
+            if stale:
+                rereads += 1
+                try:
+                    fresh = self._call(
+                        lambda s=stale: self._get_items([current[i].item_id for i in s]), budget
+                    )
+                except MailboxError:
+                    raise
+                for i, item in zip(stale, fresh, strict=True):
+                    if isinstance(item, Exception):
+                        results[i] = item_error(item, current[i].item_id)
+                    else:
+                        current[i] = self._rebase(current[i], item)
+                        again.append(i)
+            elif again:
+                self._wait_or_raise(ErrorServerBusy("items throttled inside the batch"), budget)
+            todo = sorted(again)
+        return [
+            r or WriteResult(item_id=c.item_id, error="not written", error_kind="other")
+            for r, c in zip(results, batch, strict=True)
+        ]
+
+    def _valid(self, change: ContactChange) -> bool:
+        try:
+            update_ops(change, self._account.version)
+        except (ValueError, TypeError):
+            return False
+        return True
+
+    def _rebase(self, change: ContactChange, item: Contact) -> ContactChange:
+        """The same change on top of the item as it is now (after an Outlook edit)."""
+        categories = change.categories
+        if categories is not None:
+            now = [c for c in (item.categories or []) if c != self.category]
+            categories = tuple(now + ([self.category] if self.category in categories else []))
+        return ContactChange(
+            item_id=change.item_id,
+            change_key=item.changekey,
+            set_fields=change.set_fields,
+            categories=categories,
+            set_crm_id=change.set_crm_id,
+            clear_crm_id=change.clear_crm_id,
+        )
+
+    def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
+        """DeleteItem (hard delete) in batches; an item already gone counts as deleted."""
+        results: list[WriteResult] = []
+        for start in range(0, len(item_ids), self.batch_size):
+            results += self._delete_batch(list(item_ids[start : start + self.batch_size]))
+        return results
+
+    def _delete_batch(self, batch: list[str]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(batch)
+        todo = list(range(len(batch)))
+        budget = self._budget()
+        while todo:
+            try:
+                answers = self._batch_call(
+                    CountedDeleteItem,
+                    len(todo),
+                    items=[(batch[i], None) for i in todo],
+                    delete_type=HARD_DELETE,
+                    send_meeting_cancellations="SendToNone",
+                    affected_task_occurrences="AllOccurrences",
+                    suppress_read_receipts=True,
+                )
+            except Exception as exc:
+                self._wait_or_raise(exc, budget)
+                continue
+            again = []
+            for i, answer in zip(todo, answers, strict=True):
+                if (
+                    not isinstance(answer, Exception)
+                    or response_code(answer) == "ErrorItemNotFound"
+                ):
+                    results[i] = WriteResult(item_id=batch[i])
+                elif response_code(answer) in TRANSIENT_ITEM_CODES:
+                    again.append(i)
+                else:
+                    results[i] = item_error(answer, batch[i])
+            if again:
+                self._wait_or_raise(ErrorServerBusy("items throttled inside the batch"), budget)
+            todo = again
+        return [
+            r or WriteResult(item_id=i, error="not deleted", error_kind="other")
+            for r, i in zip(results, batch, strict=True)
+        ]

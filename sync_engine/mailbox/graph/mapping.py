@@ -1,0 +1,173 @@
+"""Field mapping between our ContactFields and Graph's contact JSON (DESIGN section 4).
+
+Everything that knows which Graph property holds which CRM value lives here: the
+`$select` list, the CRM id extended property, a new contact's body, a PATCH body, and a
+listed contact read back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sync_engine.model import (
+    ContactChange,
+    ContactFields,
+    MailboxContact,
+    NewContact,
+)
+
+log = logging.getLogger(__name__)
+
+
+# Never change: every contact we created carries this property. Integer = PT_LONG (32 bit).
+CRM_ID_PROPERTY = "Integer {6d1c8f3a-2b7e-4c59-a0d4-8e3f5b7c9a12} Name CrmPersonId"
+
+MAX_EMAILS = 3  # Outlook's Email1..Email3
+
+SCALARS = {
+    "title": "title",
+    "first_name": "givenName",
+    "middle_name": "middleName",
+    "last_name": "surname",
+    "suffix": "generation",
+    "company": "companyName",
+    "job_title": "jobTitle",
+    "department": "department",
+    "web_page": "businessHomePage",
+    "mobile_phone": "mobilePhone",
+    "display_name": "displayName",
+    "file_as": "fileAs",
+}
+ADDRESS = {
+    "street": "street",
+    "city": "city",
+    "state": "state",
+    "postal_code": "postalCode",
+    "country": "countryOrRegion",
+}
+SELECT = (
+    "id",
+    "changeKey",
+    "createdDateTime",
+    "categories",
+    *SCALARS.values(),
+    "emailAddresses",
+    "businessPhones",
+    "businessAddress",
+)
+STATEFUL = frozenset({"email", "business_phone", *ADDRESS})  # PATCH needs the current value
+
+
+def crm_id_expand() -> str:
+    return f"singleValueExtendedProperties($filter=id eq '{CRM_ID_PROPERTY}')"
+
+
+def trim(raw: dict[str, Any]) -> dict[str, Any]:
+    """Keep only what the planner needs: the picture on disk holds no notes or photos."""
+    keep = {name: raw[name] for name in SELECT if name in raw}
+    if raw.get("singleValueExtendedProperties"):
+        keep["singleValueExtendedProperties"] = raw["singleValueExtendedProperties"]
+    if "changeKey" not in keep and isinstance(raw.get("@odata.etag"), str):
+        keep["changeKey"] = raw["@odata.etag"].removeprefix("W/").strip('"')
+    return keep
+
+
+def crm_id_of(raw: dict[str, Any]) -> int | None:
+    for prop in raw.get("singleValueExtendedProperties") or []:
+        if str(prop.get("id", "")).lower() == CRM_ID_PROPERTY.lower():
+            try:
+                value = int(str(prop.get("value")))
+            except ValueError:
+                return None
+            return value or None  # 0 = cleared (Graph cannot delete an extended property)
+    return None
+
+
+def crm_id_after(change: ContactChange, cache: dict[str, dict[str, Any]]) -> int | None:
+    if change.set_crm_id is not None:
+        return change.set_crm_id
+    if change.clear_crm_id:
+        return 0
+    return crm_id_of(cache.get(change.item_id, {}))
+
+
+def to_contact(raw: dict[str, Any]) -> MailboxContact:
+    emails = raw.get("emailAddresses") or []
+    phones = raw.get("businessPhones") or []
+    address = raw.get("businessAddress") or {}
+    values: dict[str, object] = {name: raw.get(prop) for name, prop in SCALARS.items()}
+    values["email"] = emails[0].get("address") if emails and isinstance(emails[0], dict) else ""
+    values["business_phone"] = phones[0] if phones else ""
+    values.update({name: address.get(prop) for name, prop in ADDRESS.items()})
+    return MailboxContact(
+        item_id=str(raw["id"]),
+        change_key=str(raw.get("changeKey") or ""),
+        fields=ContactFields.of(**values),
+        categories=tuple(str(c) for c in raw.get("categories") or ()),
+        crm_id=crm_id_of(raw),
+        created_at=str(raw.get("createdDateTime") or ""),
+    )
+
+
+def email_entry(email: str, display: str) -> dict[str, str]:
+    return {"address": email, "name": f"{display} ({email})" if display else email}
+
+
+def new_body(item: NewContact) -> dict[str, Any]:
+    """A new contact: only non-blank mapped fields, our category, the CRM id property."""
+    values = item.fields.as_dict()
+    body: dict[str, Any] = {prop: values[name] for name, prop in SCALARS.items() if values[name]}
+    if values["email"]:
+        body["emailAddresses"] = [email_entry(values["email"], values["display_name"])]
+    if values["business_phone"]:
+        body["businessPhones"] = [values["business_phone"]]
+    address = {prop: values[name] for name, prop in ADDRESS.items() if values[name]}
+    if address:
+        body["businessAddress"] = address
+    body["categories"] = list(item.categories)
+    if item.crm_id is not None:  # None only for a contact made by hand
+        body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": str(item.crm_id)}]
+    return body
+
+
+def patch_body(
+    change: ContactChange, current: dict[str, Any] | None, crm_category: str, *, fresh: bool
+) -> dict[str, Any]:
+    """Only what the change names. Collections and the address go whole, built on `current`."""
+    current = current or {}
+    named = dict(change.set_fields)
+    body: dict[str, Any] = {SCALARS[n]: v for n, v in named.items() if n in SCALARS}
+    display = named.get("display_name") or str(current.get("displayName") or "")
+    if named.get("email"):
+        email = named["email"]
+        others = [
+            e
+            for e in (current.get("emailAddresses") or [])[1:]
+            if isinstance(e, dict) and str(e.get("address", "")).lower() != email.lower()
+        ]
+        body["emailAddresses"] = [email_entry(email, display), *others][:MAX_EMAILS]
+    if named.get("business_phone"):
+        phone = named["business_phone"]
+        others = [p for p in (current.get("businessPhones") or [])[1:] if p != phone]
+        body["businessPhones"] = [phone, *others]
+    if ADDRESS.keys() & named.keys():
+        address = {k: v for k, v in (current.get("businessAddress") or {}).items() if v}
+        address.update({ADDRESS[n]: v for n, v in named.items() if n in ADDRESS})
+        body["businessAddress"] = address
+    if change.categories is not None:
+        categories = list(change.categories)
+        if fresh:
+            # Re-read after a conflict: keep what the user has now, only our tag follows the plan.
+            ours = crm_category.casefold()
+            categories = [c for c in current.get("categories") or [] if c.casefold() != ours]
+            if any(c.casefold() == ours for c in change.categories):
+                categories.append(crm_category)
+        body["categories"] = categories
+    if change.set_crm_id is not None:
+        body["singleValueExtendedProperties"] = [
+            {"id": CRM_ID_PROPERTY, "value": str(change.set_crm_id)}
+        ]
+    elif change.clear_crm_id:
+        body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": "0"}]
+    return body
