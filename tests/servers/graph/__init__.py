@@ -1,0 +1,39 @@
+"""A loopback Microsoft Graph: the REST subset `GraphMailbox` speaks, over HTTPS on 127.0.0.1.
+
+Why a real server and not a mock: the adapter is tested on the wire (DESIGN section 3), so
+msal's OIDC discovery and client-credentials token request, TLS trust through
+SSL_CERT_FILE / REQUESTS_CA_BUNDLE, and Graph's paging, `$batch`, delta and error shapes are
+all exercised the way they are against Exchange Online.
+
+What it models, from Microsoft's documentation:
+
+- Entra ID: `GET /{tenant}/v2.0/.well-known/openid-configuration` (msal asks for it even with
+  instance discovery off) and `POST /{tenant}/oauth2/v2.0/token` (client credentials), issuing
+  JWT-shaped tokens whose `roles` claim lists the application permissions.
+- Contacts: `/users/{upn}/contacts` (the default Contacts folder) with `$select`, `$top`,
+  `$count`, `$filter` on a single-value extended property, `$expand` of one, `Prefer:
+  odata.maxpagesize` and `@odata.nextLink`; POST, GET, PATCH (`If-Match` on the change key →
+  412 ErrorIrresolvableConflict) and DELETE on items.
+- Delta: `/users/{upn}/contactFolders/contacts/contacts/delta` with `@odata.nextLink`
+  (skip token), `@odata.deltaLink` (delta token) and `@removed`; 410 when a token is expired.
+- `$batch`: at most 20 requests, answered in any order (here: reversed, so clients must match
+  on `id`); Graph hands Outlook at most 4 requests of a batch at a time, and Outlook allows 4
+  concurrent requests per app and mailbox: requests over that answer 429 ApplicationThrottled
+  "MailboxConcurrency" with Retry-After, at the top level or inside a batch.
+- Faults on demand (`inject`): 429/503 with Retry-After, any status, a slow answer, one failing
+  request inside a batch, a lost response (processed, then the connection drops), 410 on delta,
+  delta not supported, expired tokens.
+
+The contract other tests use: `graph_server()` yields a `GraphServer` with `.env()`,
+`.request_count`, `.requests_by_kind`, `.reset_counts()`, `.contacts(address)`, `.inject(...)`.
+
+Modules: `server` (the contract, faults, concurrency, HTTPS), `schema` (what the v1.0
+reference and metadata allow), `identity` (Entra ID), `routes` (contacts, delta), `batch`
+(`$batch`), `store` (mailbox contents).
+"""
+
+from __future__ import annotations
+
+from .server import GraphServer, graph_server
+
+__all__ = ["GraphServer", "graph_server"]
