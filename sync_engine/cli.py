@@ -561,11 +561,9 @@ def local_mailbox(email: str):  # type: ignore[no-untyped-def]
 @friendly
 def mailbox_list(as_: As, as_json: Json = False) -> None:
     """The contacts in the user's Contacts folder."""
-    from sync_engine.mailbox import open_mailbox
-
     e = engine()
     user = e.user(as_)
-    box = open_mailbox(e.settings, e.store.ensure_user(user.id, user.email).mailbox)
+    box = e.mailbox_factory(e.settings, e.store.ensure_user(user.id, user.email).mailbox)
     try:
         contacts = [c for page in box.list_contacts() for c in page]
     finally:

@@ -138,7 +138,7 @@ class Engine:
         self,
         settings: Settings | None = None,
         *,
-        mailbox_factory: MailboxFactory = open_mailbox,
+        mailbox_factory: MailboxFactory | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         self.store = Store.open(self.settings.state_url, self.settings.crm_contacts_home)
@@ -146,7 +146,11 @@ class Engine:
         if embedded:
             self.settings.crm_contacts_home.mkdir(parents=True, exist_ok=True)
         self.crm = SageCrm(self.settings.crm_url, writable=embedded)
-        self.mailbox_factory = mailbox_factory
+        # The default factory keeps what EWS/Graph learn about addresses in the state store.
+        self.mailbox_factory = mailbox_factory or self._open_mailbox
+
+    def _open_mailbox(self, settings: Settings, address: str) -> Mailbox:
+        return open_mailbox(settings, address, identities=self.store)
 
     def close(self) -> None:
         self.store.close()

@@ -525,6 +525,32 @@ class Store:
                     .values(**values)
                 )
 
+    # -- what mailbox targets learned about addresses (MailboxIdentities) ----------------
+
+    def mailbox_identity(self, target: str, address: str) -> str | None:
+        """The object id / primary address a target stored for `address`, or None."""
+        m = t.mailbox_identities
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(m.c.value).where(
+                    m.c.target == target, m.c.address == address.strip().lower()
+                )
+            ).scalar_one_or_none()
+
+    def remember_mailbox_identity(self, target: str, address: str, value: str) -> None:
+        m = t.mailbox_identities
+        key = {"target": target, "address": address.strip().lower()}
+        values = {"value": value, "resolved_at": utcnow()}
+        with self.engine.begin() as conn:
+            where = (m.c.target == key["target"]) & (m.c.address == key["address"])
+            if conn.execute(update(m).where(where).values(**values)).rowcount:
+                return
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(m).values(**key, **values))
+            except IntegrityError:  # a concurrent first write won: ours is as good
+                conn.execute(update(m).where(where).values(**values))
+
     # -- digest settings ----------------------------------------------------------------
 
     def digest_prefs(self, user_id: int) -> DigestPrefs:

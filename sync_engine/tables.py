@@ -107,6 +107,18 @@ mailbox_state = Table(
     Column("summary_until", DateTime(timezone=True)),
 )
 
+# What a mailbox target learned about an address (migration 0007): Graph's user object id
+# for it, or the primary SMTP address Exchange wants instead of an alias. `target` names
+# the service (kind and endpoint), so a value from one tenant or server is never reused.
+mailbox_identities = Table(
+    "mailbox_identities",
+    metadata,
+    Column("target", String(512), primary_key=True),
+    Column("address", String(255), primary_key=True),
+    Column("value", String(512), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
+)
+
 # Once-only marks shared by every scheduler process (e.g. the team summary's last period).
 schedule_marks = Table(
     "schedule_marks",

@@ -143,7 +143,10 @@ def test_listing_pages_maps_fields_and_reads_only_the_default_folder(
     assert [len(p) for p in pages] == [10, 10, 5]
     contacts = [c for p in pages for c in p]
     assert "Hidden" not in {c.fields.first_name for c in contacts}
-    assert box.requests == server.request_count == 3  # three delta pages of 10
+    # three delta pages of 10, then one $batch reading the CRM id of the one tagged contact
+    # the picture did not know (delta takes $select only)
+    assert box.requests == server.request_count == 4
+    assert server.requests_by_kind["delta"] == 3 and server.batch_items_by_kind["get"] == 1
     first = server.seen[0]
     assert "/contactFolders/contacts/contacts/delta" in first[1]
     assert "%24select=" in first[1] and "personalNotes" not in first[1]
@@ -226,7 +229,11 @@ def test_delta_refused_falls_back_to_paged_listing(
     server: GraphServer, open_mailbox: Callable[..., GraphMailbox]
 ) -> None:
     for n in range(7):
-        server.add_contact(ANN, {"givenName": f"N{n}"}, extended={CRM_ID_PROPERTY: str(n + 1)})
+        server.add_contact(
+            ANN,
+            {"givenName": f"N{n}", "categories": [TAG]},
+            extended={CRM_ID_PROPERTY: str(n + 1)},
+        )
     server.delta_supported = False
     box = open_mailbox(page_size=5)
 
@@ -234,6 +241,8 @@ def test_delta_refused_falls_back_to_paged_listing(
 
     assert sorted(c.crm_id or 0 for c in contacts) == [1, 2, 3, 4, 5, 6, 7]
     assert server.requests_by_kind["delta"] == 1 and server.requests_by_kind["list"] == 2
+    # the CRM ids of our (tagged) contacts: one $batch of single-item GETs per page
+    assert server.requests_by_kind["batch"] == 2 and server.batch_items_by_kind["get"] == 7
 
 
 # ---- writes --------------------------------------------------------------------------------

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from sync_engine.config import ConfigError, Settings
-from sync_engine.mailbox.base import Mailbox, MailboxAccessError, MailboxError
+from sync_engine.mailbox.base import (
+    Mailbox,
+    MailboxAccessError,
+    MailboxError,
+    MailboxIdentities,
+)
 
-__all__ = ["Mailbox", "MailboxAccessError", "MailboxError", "open_mailbox"]
+__all__ = ["Mailbox", "MailboxAccessError", "MailboxError", "MailboxIdentities", "open_mailbox"]
 
 
-def open_mailbox(settings: Settings, address: str) -> Mailbox:
-    """The configured target for one mailbox; adapters are imported only when chosen."""
+def open_mailbox(
+    settings: Settings, address: str, *, identities: MailboxIdentities | None = None
+) -> Mailbox:
+    """The configured target for one mailbox; adapters are imported only when chosen.
+
+    `identities` (the state store) keeps what EWS and Graph learn about the address
+    (primary SMTP address, user object id) between runs."""
     if settings.mailbox_backend == "local":
         from sync_engine.mailbox.local import LocalMailbox
 
@@ -22,7 +32,7 @@ def open_mailbox(settings: Settings, address: str) -> Mailbox:
             )
         from sync_engine.mailbox.ews import EwsMailbox
 
-        return EwsMailbox(settings, address)
+        return EwsMailbox(settings, address, identities=identities)
     if settings.mailbox_backend == "graph":
         missing = [
             n
@@ -35,7 +45,7 @@ def open_mailbox(settings: Settings, address: str) -> Mailbox:
             )
         from sync_engine.mailbox.graph import GraphMailbox
 
-        return GraphMailbox(settings, address)
+        return GraphMailbox(settings, address, identities=identities)
     raise ConfigError(
         f"MAILBOX_BACKEND must be local, ews or graph, not {settings.mailbox_backend!r}"
     )

@@ -7,6 +7,7 @@ that reaches the server counts one in `requests`, so round trips can be measured
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +23,40 @@ class MailboxError(Exception):
 
 class MailboxAccessError(MailboxError):
     """Access is denied or the mailbox does not exist: an admin has to act."""
+
+
+class MailboxIdentities(Protocol):
+    """Where a target keeps what it learned about a mailbox address, so it asks only once.
+
+    Graph keeps the user's object id (`/users/{id}` takes an object id or a UPN, not any
+    e-mail address); EWS keeps the primary SMTP address (an alias gets
+    ErrorNonPrimarySmtpAddress). `target` names the service (kind and endpoint), so a
+    value learned from one tenant or server is never used against another. The state
+    store implements this; `MemoryIdentities` is the in-process stand-in.
+    """
+
+    def mailbox_identity(self, target: str, address: str) -> str | None: ...
+
+    def remember_mailbox_identity(self, target: str, address: str, value: str) -> None: ...
+
+
+class MemoryIdentities:
+    """Identities kept for the life of the process (when no state store is at hand)."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def mailbox_identity(self, target: str, address: str) -> str | None:
+        with self._lock:
+            return self._values.get((target, address.strip().lower()))
+
+    def remember_mailbox_identity(self, target: str, address: str, value: str) -> None:
+        with self._lock:
+            self._values[(target, address.strip().lower())] = value
+
+
+PROCESS_IDENTITIES = MemoryIdentities()
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ from exchangelib.errors import (
     ErrorInternalServerTransientError,
     ErrorMailboxMoveInProgress,
     ErrorMailboxStoreUnavailable,
+    ErrorNonPrimarySmtpAddress,
     ErrorServerBusy,
     ErrorTimeoutExpired,
     EWSError,
@@ -136,7 +137,7 @@ class Connection:
                 client_id=settings.graph_client_id,
                 client_secret=settings.graph_client_secret.get_secret_value(),
                 tenant_id=settings.graph_tenant_id,
-                identity=Identity(primary_smtp_address=self.address),
+                identity=Identity(primary_smtp_address=self.smtp_address),
                 authority=settings.graph_authority,
                 resource=settings.ews_url,
             )
@@ -163,7 +164,7 @@ class Connection:
         )
         try:
             return Account(
-                self.address,
+                self.smtp_address,
                 access_type=access,
                 config=config,
                 autodiscover=not settings.ews_url,
@@ -187,7 +188,26 @@ class Connection:
 
     def _folder(self) -> Contacts:
         """The default Contacts folder, addressed by its distinguished id (no GetFolder)."""
-        return contacts_folder(self._account, self.address)
+        return contacts_folder(self._account, self.smtp_address)
+
+    def _identity_target(self) -> str:
+        return f"ews {self._url}"
+
+    def _switch_to_primary(self, exc: BaseException) -> bool:
+        """After ErrorNonPrimarySmtpAddress: use the primary address Exchange named (once),
+        keep it in the state store, and say whether the request is worth sending again.
+
+        messages.xsd/ResponseCodeType: the impersonation header and a folder's Mailbox take
+        the primary SMTP address only; an alias is refused and MessageXml names the primary."""
+        primary = getattr(exc, "primary_smtp_address", None)
+        if not primary or primary == self.smtp_address or self._switched:
+            return False
+        log.info("%s is an alias; Exchange's primary address is %s", self.address, primary)
+        self._switched = True
+        self.smtp_address = primary
+        self._identities.remember_mailbox_identity(self._identity_target(), self.address, primary)
+        self._account = self._open(self._settings)
+        return True
 
     # -- the retry loop -----------------------------------------------------------------
 
@@ -205,6 +225,8 @@ class Connection:
 
     def _wait_or_raise(self, exc: BaseException, budget: RetryBudget) -> None:
         """Sleep before the next attempt, or raise MailboxError when the budget is spent."""
+        if isinstance(exc, ErrorNonPrimarySmtpAddress) and self._switch_to_primary(exc):
+            return  # sent again at once to the primary address: not a failure to wait on
         kind = self._transient(exc)
         if kind is None:
             raise self._fatal(exc) from None

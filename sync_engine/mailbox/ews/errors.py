@@ -16,6 +16,7 @@ from exchangelib.errors import (
     ErrorInvalidSchemaVersionForMailboxVersion,
     ErrorInvalidServerVersion,
     ErrorNonExistentMailbox,
+    ErrorNonPrimarySmtpAddress,
     EWSError,
     RedirectError,
     TransportError,
@@ -92,6 +93,14 @@ class AccessWords:
     def _fatal(self, exc: BaseException) -> MailboxError:
         """A plain-words error for a problem retrying cannot fix."""
         who = self._username or "the service account"
+        if isinstance(exc, ErrorNonPrimarySmtpAddress):
+            primary = getattr(exc, "primary_smtp_address", None)
+            named = f" ({primary})" if primary else ""
+            return MailboxAccessError(
+                f"Exchange wants the primary SMTP address of {self.address}'s mailbox{named}, "
+                "not an alias, and did not accept it after one retry. Set the user's address "
+                "in the CRM to the primary address (Get-Mailbox shows PrimarySmtpAddress)."
+            )
         if isinstance(
             exc, ErrorImpersonateUserDenied | ErrorImpersonationDenied | ErrorImpersonationFailed
         ):

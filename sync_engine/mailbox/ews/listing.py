@@ -43,14 +43,13 @@ class Listing:
         read twice are dropped; new contacts sort last and cannot push others out.
         """
         fields = set(listing_fields())
-        folder = self._folder()
         seen: set[str] = set()
         offset: int | None = 0
         step_backs = 0
         while offset is not None:
             asked = offset
             items, next_offset, _ = self._call(
-                lambda o=asked: self._find_page(folder, fields, o, None, overlap=o > 0)
+                lambda o=asked: self._find_page(self._folder(), fields, o, None, overlap=o > 0)
             )
             if asked > 0 and (not items or items[0].id not in seen):
                 step_backs += 1

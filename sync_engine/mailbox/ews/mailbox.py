@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from exchangelib.errors import (
+    ErrorNonPrimarySmtpAddress,
     MalformedResponseError,
 )
 from exchangelib.fields import FieldPath
@@ -13,6 +15,7 @@ from exchangelib.folders import Contacts
 from exchangelib.items import ID_ONLY
 
 from sync_engine.config import Settings
+from sync_engine.mailbox.base import PROCESS_IDENTITIES, MailboxIdentities
 from sync_engine.mailbox.ews.connection import Connection, parse_version
 from sync_engine.mailbox.ews.errors import AccessWords
 from sync_engine.mailbox.ews.listing import Listing
@@ -37,13 +40,15 @@ class EwsMailbox(Connection, AccessWords, Listing, Writes):
         max_attempts: int = 5,
         max_wait: float | None = None,
         base_delay: float | None = None,
+        identities: MailboxIdentities | None = None,
     ) -> None:
         """`timeout` is per HTTP request; a failing call is tried at most `max_attempts`
         times and sleeps at most `max_wait` seconds in all (a server asking for a longer
         back-off than is left makes the call fail at once, for the next run to pick up).
         Unset, they come from the settings' `ews_timeout` / `ews_retry_max_wait` when the
         Settings model has them, else 60 s and 120 s. The first pause is `base_delay`
-        (default: 1 s, less when `max_wait` is small) and doubles on each retry."""
+        (default: 1 s, less when `max_wait` is small) and doubles on each retry.
+        `identities` (the state store) keeps the primary SMTP address of an alias."""
         register_properties()
         self.address = address.strip().lower()
         self.batch_size = batch_size
@@ -64,6 +69,11 @@ class EwsMailbox(Connection, AccessWords, Listing, Writes):
         self._username = settings.ews_username or settings.graph_client_id or ""
         self._url = settings.ews_url or "(autodiscover)"
         self._version = parse_version(settings.ews_version)
+        self._identities = identities or PROCESS_IDENTITIES
+        # Exchange wants the primary SMTP address; an alias is learned once and kept.
+        stored = self._identities.mailbox_identity(self._identity_target(), self.address)
+        self.smtp_address = (stored or self.address).lower()
+        self._switched = False
         self._account = self._open(settings)
 
     # -- checking -----------------------------------------------------------------------
@@ -84,17 +94,28 @@ class EwsMailbox(Connection, AccessWords, Listing, Writes):
                 "EWS_VERSION is not set; assuming Exchange2013_SP1. Set it to the server's "
                 "version (e.g. Exchange2016) to use everything the server offers."
             )
-        service = self._service(CountedGetFolder)
-        folder = self._folder()
         fields = {
             FieldPath(field=Contacts.get_field_by_fieldname(n)) for n in ("name", "total_count")
         }
-        answers = self._call(
-            lambda: list(service.call(folders=[folder], additional_fields=fields, shape=ID_ONLY))
-        )
-        answer = answers[0] if answers else MalformedResponseError("no answer to GetFolder")
+
+        def get_folder() -> Any:
+            service = self._service(CountedGetFolder)
+            answers = list(
+                service.call(folders=[self._folder()], additional_fields=fields, shape=ID_ONLY)
+            )
+            answer = answers[0] if answers else MalformedResponseError("no answer to GetFolder")
+            if isinstance(answer, ErrorNonPrimarySmtpAddress):
+                raise answer  # the retry loop switches to the primary address
+            return answer
+
+        answer = self._call(get_folder)
         if isinstance(answer, Exception):
             raise self._fatal(answer)
+        if self.smtp_address != self.address:
+            findings.append(
+                f"{self.address} is an alias; Exchange's primary SMTP address for it is "
+                f"{self.smtp_address}, which is stored and used for every request."
+            )
         findings.append(
             f"Contacts folder of {self.address} is readable: "
             f'"{answer.name or "Contacts"}", {answer.total_count or 0} items. All is well.'

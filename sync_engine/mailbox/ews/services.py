@@ -11,16 +11,19 @@ exchangelib is let in only after tests/test_ews_mailbox.py passes against it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from exchangelib import Account, Contact, OAuth2Credentials
-from exchangelib.errors import TransportError
+from exchangelib.errors import ErrorNonPrimarySmtpAddress, ErrorServerBusy, TransportError
 from exchangelib.folders import Contacts
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.restriction import Q, Restriction
 from exchangelib.services import CreateItem, DeleteItem, FindItem, GetFolder, GetItem, UpdateItem
+from exchangelib.services.common import EWSService
+from exchangelib.util import TNS
 
 if TYPE_CHECKING:
     from sync_engine.mailbox.ews.mailbox import EwsMailbox
@@ -51,6 +54,43 @@ class CountedService:
     # configuration error, not a guessing game of extra requests.
     def _api_versions_to_try(self) -> tuple[str, ...]:
         return (self._version_hint.api_version,)  # type: ignore[attr-defined]
+
+    # Private 13: the parser of one ResponseMessage's error. exchangelib reads MessageXml
+    # only for some codes: here the two values we act on are kept on the exception, for a
+    # per-item error inside a batch as for the whole request (below).
+    @staticmethod
+    def _get_exception(code: Any, text: Any, msg_xml: Any = None, rule_errors: Any = None) -> Any:
+        exc = EWSService._get_exception(
+            code=code, text=text, msg_xml=msg_xml, rule_errors=rule_errors
+        )
+        return with_message_xml(exc, msg_xml)
+
+    # Private 14: the parser of a SOAP fault (a request-level error); the impersonation
+    # header naming an alias fails the whole request with ErrorNonPrimarySmtpAddress.
+    @classmethod
+    def _raise_soap_errors(cls, fault: Any) -> None:
+        try:
+            super()._raise_soap_errors(fault=fault)  # type: ignore[misc]
+        except (ErrorNonPrimarySmtpAddress, ErrorServerBusy) as exc:
+            detail = fault.find("detail")
+            msg_xml = detail.find(f"{{{TNS}}}MessageXml") if detail is not None else None
+            raise with_message_xml(exc, msg_xml) from None
+
+
+def with_message_xml(exc: Any, msg_xml: Any) -> Any:
+    """Keep what MessageXml says on the exception (messages.xsd: MessageXml holds
+    <t:Value Name="...">): an alias's primary SMTP address (ErrorNonPrimarySmtpAddress,
+    Name="Primary") and how long a busy server asks to wait (ErrorServerBusy,
+    Name="BackOffMilliseconds"). Other exceptions pass through unchanged."""
+    if msg_xml is None or not isinstance(exc, ErrorNonPrimarySmtpAddress | ErrorServerBusy):
+        return exc
+    values = {v.get("Name"): (v.text or "").strip() for v in msg_xml.iter(f"{{{TNS}}}Value")}
+    if isinstance(exc, ErrorNonPrimarySmtpAddress) and values.get("Primary"):
+        exc.primary_smtp_address = values["Primary"].lower()
+    if isinstance(exc, ErrorServerBusy) and not exc.back_off:
+        with contextlib.suppress(ValueError):
+            exc.back_off = int(values.get("BackOffMilliseconds", "")) / 1000.0
+    return exc
 
 
 class CountedFindItem(CountedService, FindItem):

@@ -11,10 +11,11 @@ from exchangelib import (
 )
 from exchangelib.errors import (
     ErrorAccessDenied,
+    ErrorNonPrimarySmtpAddress,
     ErrorServerBusy,
     MalformedResponseError,
 )
-from exchangelib.items import HARD_DELETE, SAVE_ONLY
+from exchangelib.items import MOVE_TO_DELETED_ITEMS, SAVE_ONLY
 
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.mailbox.ews.errors import (
@@ -30,6 +31,15 @@ from sync_engine.mailbox.ews.services import CountedCreateItem, CountedDeleteIte
 from sync_engine.model import ContactChange, NewContact, WriteResult
 
 log = logging.getLogger(__name__)
+
+
+def busy_items(answers: Sequence[Any]) -> ErrorServerBusy:
+    """Items answered ErrorServerBusy inside a batch: the batch waits as long as the longest
+    BackOffMilliseconds any of them asked for (from its MessageXml), like a whole request."""
+    waits = [a.back_off for a in answers if isinstance(a, ErrorServerBusy) and a.back_off]
+    return ErrorServerBusy(
+        "items throttled inside the batch", back_off=max(waits) if waits else None
+    )
 
 
 class Writes:
@@ -81,13 +91,16 @@ class Writes:
                         send_meeting_invitations="SendToNone",
                     )
                 )
+                if len(answers) == len(todo):
+                    self._raise_if_mailbox_error(answers)
             except Exception as exc:
                 self._wait_or_raise(exc, budget)
-                ambiguous = not isinstance(exc, ErrorServerBusy)  # busy: nothing was written
+                # busy or an alias refused: nothing was written, so no look-up is needed
+                ambiguous = not isinstance(exc, ErrorServerBusy | ErrorNonPrimarySmtpAddress)
                 continue
             again = self._collect(todo, answers, results, created=True)
             if again:
-                self._wait_or_raise(ErrorServerBusy("items throttled inside the batch"), budget)
+                self._wait_or_raise(busy_items(answers), budget)
             todo = again
         return [r or WriteResult(error="not written", error_kind="other") for r in results]
 
@@ -124,8 +137,13 @@ class Writes:
         return again
 
     def _raise_if_mailbox_error(self, answers: Sequence[Any]) -> None:
-        """Access errors are about the mailbox, not the item: fail the mailbox."""
+        """Access errors are about the mailbox, not the item: fail the mailbox. An alias
+        refused for the folder's Mailbox is raised too: the retry loop switches to the
+        primary address Exchange named and sends the batch again."""
         errors = [a for a in answers if isinstance(a, Exception)]
+        for error in errors:
+            if isinstance(error, ErrorNonPrimarySmtpAddress):
+                raise error
         for error in errors:
             if response_code(error) in MAILBOX_CODES - {"ErrorAccessDenied"}:
                 raise self._fatal(error)
@@ -225,7 +243,7 @@ class Writes:
                         current[i] = self._rebase(current[i], item)
                         again.append(i)
             elif again:
-                self._wait_or_raise(ErrorServerBusy("items throttled inside the batch"), budget)
+                self._wait_or_raise(busy_items(answers), budget)
             todo = sorted(again)
         return [
             r or WriteResult(item_id=c.item_id, error="not written", error_kind="other")
@@ -255,7 +273,10 @@ class Writes:
         )
 
     def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
-        """DeleteItem (hard delete) in batches; an item already gone counts as deleted."""
+        """DeleteItem in batches, moving each contact to Deleted Items (DeleteType
+        MoveToDeletedItems: Outlook can restore it, with the user's notes and photo; DESIGN
+        rule 6). HardDelete, which no Outlook user can undo, is never sent. An item already
+        gone counts as deleted."""
         results: list[WriteResult] = []
         for start in range(0, len(item_ids), self.batch_size):
             results += self._delete_batch(list(item_ids[start : start + self.batch_size]))
@@ -271,7 +292,7 @@ class Writes:
                     CountedDeleteItem,
                     len(todo),
                     items=[(batch[i], None) for i in todo],
-                    delete_type=HARD_DELETE,
+                    delete_type=MOVE_TO_DELETED_ITEMS,  # rule 6: the user can restore it
                     send_meeting_cancellations="SendToNone",
                     affected_task_occurrences="AllOccurrences",
                     suppress_read_receipts=True,
@@ -291,7 +312,7 @@ class Writes:
                 else:
                     results[i] = item_error(answer, batch[i])
             if again:
-                self._wait_or_raise(ErrorServerBusy("items throttled inside the batch"), budget)
+                self._wait_or_raise(busy_items(answers), budget)
             todo = again
         return [
             r or WriteResult(item_id=i, error="not deleted", error_kind="other")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from sync_engine.mailbox.graph.mailbox import GraphMailbox
-
 import base64
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -26,7 +21,20 @@ from sync_engine.model import (
     WriteResult,
 )
 
+if TYPE_CHECKING:
+    from sync_engine.mailbox.graph.mailbox import GraphMailbox
+
 log = logging.getLogger(__name__)
+
+# 404 codes that mean the user segment of the path named nobody (Graph's `/users/{id}`
+# takes an object id or a userPrincipalName, user-get v1.0), not that an item is gone.
+USER_NOT_FOUND = frozenset(
+    {"ErrorInvalidUser", "Request_ResourceNotFound", "ResourceNotFound", "UserNotFound"}
+)
+
+
+class UnknownUser(Exception):
+    """`/users/{address}` named nobody: the address may be an SMTP address, not the UPN."""
 
 
 def failure(answer: Answer, *, item_id: str | None = None) -> WriteResult:
@@ -125,10 +133,12 @@ class AccessWords:
                 )
             raise MailboxAccessError(self._permission_text(token_roles_or_none(self)))
         if answer.status == 404 and not (item_level and code in ITEM_NOT_FOUND):
+            if code in USER_NOT_FOUND and not self._user_resolved:
+                raise UnknownUser(code)
             raise MailboxAccessError(
                 f"There is no Exchange Online mailbox for {self.address} in tenant "
                 f"{self._tenant} (Graph says {code or 'not found'}). Check the address and "
-                "that the user has an Exchange Online licence."
+                "that the user has an Exchange Online licence." + self._lookup_hint
             )
 
     def _permission_text(self, roles: frozenset[str] | None) -> str:

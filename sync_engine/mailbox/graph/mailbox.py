@@ -13,12 +13,13 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 
 from sync_engine.config import ConfigError, Settings
-from sync_engine.mailbox.base import MailboxError
+from sync_engine.mailbox.base import PROCESS_IDENTITIES, MailboxError, MailboxIdentities
 from sync_engine.mailbox.graph.errors import AccessWords, token_roles
 from sync_engine.mailbox.graph.listing import Listing
 from sync_engine.mailbox.graph.mapping import to_contact
 from sync_engine.mailbox.graph.state import SavedState
 from sync_engine.mailbox.graph.transport import BATCH_LIMIT, DeltaUnsupported, Transport, gate_for
+from sync_engine.mailbox.graph.users import LOOKUP_PERMISSION, Users
 from sync_engine.mailbox.graph.writes import Writes
 from sync_engine.model import (
     MailboxContact,
@@ -27,7 +28,7 @@ from sync_engine.model import (
 log = logging.getLogger(__name__)
 
 
-class GraphMailbox(Transport, AccessWords, SavedState, Listing, Writes):
+class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
     """One Exchange Online mailbox's default Contacts folder, through Microsoft Graph."""
 
     def __init__(
@@ -41,10 +42,12 @@ class GraphMailbox(Transport, AccessWords, SavedState, Listing, Writes):
         check_before_create: bool = False,
         timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        identities: MailboxIdentities | None = None,
     ) -> None:
         """`max_retry_after` caps one wait for Retry-After (longer: give up for this run);
         `check_before_create` looks every CRM id up with `$filter` before creating it (one
-        extra request per batch; a create whose answer was lost is always looked up)."""
+        extra request per batch; a create whose answer was lost is always looked up);
+        `identities` (the state store) keeps the user object id the address resolved to."""
         missing = [
             name
             for name, value in (
@@ -76,7 +79,10 @@ class GraphMailbox(Transport, AccessWords, SavedState, Listing, Writes):
         parts = urlsplit(self._graph)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._scope = f"{self._origin}/.default"
-        self._user = f"/users/{quote(self.address, safe='@')}"
+        self._identities = identities or PROCESS_IDENTITIES
+        self._user_resolved = False  # looked the address up during this run
+        self.user_id: str | None = None  # the user's object id, once known
+        self._use_user(self._identities.mailbox_identity(self._identity_target(), self.address))
         self._max_retry_after = max_retry_after
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
@@ -102,13 +108,13 @@ class GraphMailbox(Transport, AccessWords, SavedState, Listing, Writes):
         self._load_state()
         if not self._no_delta:
             try:
-                self._refresh()
+                self._resolving(self._refresh)
             except DeltaUnsupported:
                 log.warning("Graph refused delta on %s; listing the folder in full", self.address)
                 self._no_delta = True
                 self._dirty = True
         if self._no_delta:
-            yield from self._full_listing()
+            yield from self._resolving(lambda: list(self._full_listing()))
             return
         contacts = sorted(
             (to_contact(raw) for raw in self._cache.values()),
@@ -142,8 +148,11 @@ class GraphMailbox(Transport, AccessWords, SavedState, Listing, Writes):
                 "RBAC for Applications assigns it the role 'Application Contacts.ReadWrite' for "
                 "this mailbox; otherwise grant Contacts.ReadWrite with admin consent."
             )
+        findings.append(self._user_finding())
         query = urlencode({"$top": "1", "$select": "id", "$count": "true"}, quote_via=quote)
-        data = self._ok_json(self._send("GET", f"{self._graph}{self._user}/contacts?{query}"))
+        data = self._resolving(
+            lambda: self._ok_json(self._send("GET", f"{self._graph}{self._user}/contacts?{query}"))
+        )
         count = data.get("@odata.count")
         size = f"{count} contacts" if isinstance(count, int) else "contacts readable"
         findings.append(f"{self.address}: the default Contacts folder is reachable ({size}).")
@@ -156,6 +165,27 @@ class GraphMailbox(Transport, AccessWords, SavedState, Listing, Writes):
         else:
             findings.append("No saved sync state yet: the next sync reads the whole folder once.")
         return findings
+
+    def _user_finding(self) -> str:
+        """Look the address up among the users' e-mail addresses and keep the object id."""
+        found, denied = self._lookup_user()
+        if denied:
+            return (
+                f"Warning: app {self._client_id} may not look users up "
+                f"({LOOKUP_PERMISSION} is missing), so {self.address} is used as the user's "
+                f"UPN. If it is an e-mail address that is not the UPN, grant "
+                f"{LOOKUP_PERMISSION} with admin consent."
+            )
+        if found is None:
+            return f"No user has {self.address} as an e-mail address; it is tried as a UPN."
+        object_id, upn = found
+        self._use_user(object_id)
+        self._user_resolved = True
+        self._identities.remember_mailbox_identity(self._identity_target(), self.address, object_id)
+        return (
+            f"{self.address} is Entra ID user {object_id} (UPN {upn}); the id is stored "
+            "and used for every request."
+        )
 
     def close(self) -> None:
         """Keep what this run wrote in the saved picture, then hang up."""

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 # Never change: every contact we created carries this property. Integer = PT_LONG (32 bit).
 CRM_ID_PROPERTY = "Integer {6d1c8f3a-2b7e-4c59-a0d4-8e3f5b7c9a12} Name CrmPersonId"
 
+CRM_ID_EXTENSION = "singleValueExtendedProperties"  # where Graph puts an expanded property
 MAX_EMAILS = 3  # Outlook's Email1..Email3
 
 SCALARS = {
@@ -57,6 +58,17 @@ SELECT = (
     "businessAddress",
 )
 STATEFUL = frozenset({"email", "business_phone", *ADDRESS})  # PATCH needs the current value
+# contact-update (v1.0) on displayName: "later updates to other properties may cause an
+# automatically generated value to overwrite the displayName value you have specified. To
+# preserve a pre-existing value, always include it as displayName in an update operation."
+# So a PATCH that changes one of these always carries displayName.
+NAME_FIELDS = frozenset({"title", "first_name", "middle_name", "last_name", "suffix"})
+
+
+def needs_current(change: ContactChange) -> bool:
+    """Whether building this PATCH needs the item as it is now (collections, displayName)."""
+    named = {name for name, _ in change.set_fields}
+    return bool(STATEFUL & named) or bool(NAME_FIELDS & named and "display_name" not in named)
 
 
 def crm_id_expand() -> str:
@@ -66,8 +78,8 @@ def crm_id_expand() -> str:
 def trim(raw: dict[str, Any]) -> dict[str, Any]:
     """Keep only what the planner needs: the picture on disk holds no notes or photos."""
     keep = {name: raw[name] for name in SELECT if name in raw}
-    if raw.get("singleValueExtendedProperties"):
-        keep["singleValueExtendedProperties"] = raw["singleValueExtendedProperties"]
+    if "singleValueExtendedProperties" in raw:  # [] = looked at: no CRM id
+        keep["singleValueExtendedProperties"] = raw["singleValueExtendedProperties"] or []
     if "changeKey" not in keep and isinstance(raw.get("@odata.etag"), str):
         keep["changeKey"] = raw["@odata.etag"].removeprefix("W/").strip('"')
     return keep
@@ -139,6 +151,8 @@ def patch_body(
     named = dict(change.set_fields)
     body: dict[str, Any] = {SCALARS[n]: v for n, v in named.items() if n in SCALARS}
     display = named.get("display_name") or str(current.get("displayName") or "")
+    if NAME_FIELDS & named.keys() and display:
+        body["displayName"] = display  # never left for Graph to regenerate
     if named.get("email"):
         email = named["email"]
         others = [

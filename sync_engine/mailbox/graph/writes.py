@@ -12,9 +12,9 @@ from sync_engine.mailbox.graph.errors import failure
 from sync_engine.mailbox.graph.mapping import (
     CRM_ID_PROPERTY,
     SELECT,
-    STATEFUL,
     crm_id_after,
     crm_id_expand,
+    needs_current,
     new_body,
     patch_body,
     to_contact,
@@ -35,6 +35,23 @@ class Writes:
     """Creates, updates, deletes and CRM id look-ups (mixed into GraphMailbox)."""
 
     def create(self, items: Sequence[NewContact]) -> list[WriteResult]:
+        return self._resolving(lambda: self._create(items))
+
+    def update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
+        return self._resolving(lambda: self._update(changes))
+
+    def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
+        return self._resolving(lambda: self._delete(item_ids))
+
+    def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
+        """Contacts carrying these CRM ids, oldest first: one `$filter` per id, in `$batch`es."""
+        found, unknown = self._resolving(lambda: self._lookup(crm_ids))
+        if unknown:
+            crm_id, message = next(iter(unknown.items()))
+            raise MailboxError(f"Could not look up CRM id {crm_id} in {self.address}: {message}")
+        return found
+
+    def _create(self, items: Sequence[NewContact]) -> list[WriteResult]:
         """Create in `$batch`es; a create whose answer was lost is looked up before it is
         sent again, so a retry never makes a duplicate (DESIGN rule 9)."""
         results: list[WriteResult | None] = [None] * len(items)
@@ -65,15 +82,13 @@ class Writes:
             )
         return [r or WriteResult(error="not attempted", error_kind="other") for r in results]
 
-    def update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
+    def _update(self, changes: Sequence[ContactChange]) -> list[WriteResult]:
         """PATCH only the named fields, guarded by the change key; on a conflict re-read the
         item and apply the same mapped fields to what is there now."""
         self._load_state()
         results: list[WriteResult | None] = [None] * len(changes)
         unknown = [
-            i
-            for i, ch in enumerate(changes)
-            if ch.item_id not in self._cache and STATEFUL & {n for n, _ in ch.set_fields}
+            i for i, ch in enumerate(changes) if ch.item_id not in self._cache and needs_current(ch)
         ]
         if unknown:
             self._reread(changes, unknown, results)
@@ -113,8 +128,12 @@ class Writes:
             )
         return [r or WriteResult(error="not attempted", error_kind="other") for r in results]
 
-    def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
-        """Delete in `$batch`es; an item already gone counts as deleted."""
+    def _delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
+        """DELETE in `$batch`es; an item already gone counts as deleted.
+
+        Graph's DELETE on a contact (contact-delete, v1.0) moves it to the user's Deleted
+        Items folder, where Outlook can restore it (DESIGN rule 6); `permanentDelete`
+        (to Recoverable Items' Purges, out of Outlook's reach) is never used."""
         ops = [Op("DELETE", f"{self._user}/contacts/{quote(i, safe='')}") for i in item_ids]
         results = []
         for item_id, answer in zip(item_ids, self._run_batch(ops), strict=True):
@@ -130,18 +149,14 @@ class Writes:
 
     # ---- more than the protocol -----------------------------------------------------------------
 
-    def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
-        """Contacts carrying these CRM ids, oldest first: one `$filter` per id, in `$batch`es."""
-        found, unknown = self._lookup(crm_ids)
-        if unknown:
-            crm_id, message = next(iter(unknown.items()))
-            raise MailboxError(f"Could not look up CRM id {crm_id} in {self.address}: {message}")
-        return found
-
     def _lookup(
         self, crm_ids: Sequence[int]
     ) -> tuple[dict[int, list[MailboxContact]], dict[int, str]]:
-        """Like `find`, but ids whose look-up failed come back apart, with the reason."""
+        """Like `find`, but ids whose look-up failed come back apart, with the reason.
+
+        The documented filter form (singleValueExtendedProperty-get: resource instances
+        filtered by the extended property) finds the items; the CRM id of each is the one
+        filtered on, so no `$expand` is needed."""
         ids = list(dict.fromkeys(crm_ids))
         select = ",".join(SELECT)
         ops = []
@@ -150,9 +165,7 @@ class Writes:
                 f"singleValueExtendedProperties/any(ep: ep/id eq '{CRM_ID_PROPERTY}' "
                 f"and cast(ep/value, Edm.Int32) eq {int(crm_id)})"
             )
-            query = urlencode(
-                {"$filter": flt, "$select": select, "$expand": crm_id_expand()}, quote_via=quote
-            )
+            query = urlencode({"$filter": flt, "$select": select}, quote_via=quote)
             ops.append(Op("GET", f"{self._user}/contacts?{query}"))
         found: dict[int, list[MailboxContact]] = {}
         unknown: dict[int, str] = {}
@@ -163,7 +176,7 @@ class Writes:
                 continue
             raws = answer.body.get("value", []) if isinstance(answer.body, dict) else []
             contacts = sorted(
-                (to_contact(self._remember(raw)) for raw in raws),
+                (to_contact(self._remember(raw, crm_id=crm_id)) for raw in raws),
                 key=lambda c: (c.created_at, c.item_id),
             )
             if contacts:
@@ -198,7 +211,7 @@ class Writes:
     def _patch_op(self, change: ContactChange, *, fresh: bool) -> Op:
         current = self._cache.get(change.item_id)
         body = patch_body(change, current, self._settings.crm_category, fresh=fresh)
-        stateful = bool(STATEFUL & {name for name, _ in change.set_fields})
+        stateful = needs_current(change)
         key = (current or {}).get("changeKey") if (stateful or fresh) else change.change_key
         headers = dict(JSON_HEADERS)
         if key:
@@ -223,7 +236,8 @@ class Writes:
         for i, answer in zip(todo, self._run_batch(ops), strict=True):
             if answer.ok and isinstance(answer.body, dict):
                 self._cache.pop(changes[i].item_id, None)
-                self._remember(answer.body)
+                # The property was expanded: absent means the item carries no CRM id.
+                self._remember({"singleValueExtendedProperties": [], **answer.body})
                 alive.append(i)
             else:
                 self._raise_for_mailbox(answer)

@@ -20,6 +20,7 @@ from .schema import (
     norm_prop,
     not_found,
     page_size,
+    refuse_delta_options,
     require_object,
     select_of,
 )
@@ -35,6 +36,8 @@ class Routes:
             return "batch"
         if route.endswith("/delta"):
             return "delta"
+        if method == "GET" and route.strip("/").lower() == "users":
+            return "users"
         if method == "GET" and route.rstrip("/").endswith("/contacts"):
             return "find" if "$filter" in query else "list"
         return {"GET": "get", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
@@ -51,10 +54,14 @@ class Routes:
         roles: frozenset[str],
     ) -> Reply:
         parts = [p for p in route.split("/") if p]
+        if [p.lower() for p in parts] == ["users"] and method == "GET":
+            with self._lock:
+                return self._list_users(query, headers, roles)
         if len(parts) < 3 or parts[0].lower() != "users":
             raise GraphError(400, "BadRequest", f"Unsupported segment in {route!r}.")
         address = parts[1]
         rest = [p.lower() for p in parts[2:]]
+        self._refuse_non_upn(address)
         write = method in {"POST", "PATCH", "DELETE"}
         if not roles & (WRITE_ROLES if write else READ_ROLES):
             raise GraphError(
@@ -156,6 +163,7 @@ class Routes:
         select: list[str] | None,
         expand: str | None,
     ) -> Reply:
+        refuse_delta_options(query)
         if not self.delta_supported:
             raise GraphError(
                 400, "ErrorInvalidUrlQuery", "The query parameter is not supported by delta."
@@ -170,7 +178,11 @@ class Routes:
             pending = state.pending
         elif "$deltatoken" in query:
             state = self._deltas.get(query["$deltatoken"][0])
-            if state is None or state.pending is not None or state.address != address.lower():
+            if (
+                state is None
+                or state.pending is not None
+                or state.address != self._user_key(address)
+            ):
                 raise GraphError(
                     410, "SyncStateNotFound", "The sync state for this request was not found."
                 )
@@ -178,12 +190,18 @@ class Routes:
                 (i for i, s in box.changed.items() if s > state.seq), key=box.changed.__getitem__
             )
             state = DeltaState(
-                address.lower(), box.seq, state.select, state.expand, page_size(query, headers)
+                self._user_key(address),
+                box.seq,
+                state.select,
+                state.expand,
+                page_size(query, headers),
             )
         else:
             pending = [i for i in box.items if box.folder[i] == DEFAULT_FOLDER]
             pending.sort(key=lambda i: box.items[i]["createdDateTime"])
-            state = DeltaState(address.lower(), box.seq, select, expand, page_size(query, headers))
+            state = DeltaState(
+                self._user_key(address), box.seq, select, expand, page_size(query, headers)
+            )
         size = (
             page_size(query, headers)
             if MAXPAGE_RE.search(headers.get("prefer", ""))

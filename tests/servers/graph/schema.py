@@ -261,6 +261,40 @@ def select_of(query: dict[str, list[str]]) -> list[str] | None:
     return [p for p in props if p != "id"]
 
 
+USER_PROPS = frozenset({"id", "userPrincipalName", "mail", "proxyAddresses", "displayName"})
+
+
+def select_of_user(query: dict[str, list[str]]) -> list[str] | None:
+    if "$select" not in query:
+        return None
+    props = [p.strip() for p in query["$select"][0].split(",") if p.strip()]
+    for prop in props:
+        if prop not in USER_PROPS:
+            raise GraphError(
+                400,
+                "Request_BadRequest",
+                f"Could not find a property named '{prop}' on type 'microsoft.graph.user'.",
+            )
+    return props
+
+
+# contact-delta (v1.0) documents `$select` and `Prefer: odata.maxpagesize`, no other query
+# option; Exchange Online refuses `$expand` (singleValueExtendedProperties) on delta with
+# 400 or 500 "Parsing OData Select and Expand failed", and `$filter`, `$top`, `$orderby`.
+DELTA_OPTIONS = frozenset({"$select", "$skiptoken", "$deltatoken"})
+
+
+def refuse_delta_options(query: dict[str, list[str]]) -> None:
+    extra = sorted(set(query) - DELTA_OPTIONS)
+    if extra:
+        raise GraphError(
+            400,
+            "BadRequest",
+            f"Parsing OData Select and Expand failed: the query option {extra[0]} is not "
+            "supported by delta on contacts.",
+        )
+
+
 def expand_of(query: dict[str, list[str]]) -> str | None:
     if "$expand" not in query:
         return None

@@ -39,9 +39,10 @@ from .schema import (
     throttled,
 )
 from .store import Store
+from .users import User, Users
 
 
-class GraphServer(Identity, Routes, Batch, Store):
+class GraphServer(Identity, Users, Routes, Batch, Store):
     """The loopback Graph. Thread-safe; one instance serves any number of mailboxes."""
 
     def __init__(self) -> None:
@@ -64,6 +65,7 @@ class GraphServer(Identity, Routes, Batch, Store):
         self._lock = threading.RLock()
         self._slots = threading.Lock()
         self._mailboxes: dict[str, StoredMailbox] = {}
+        self._users: dict[str, User] = {}  # registered with add_user, by UPN
         self._tokens: dict[str, float] = {}
         self._deltas: dict[str, DeltaState] = {}
         self._faults: list[Fault] = []

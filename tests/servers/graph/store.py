@@ -22,6 +22,9 @@ from .schema import (
     not_found,
 )
 
+NAME_PROPS = frozenset({"title", "givenName", "middleName", "surname", "generation"})
+DELETED_ITEMS = "deleteditems"
+
 
 class Store:
     """Contacts kept per mailbox (mixed into GraphServer)."""
@@ -29,7 +32,7 @@ class Store:
     # ---- the store --------------------------------------------------------------------------
 
     def _box(self, address: str) -> StoredMailbox:
-        return self._mailboxes.setdefault(address.lower(), StoredMailbox())
+        return self._mailboxes.setdefault(self._user_key(address), StoredMailbox())
 
     def _stamp(self) -> str:
         now = datetime.now(UTC)
@@ -80,6 +83,14 @@ class Store:
         apply_ext(ext, body.pop("singleValueExtendedProperties", None) or [])
         updated = copy.deepcopy(item)
         apply_props(updated, body)  # validate everything before anything changes
+        if NAME_PROPS & body.keys() and "displayName" not in body:
+            # contact-update (v1.0): later updates to other properties may overwrite
+            # displayName with a generated value unless it is sent again.
+            updated["displayName"] = " ".join(
+                str(updated[p])
+                for p in ("title", "givenName", "middleName", "surname", "generation")
+                if updated.get(p)
+            )
         updated["changeKey"] = new_change_key()
         updated["lastModifiedDateTime"] = self._stamp()
         box.items[item_id] = updated
@@ -93,9 +104,9 @@ class Store:
         if item is None or box.folder[item_id] != DEFAULT_FOLDER:
             raise not_found()
         check_if_match(item, if_match)
-        del box.items[item_id]
-        del box.ext[item_id]
-        box.folder.pop(item_id)
+        # contact-delete (v1.0) moves the contact to Deleted Items, where Outlook can
+        # restore it; only contact-permanentDelete takes it out of the user's reach.
+        box.folder[item_id] = DELETED_ITEMS
         self._touch(box, item_id)
 
     def _render(
