@@ -39,18 +39,30 @@ from sync_engine.model import (
 )
 
 metadata = MetaData()
-contacts = Table(
-    "contacts",
+
+
+def _contact_columns() -> list[Column]:  # type: ignore[type-arg]
+    return [
+        Column("mailbox", String(255), primary_key=True),
+        Column("item_id", String(64), primary_key=True),
+        Column("change_key", String(64), nullable=False),
+        *(Column(name, Text, nullable=False, default="") for name in FIELD_NAMES),
+        Column("categories", Text, nullable=False, default="[]"),
+        Column("crm_id", Integer),
+        Column("notes", Text, nullable=False, default=""),
+        Column("created_at", String(40), nullable=False),
+        Column("seq", Integer, nullable=False),
+    ]
+
+
+contacts = Table("contacts", metadata, *_contact_columns())
+# The mailbox's Deleted Items: a deleted contact moves here, whole (notes included), where
+# the user could restore it, as Exchange does with MoveToDeletedItems (DESIGN rule 6).
+deleted_items = Table(
+    "deleted_items",
     metadata,
-    Column("mailbox", String(255), primary_key=True),
-    Column("item_id", String(64), primary_key=True),
-    Column("change_key", String(64), nullable=False),
-    *(Column(name, Text, nullable=False, default="") for name in FIELD_NAMES),
-    Column("categories", Text, nullable=False, default="[]"),
-    Column("crm_id", Integer),
-    Column("notes", Text, nullable=False, default=""),
-    Column("created_at", String(40), nullable=False),
-    Column("seq", Integer, nullable=False),
+    *_contact_columns(),
+    Column("deleted_at", String(40), nullable=False),
 )
 
 
@@ -224,13 +236,34 @@ class LocalMailbox:
     def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
         self._check_batch(item_ids)
         self.requests += 1
+        where = (contacts.c.mailbox == self.address) & contacts.c.item_id.in_(list(item_ids))
+        now = datetime.now(UTC).isoformat()
         with self.engine.begin() as conn:
-            conn.execute(
-                delete(contacts).where(
-                    contacts.c.mailbox == self.address, contacts.c.item_id.in_(list(item_ids))
+            rows = conn.execute(select(contacts).where(where)).mappings().all()
+            if rows:  # moved to Deleted Items, never destroyed (DESIGN rule 6)
+                conn.execute(
+                    delete(deleted_items).where(
+                        deleted_items.c.mailbox == self.address,
+                        deleted_items.c.item_id.in_([r["item_id"] for r in rows]),
+                    )
                 )
-            )
+                conn.execute(insert(deleted_items), [{**r, "deleted_at": now} for r in rows])
+            conn.execute(delete(contacts).where(where))
         return [WriteResult(item_id=i) for i in item_ids]
+
+    def deleted(self) -> list[MailboxContact]:
+        """The contacts in this mailbox's Deleted Items, oldest deletion first."""
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(deleted_items)
+                    .where(deleted_items.c.mailbox == self.address)
+                    .order_by(deleted_items.c.deleted_at, deleted_items.c.seq)
+                )
+                .mappings()
+                .all()
+            )
+        return [_contact(r) for r in rows]
 
     def check(self) -> list[str]:
         count = sum(len(page) for page in self.list_contacts())

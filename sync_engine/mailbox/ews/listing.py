@@ -15,7 +15,13 @@ from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.restriction import Q
 
 from sync_engine.mailbox.base import MailboxError
-from sync_engine.mailbox.ews.mapping import contact_field, listing_fields, mailbox_contact
+from sync_engine.mailbox.ews.mapping import (
+    FIND_ITEM_TEXT_LIMIT,
+    contact_field,
+    listing_fields,
+    longest_text,
+    mailbox_contact,
+)
 from sync_engine.mailbox.ews.services import (
     CountedFindItem,
     CountedGetItem,
@@ -63,7 +69,7 @@ class Listing:
             page = [c for c in items if c.id not in seen]
             seen.update(c.id for c in page)
             if page:
-                yield [mailbox_contact(c) for c in page]
+                yield [mailbox_contact(c) for c in self._with_whole_texts(page, fields)]
             offset = None if next_offset is None else max(0, next_offset - 1)
 
     def _find_page(
@@ -127,9 +133,24 @@ class Listing:
                     found.setdefault(int(item.crm_person_id), item)
         return found
 
-    def _get_items(self, item_ids: Sequence[str]) -> list[Contact | Exception]:
+    def _with_whole_texts(self, page: list[Contact], fields: set[FieldPath]) -> list[Contact]:
+        """FindItem cuts text values to 255 characters (EWS FindItem reference: "For
+        Unicode, it returns the first 255 characters"); GetItem returns them whole. Contacts
+        holding a value exactly that long are read again with GetItem, one request for all
+        of them on this page, so a long CRM value does not look changed on every run and is
+        never written back cut. Pages without such a value cost nothing more."""
+        cut = [c.id for c in page if longest_text(c) == FIND_ITEM_TEXT_LIMIT]
+        if not cut:
+            return page
+        whole = self._call(lambda: self._get_items(cut, fields))
+        by_id = {c.id: c for c in whole if isinstance(c, Contact)}
+        return [by_id.get(c.id, c) for c in page]
+
+    def _get_items(
+        self, item_ids: Sequence[str], fields: set[FieldPath] | None = None
+    ) -> list[Contact | Exception]:
         service = self._service(CountedGetItem, chunk_size=len(item_ids))
-        fields = {FieldPath(field=contact_field("categories"))}
+        fields = fields or {FieldPath(field=contact_field("categories"))}
         return list(
             service.call(
                 items=[(i, None) for i in item_ids], additional_fields=fields, shape=ID_ONLY

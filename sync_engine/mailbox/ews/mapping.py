@@ -85,6 +85,7 @@ ADDRESS_PARTS = {  # ContactFields name -> PhysicalAddress sub-field (label Busi
 
 EMAIL_LABEL = "EmailAddress1"
 ADDRESS_LABEL = "Business"
+FIND_ITEM_TEXT_LIMIT = 255  # FindItem returns the first 255 characters of a text value
 
 
 def contact_field(name: str) -> Any:
@@ -195,6 +196,16 @@ def update_ops(change: ContactChange, version: Version) -> list[tuple[str, Field
         if op == "set" and hasattr(value, "clean"):
             value.clean(version=version)
     return ops
+
+
+def longest_text(c: Contact) -> int:
+    """The length of the longest mapped text value as listed (FindItem cuts at 255)."""
+    texts: list[Any] = [getattr(c, field) for field in SIMPLE_FIELDS.values()]
+    texts += [e.email for e in c.email_addresses or []]
+    texts += [p.phone_number for p in c.phone_numbers or []]
+    for address in c.physical_addresses or []:
+        texts += [getattr(address, sub, None) for sub in ADDRESS_PARTS.values()]
+    return max((len(t) for t in texts if isinstance(t, str)), default=0)
 
 
 def mailbox_contact(c: Contact) -> MailboxContact:

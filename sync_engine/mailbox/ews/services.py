@@ -23,7 +23,7 @@ from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.restriction import Q, Restriction
 from exchangelib.services import CreateItem, DeleteItem, FindItem, GetFolder, GetItem, UpdateItem
 from exchangelib.services.common import EWSService
-from exchangelib.util import TNS
+from exchangelib.util import ENS, TNS
 
 if TYPE_CHECKING:
     from sync_engine.mailbox.ews.mailbox import EwsMailbox
@@ -73,7 +73,11 @@ class CountedService:
             super()._raise_soap_errors(fault=fault)  # type: ignore[misc]
         except (ErrorNonPrimarySmtpAddress, ErrorServerBusy) as exc:
             detail = fault.find("detail")
-            msg_xml = detail.find(f"{{{TNS}}}MessageXml") if detail is not None else None
+            msg_xml = None
+            if detail is not None:  # exchangelib looks in types; Exchange also uses errors
+                msg_xml = detail.find(f"{{{TNS}}}MessageXml")
+                if msg_xml is None:
+                    msg_xml = detail.find(f"{{{ENS}}}MessageXml")
             raise with_message_xml(exc, msg_xml) from None
 
 

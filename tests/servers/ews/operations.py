@@ -9,6 +9,7 @@ from typing import Any
 from lxml import etree
 
 from .schema import (
+    DISPOSAL_TYPES,
     READ_ONLY,
     USERNAME,
     ItemError,
@@ -36,6 +37,7 @@ class Operations:
         owner = USERNAME
         if mailbox_elem is not None:
             owner = (mailbox_elem.findtext(f"{{{T}}}EmailAddress") or USERNAME).lower()
+        self._refuse_alias(owner, per_item=True)
         if owner != USERNAME and owner in self._denied_delegate:
             raise ItemError("ErrorAccessDenied")
         return owner
@@ -184,7 +186,7 @@ class Operations:
             )
             container = etree.SubElement(root, f"{{{T}}}Items")
             for item in page:
-                container.append(self._render(item, shape))
+                container.append(self._render(item, shape, find=True))
             out.append(msg)
         return out
 
@@ -205,7 +207,7 @@ class Operations:
     def _op_CreateItem(self, request: Any, impersonated: str | None) -> list[Any]:
         target = request.find(f"{{{M}}}SavedItemFolderId")
         items = request.find(f"{{{M}}}Items")
-        fault = self._take_fault("CreateItem", {"item_error"})
+        fault = self._take_fault("CreateItem", {"item_error", "item_busy"})
         out = []
         try:
             owner = self._folder_mailbox(impersonated, list(target) if target is not None else [])
@@ -216,7 +218,7 @@ class Operations:
                 if local_name(elem) != "Contact":
                     raise SoapFault("ErrorSchemaValidation", f"{local_name(elem)} is not a contact")
                 if fault is not None and fault.item_index == index:
-                    raise ItemError(fault.code)
+                    raise fault.item_error()
                 props = parse_contact(elem)
                 item = self._new_item(owner, props)
                 msg = self._message("CreateItem")
@@ -234,14 +236,14 @@ class Operations:
 
     def _op_UpdateItem(self, request: Any, impersonated: str | None) -> list[Any]:
         resolution = request.get("ConflictResolution", "AutoResolve")
-        fault = self._take_fault("UpdateItem", {"item_error"})
+        fault = self._take_fault("UpdateItem", {"item_error", "item_busy"})
         out = []
         for index, change in enumerate(request.find(f"{{{M}}}ItemChanges")):
             try:
                 id_elem = change.find(f"{{{T}}}ItemId")
                 item = self._find_item(impersonated, id_elem)
                 if fault is not None and fault.item_index == index:
-                    raise ItemError(fault.code)
+                    raise fault.item_error()
                 sent_key = id_elem.get("ChangeKey")
                 if sent_key and sent_key != item.change_key and resolution != "AlwaysOverwrite":
                     raise ItemError("ErrorIrresolvableConflict")
@@ -281,15 +283,25 @@ class Operations:
         return out
 
     def _op_DeleteItem(self, request: Any, impersonated: str | None) -> list[Any]:
-        fault = self._take_fault("DeleteItem", {"item_error"})
+        disposal = request.get("DeleteType")
+        if disposal not in DISPOSAL_TYPES:  # messages.xsd: required, t:DisposalType
+            raise SoapFault(
+                "ErrorSchemaValidation",
+                f"The request failed schema validation: DeleteType {disposal!r} is not one of "
+                f"{', '.join(DISPOSAL_TYPES)}.",
+            )
+        fault = self._take_fault("DeleteItem", {"item_error", "item_busy"})
         out = []
         for index, id_elem in enumerate(request.find(f"{{{M}}}ItemIds")):
             try:
                 item = self._find_item(impersonated, id_elem)
                 if fault is not None and fault.item_index == index:
-                    raise ItemError(fault.code)
+                    raise fault.item_error()
                 owner = self._item_owner(item.item_id) or ""
-                self._box(owner).pop(item.item_id, None)
+                gone = self._box(owner).pop(item.item_id)
+                self.delete_types[disposal] += 1
+                if disposal == "MoveToDeletedItems":  # the user can restore it from there
+                    self._deleted.setdefault(owner, {})[item.item_id] = gone
                 out.append(self._message("DeleteItem"))
             except ItemError as error:
                 out.append(self._message("DeleteItem", error))

@@ -13,6 +13,7 @@ from sync_engine.mailbox.ews import (
 from .schema import (
     ADDRESS_PARTS,
     CONTACT_FIELDS,
+    FIND_ITEM_TEXT_LIMIT,
     ITEM_FIELDS,
     SOAP,
     E,
@@ -60,10 +61,10 @@ class Rendering:
         detail = etree.SubElement(f, "detail")
         etree.SubElement(detail, f"{{{E}}}ResponseCode", nsmap={"e": E}).text = fault.code
         etree.SubElement(detail, f"{{{E}}}Message", nsmap={"e": E}).text = fault.text
-        if fault.back_off_ms is not None:
+        if fault.values:
             xml = etree.SubElement(detail, f"{{{T}}}MessageXml", nsmap={"t": T})
-            value = etree.SubElement(xml, f"{{{T}}}Value", Name="BackOffMilliseconds")
-            value.text = str(fault.back_off_ms)
+            for name, text in fault.values.items():
+                etree.SubElement(xml, f"{{{T}}}Value", Name=name).text = text
         return etree.tostring(env, xml_declaration=True, encoding="utf-8")
 
     @staticmethod
@@ -77,12 +78,17 @@ class Rendering:
             etree.SubElement(msg, f"{{{M}}}MessageText").text = error.text
             etree.SubElement(msg, f"{{{M}}}ResponseCode").text = error.code
             etree.SubElement(msg, f"{{{M}}}DescriptiveLinkKey").text = "0"
+            if error.values:
+                xml = etree.SubElement(msg, f"{{{M}}}MessageXml")
+                for name, text in error.values.items():
+                    etree.SubElement(xml, f"{{{T}}}Value", Name=name).text = text
         return msg
 
     # -- rendering ----------------------------------------------------------------------
 
-    def _render(self, item: StoredItem, shape: Any) -> Any:
-        """A <t:Contact> with the id and the properties the ItemShape asked for."""
+    def _render(self, item: StoredItem, shape: Any, *, find: bool = False) -> Any:
+        """A <t:Contact> with the id and the properties the ItemShape asked for; for FindItem
+        (`find`), text values longer than 255 characters come back cut to 255."""
         contact = etree.Element(f"{{{T}}}Contact")
         etree.SubElement(contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key)
         wanted: list[Key] = []
@@ -90,6 +96,10 @@ class Rendering:
         props = dict(item.props)
         props[("f", "item:DateTimeCreated")] = item.created.strftime("%Y-%m-%dT%H:%M:%SZ")
         props[("f", "item:LastModifiedTime")] = item.modified.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if find:
+            for key, value in props.items():
+                if isinstance(value, str) and len(value) > FIND_ITEM_TEXT_LIMIT:
+                    props[key] = value[:FIND_ITEM_TEXT_LIMIT]
         if base in ("AllProperties", "Default"):
             wanted.extend(k for k in props if k[0] != "x")
             wanted.append(("f", "contacts:CompleteName"))
@@ -128,7 +138,7 @@ class Rendering:
                     indexed.setdefault(container, {})[label] = props[key]
             else:
                 extended.append((key, props[key]))
-        for name in ITEM_FIELDS:
+        for name in ITEM_FIELDS[:-1]:
             if name in simple:
                 add_simple(contact, name, simple[name])
         for key, value in extended:
@@ -156,6 +166,8 @@ class Rendering:
                     etree.SubElement(values, f"{{{T}}}Value").text = v
             else:
                 etree.SubElement(prop, f"{{{T}}}Value").text = value
+        if ITEM_FIELDS[-1] in simple:  # LastModifiedTime comes after ExtendedProperty
+            add_simple(contact, ITEM_FIELDS[-1], simple[ITEM_FIELDS[-1]])
         for name in CONTACT_FIELDS:
             if name in indexed:
                 container = etree.SubElement(contact, f"{{{T}}}{name}")

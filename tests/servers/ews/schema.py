@@ -92,28 +92,55 @@ ERROR_TEXT = {
     "ErrorSchemaValidation": "The request failed schema validation.",
     "ErrorInvalidRequest": "The request is invalid.",
     "ErrorInvalidOperation": "The operation is not valid.",
+    "ErrorNonPrimarySmtpAddress": "The primary SMTP address must be specified when "
+    "referencing a mailbox.",
 }
+
+# types.xsd ItemType then ContactItemType: a <t:Contact> lists its elements in this order
+# (ExtendedProperty, repeatable, sits after HasAttachments and before LastModifiedTime).
+# Exchange validates requests against the schema: an element out of order fails the whole
+# request with ErrorSchemaValidation.
+CONTACT_ORDER = (*ITEM_FIELDS[:-1], "ExtendedProperty", ITEM_FIELDS[-1], *CONTACT_FIELDS)
+ORDER_INDEX = {name: i for i, name in enumerate(CONTACT_ORDER)}
+# FindItem returns "only the first 512 bytes of any streamable property. For Unicode, it
+# returns the first 255 characters" (EWS FindItem operation reference); GetItem returns all.
+FIND_ITEM_TEXT_LIMIT = 255
+# messages.xsd DeleteItemType: DeleteType="t:DisposalType" use="required".
+DISPOSAL_TYPES = ("HardDelete", "SoftDelete", "MoveToDeletedItems")
 
 Key = tuple[str, ...]
 
 
 class SoapFault(Exception):
-    """A request-level error, answered as a SOAP fault with HTTP 500 (as Exchange does)."""
+    """A request-level error, answered as a SOAP fault with HTTP 500 (as Exchange does).
 
-    def __init__(self, code: str, text: str | None = None, back_off_ms: int | None = None):
+    `values` go into the fault's MessageXml as <t:Value Name="...">: BackOffMilliseconds
+    for ErrorServerBusy, Primary (the primary SMTP address) for ErrorNonPrimarySmtpAddress."""
+
+    def __init__(
+        self,
+        code: str,
+        text: str | None = None,
+        back_off_ms: int | None = None,
+        values: dict[str, str] | None = None,
+    ):
         super().__init__(code)
         self.code = code
         self.text = text or ERROR_TEXT.get(code, code)
-        self.back_off_ms = back_off_ms
+        self.values = dict(values or {})
+        if back_off_ms is not None:
+            self.values["BackOffMilliseconds"] = str(back_off_ms)
 
 
 class ItemError(Exception):
-    """A per-item error: one ResponseClass="Error" message in an otherwise fine batch."""
+    """A per-item error: one ResponseClass="Error" message in an otherwise fine batch,
+    with MessageXml values as for a SOAP fault (messages.xsd ResponseMessageType)."""
 
-    def __init__(self, code: str, text: str | None = None):
+    def __init__(self, code: str, text: str | None = None, values: dict[str, str] | None = None):
         super().__init__(code)
         self.code = code
         self.text = text or ERROR_TEXT.get(code, code)
+        self.values = dict(values or {})
 
 
 def local_name(elem: Any) -> str:
@@ -155,8 +182,18 @@ def field_uri(name: str) -> str:
 def parse_contact(elem: Any) -> dict[Key, Any]:
     """The properties a <t:Contact> element sets, keyed like the property paths."""
     props: dict[Key, Any] = {}
+    last = -1
     for child in elem:
         name = local_name(child)
+        position = ORDER_INDEX.get(name)
+        if position is not None:
+            if position < last or (position == last and name != "ExtendedProperty"):
+                raise SoapFault(
+                    "ErrorSchemaValidation",
+                    f"The request failed schema validation: The element 'Contact' has invalid "
+                    f"child element '{name}' (types.xsd ContactItemType order).",
+                )
+            last = position
         if name == "ExtendedProperty":
             uri = child.find(f"{{{T}}}ExtendedFieldURI")
             values = child.find(f"{{{T}}}Values")
@@ -242,6 +279,15 @@ class Fault:
     item_index: int = 0
     code: str = "ErrorInvalidValueForProperty"
     fired: int = 0
+
+    def item_error(self) -> ItemError:
+        """item_busy: ErrorServerBusy for one item, its back-off in MessageXml (Exchange
+        throttles items inside a batch this way, not only whole requests)."""
+        if self.kind == "item_busy":
+            return ItemError(
+                "ErrorServerBusy", values={"BackOffMilliseconds": str(self.back_off_ms)}
+            )
+        return ItemError(self.code)
 
 
 @dataclass

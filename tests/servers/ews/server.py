@@ -33,6 +33,7 @@ from .schema import (
     USERNAME,
     XML,
     Fault,
+    ItemError,
     Key,
     SoapFault,
     StoredItem,
@@ -55,6 +56,9 @@ class EwsServer(Rendering, Operations):
         self.record = False
         self.faults: list[Fault] = []
         self._mailboxes: dict[str, dict[str, StoredItem]] = {}
+        self._deleted: dict[str, dict[str, StoredItem]] = {}  # Deleted Items, per mailbox
+        self._aliases: dict[str, str] = {}  # alias -> primary SMTP address
+        self.delete_types: Counter[str] = Counter()  # DeleteType of every item deleted
         self._missing: set[str] = set()
         self._impersonable: set[str] | None = None  # None: every address may be impersonated
         self._impersonation_denied: set[str] = set()
@@ -133,6 +137,30 @@ class EwsServer(Rendering, Operations):
         with self.lock:
             self._denied_delegate.update(a.lower() for a in addresses)
 
+    def add_alias(self, alias: str, primary: str) -> None:
+        """`alias` is a proxy address of `primary`'s mailbox. The ConnectingSID's
+        PrimarySmtpAddress and a folder's Mailbox must name the primary address: EWS answers
+        an alias with ErrorNonPrimarySmtpAddress, MessageXml naming the primary
+        (<t:Value Name="Primary">; ResponseCodeType: "The response includes the correct SMTP
+        address to use")."""
+        with self.lock:
+            self._aliases[alias.lower()] = primary.lower()
+
+    def _refuse_alias(self, address: str, *, per_item: bool) -> None:
+        primary = self._aliases.get(address.lower())
+        if primary is None:
+            return
+        values = {"Primary": primary}
+        if per_item:
+            raise ItemError("ErrorNonPrimarySmtpAddress", values=values)
+        raise SoapFault("ErrorNonPrimarySmtpAddress", values=values)
+
+    def deleted_items(self, address: str) -> list[dict[str, Any]]:
+        """The contacts in the mailbox's Deleted Items folder (moved there by DeleteItem)."""
+        with self.lock:
+            box = self._deleted.get(address.lower(), {})
+            return [self._plain(item) for item in sorted(box.values(), key=lambda i: i.created)]
+
     def remove_mailbox(self, address: str) -> None:
         """The address no longer has a mailbox (ErrorNonExistentMailbox)."""
         with self.lock:
@@ -158,9 +186,10 @@ class EwsServer(Rendering, Operations):
         """Make the next `times` requests (of `operation`, or any) fail in the given way.
 
         kind: server_busy (back_off_ms), http_status (status: 500/503), slow (delay seconds,
-        after_processing), drop (after_processing), item_error (item_index, code).
+        after_processing), drop (after_processing), item_error (item_index, code),
+        item_busy (item_index, back_off_ms: ErrorServerBusy for that item only).
         """
-        if kind not in {"server_busy", "http_status", "slow", "drop", "item_error"}:
+        if kind not in {"server_busy", "http_status", "slow", "drop", "item_error", "item_busy"}:
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(kind=kind, operation=operation, remaining=times, **kw)
         with self.lock:
@@ -323,6 +352,7 @@ class EwsServer(Rendering, Operations):
                         or ""
                     ).lower()
             if impersonated:
+                self._refuse_alias(impersonated, per_item=False)
                 if not self._may_impersonate(impersonated):
                     raise SoapFault("ErrorImpersonateUserDenied")
                 self._box(impersonated)  # ErrorNonExistentMailbox when gone
