@@ -81,7 +81,9 @@ def test_delta_sends_select_only_and_reads_unknown_crm_ids_item_by_item(
 
     delta_urls = [target for method, target, _ in server.seen if "/delta" in target]
     assert delta_urls and all("expand" not in url.lower() for url in delta_urls)
-    assert {c.item_id: c.crm_id for c in contacts if c.item_id in ours} == dict(zip(ours, (7, 8)))
+    assert {c.item_id: c.crm_id for c in contacts if c.item_id in ours} == dict(
+        zip(ours, (7, 8), strict=True)
+    )
     assert server.requests_by_kind["delta"] == 1 and server.requests_by_kind["batch"] == 1
     assert server.batch_items_by_kind["get"] == 2  # only the tagged ones, one GET each
     assert box.full_listings == 1
@@ -128,12 +130,15 @@ def test_a_refused_delta_link_starts_a_full_round(
     box.create([person(1), person(2)])
     box.close()
     server.inject("delta_gone", status=status, code=code)
+    server.reset_counts()
     again = open_mailbox()
 
     contacts = listing(again)
 
     assert sorted(c.crm_id for c in contacts) == [1, 2]
     assert again.full_listings == 1
+    # the saved link (refused), then a fresh delta round; never the non-delta listing
+    assert server.requests_by_kind["delta"] == 2 and server.requests_by_kind["list"] == 0
     # the full round kept the CRM ids it knew: no look-ups
     assert server.batch_items_by_kind["get"] == 0
 
@@ -169,7 +174,7 @@ def test_without_user_read_all_the_error_names_the_permission(
     server: GraphServer, open_mailbox: Callable[..., GraphMailbox]
 ) -> None:
     server.add_user(ANN_UPN, mail=ANN)
-    with pytest.raises(MailboxAccessError, match="User.Read.All"):
+    with pytest.raises(MailboxAccessError, match=r"User\.Read\.All"):
         listing(open_mailbox())
 
 
