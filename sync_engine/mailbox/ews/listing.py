@@ -85,8 +85,6 @@ class Listing:
         With `overlap`, one more item is asked for (the one before `offset`)."""
         size = self.page_size + (1 if overlap else 0)
         service = self._service(CountedFindItem, page_size=size)
-        service.additional_fields = fields
-        service.shape = ID_ONLY
         kwargs = dict(
             folders=[folder],
             additional_fields=fields,

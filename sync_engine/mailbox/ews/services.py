@@ -160,6 +160,9 @@ def find_one_page(
     the next offset or None at the end, the parsed items or per-item exceptions)."""
     # Private 11: `_get_pages` sends exactly one request for one page and reports the
     # next offset; the public `call()` would page on by itself until the folder ends.
+    # `call()` also sets these two attributes, which parsing the page reads; set them here.
+    service.additional_fields = kwargs["additional_fields"]
+    service.shape = kwargs["shape"]
     [(page, next_offset)] = service._get_pages(service.get_payload, kwargs, 1)
     if isinstance(page, Exception) or page is None:
         return page, None, []

@@ -67,7 +67,8 @@ class Writes:
             unsure = []
             for i, answer in zip(todo, self._run_batch(ops), strict=True):
                 if answer.ok and isinstance(answer.body, dict):
-                    raw = self._remember(answer.body, crm_id=items[i].crm_id)
+                    # 0 = no CRM id (a contact made by hand): known, never looked up
+                    raw = self._remember(answer.body, crm_id=items[i].crm_id or 0)
                     results[i] = WriteResult(item_id=raw["id"], change_key=raw.get("changeKey"))
                 elif answer.unsure or answer.status >= 500:
                     unsure.append(i)
