@@ -12,6 +12,15 @@ Behaviour kept from Exchange: contacts per mailbox; item ids stable, change keys
 every write; ExchangeImpersonation checked per request (ErrorImpersonateUserDenied,
 ErrorNonExistentMailbox as SOAP faults); ErrorServerBusy as a SOAP fault carrying
 BackOffMilliseconds; per-item errors inside a batch as ResponseClass="Error" messages.
+
+What Exchange refuses, refused here too (each rule beside its source in the code):
+<t:Contact> children out of types.xsd order (ErrorSchemaValidation); DeleteItem without a
+DisposalType DeleteType (messages.xsd); an alias in the impersonation header (SOAP fault)
+or in a folder's Mailbox (per item) with ErrorNonPrimarySmtpAddress naming the primary in
+MessageXml (`add_alias`); ErrorServerBusy for single items inside a batch with
+BackOffMilliseconds in MessageXml (`inject("item_busy")`). FindItem cuts text values at
+255 characters (GetItem does not); MoveToDeletedItems keeps the contact in the mailbox's
+Deleted Items (`deleted_items`, `delete_types`).
 Simplification: ConflictResolution AutoResolve behaves like NeverOverwrite (any stale
 change key is ErrorIrresolvableConflict); only basic auth (and OAuth bearer tokens from
 the built-in token endpoint) is spoken, not NTLM.

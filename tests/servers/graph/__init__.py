@@ -10,19 +10,24 @@ What it models, from Microsoft's documentation:
 - Entra ID: `GET /{tenant}/v2.0/.well-known/openid-configuration` (msal asks for it even with
   instance discovery off) and `POST /{tenant}/oauth2/v2.0/token` (client credentials), issuing
   JWT-shaped tokens whose `roles` claim lists the application permissions.
-- Contacts: `/users/{upn}/contacts` (the default Contacts folder) with `$select`, `$top`,
+- Users: `/users/{id | userPrincipalName}` only (user-get): a registered user (`add_user`)
+  named by another e-mail address answers 404 ErrorInvalidUser; `GET /users?$filter=` on
+  mail, userPrincipalName or `proxyAddresses/any(...)` with User.Read.All (user-list).
+- Contacts: `/users/{user}/contacts` (the default Contacts folder) with `$select`, `$top`,
   `$count`, `$filter` on a single-value extended property, `$expand` of one, `Prefer:
   odata.maxpagesize` and `@odata.nextLink`; POST, GET, PATCH (`If-Match` on the change key →
-  412 ErrorIrresolvableConflict) and DELETE on items.
-- Delta: `/users/{upn}/contactFolders/contacts/contacts/delta` with `@odata.nextLink`
-  (skip token), `@odata.deltaLink` (delta token) and `@removed`; 410 when a token is expired.
+  412 ErrorIrresolvableConflict; a name change without displayName regenerates it, as
+  contact-update warns) and DELETE on items (to Deleted Items, as contact-delete does).
+- Delta: `/users/{user}/contactFolders/contacts/contacts/delta` with `$select` only
+  (contact-delta; any other query option answers 400), `@odata.nextLink` (skip token),
+  `@odata.deltaLink` (delta token) and `@removed`; 410 when a token is expired.
 - `$batch`: at most 20 requests, answered in any order (here: reversed, so clients must match
   on `id`); Graph hands Outlook at most 4 requests of a batch at a time, and Outlook allows 4
   concurrent requests per app and mailbox: requests over that answer 429 ApplicationThrottled
   "MailboxConcurrency" with Retry-After, at the top level or inside a batch.
 - Faults on demand (`inject`): 429/503 with Retry-After, any status, a slow answer, one failing
-  request inside a batch, a lost response (processed, then the connection drops), 410 on delta,
-  delta not supported, expired tokens.
+  request inside a batch, a lost response (processed, then the connection drops), a refused
+  delta link (any status and code), delta not supported, expired tokens.
 
 The contract other tests use: `graph_server()` yields a `GraphServer` with `.env()`,
 `.request_count`, `.requests_by_kind`, `.reset_counts()`, `.contacts(address)`, `.inject(...)`.
