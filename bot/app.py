@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App
@@ -18,8 +17,6 @@ from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
-# Listeners do quick engine calls (searches, adds); syncs run in bot.flows' own pool.
-LISTENER_THREADS = 16
 # Slack 429s are retried after their Retry-After; a few tries, then the error surfaces.
 RATE_LIMIT_RETRIES = 3
 
@@ -57,10 +54,9 @@ def build_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) 
         app = App(
             client=client,
             signing_secret=secret,
-            process_before_response=False,  # ack first; listeners finish in Bolt's thread pool
-            listener_executor=ThreadPoolExecutor(
-                max_workers=LISTENER_THREADS, thread_name_prefix="crm-contacts-listener"
-            ),
+            # Listeners only parse, hand their work to bot.work's pools and ack, in the
+            # thread that received the request: the ack never waits for a free worker.
+            process_before_response=True,
             name="crm-contacts",
             logger=_bolt_logger(),
         )

@@ -10,7 +10,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
@@ -18,6 +17,7 @@ from slack_sdk import WebClient
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import digest_message, post_dm, sync_result_message
+from bot.work import PROMPT, REQUESTS, SLOW
 from sync_engine.model import CrmUser, PersonView
 from sync_engine.service import BadDigestSetting, EngineError
 
@@ -29,10 +29,7 @@ log = logging.getLogger(__name__)
 Reply = Callable[..., Any]
 # `remove <query>` looks for the asker's own people among this many search matches.
 REMOVE_SEARCH_LIMIT = 500
-# Syncs and group adds run here, not in Bolt's listener threads: a few slow syncs must
-# never hold up the 3-second ack of everyone else's clicks (SLACK_UX 1).
-SLOW_WORKERS = 4
-_slow = ThreadPoolExecutor(max_workers=SLOW_WORKERS, thread_name_prefix="crm-contacts-slow")
+FULL = "I'm very busy just now and couldn't take this request. Please try again in a minute."
 
 
 def guarded(
@@ -44,15 +41,36 @@ def guarded(
     *,
     slow: bool = False,
 ) -> None:
-    """Run `work` for the asker; any problem becomes a short private message (DESIGN 6).
+    """Run `work` for the asker after the ack, in a bounded pool (bot.work); returns at once.
 
-    `reply(text=..., blocks=...)` is where problems go (an ephemeral response, or a DM
-    when there is no response_url). No stack trace ever reaches a user. `slow` work runs
-    in its own small pool and this returns at once.
+    Any problem becomes a short private message (DESIGN 6) through `reply(text=...,
+    blocks=...)` (an ephemeral response, or a DM when there is no response_url); no stack
+    trace ever reaches a user. Work that has to wait behind others is said to be queued,
+    and a full queue is said to be full, so nobody waits on silence (SLACK_UX 1). `slow`
+    work (syncs, group adds) has its own pool.
     """
-    if slow:
-        _slow.submit(guarded, client, engine, slack_user_id, reply, work)
-        return
+
+    def queued(ahead: int) -> None:
+        note = (
+            f"Lots of requests just now: yours is queued ({ahead} ahead of it). "
+            "I'll answer here as soon as I can."
+        )
+        _safe_reply(reply, note, icon=":hourglass_flowing_sand:")
+
+    pool = SLOW if slow else REQUESTS
+    job = lambda: _run_guarded(client, engine, slack_user_id, reply, work)  # noqa: E731
+    if pool.submit(job, on_wait=queued) is None:
+        log.warning("the %s queue is full; a request was refused", pool.name)
+        PROMPT.submit(lambda: _safe_reply(reply, FULL))
+
+
+def _run_guarded(
+    client: WebClient,
+    engine: Engine,
+    slack_user_id: str,
+    reply: Reply,
+    work: Callable[[CrmUser], None],
+) -> None:
     try:
         user = crm_user_for(client, engine, slack_user_id)
         work(user)
@@ -69,9 +87,13 @@ def guarded(
         )
 
 
-def _safe_reply(reply: Reply, message: str) -> None:
+def _safe_reply(reply: Reply, message: str, icon: str = "") -> None:
     try:
-        reply(text=ui.fallback(message), blocks=ui.problem_blocks(message))
+        if icon:
+            blocks = [ui.section(f"{icon} {ui.fit_escaped(message, 2500)}")]
+        else:
+            blocks = ui.problem_blocks(message)
+        reply(text=ui.fallback(message), blocks=blocks)
     except Exception:
         log.exception("could not tell the user about a problem")
 

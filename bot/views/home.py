@@ -15,6 +15,7 @@ from bot import blocks as ui
 from bot.flows import guarded, picker_message
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import post_dm
+from bot.work import PROMPT, REQUESTS
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine, EngineError
 
@@ -33,22 +34,26 @@ def register(app: App, engine: Engine) -> None:
         if event.get("tab") not in (None, "home"):
             return
         slack_user_id = str(event.get("user") or "")
-        try:
-            user = crm_user_for(client, engine, slack_user_id)
-            st = engine.status(user)
-            failed = [p for p in engine.my_list(user) if p.status.startswith("failed")]
-            view = ui.home_view(
-                ui.status_blocks(st),
-                failed,
-            )
-        except (NotMapped, EngineError) as exc:
-            view = ui.home_problem_view(str(exc))
-        client.views_publish(user_id=slack_user_id, view=view)
+
+        def publish() -> None:
+            try:
+                user = crm_user_for(client, engine, slack_user_id)
+                st = engine.status(user)
+                failed = [p for p in engine.my_list(user) if p.status.startswith("failed")]
+                view = ui.home_view(ui.status_blocks(st), failed)
+            except (NotMapped, EngineError) as exc:
+                view = ui.home_problem_view(str(exc))
+            client.views_publish(user_id=slack_user_id, view=view)
+
+        if REQUESTS.submit(publish) is None:
+            log.warning("App Home not drawn: the request queue is full")
 
     @app.action(ui.ACTION_HOME_SEARCH)
     def open_search(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        client.views_open(trigger_id=body["trigger_id"], view=ui.search_modal())
+        trigger = str(body.get("trigger_id") or "")
+        # a trigger_id lives 3 seconds: the modal opens from the prompt pool, not the queue
+        PROMPT.submit(lambda: client.views_open(trigger_id=trigger, view=ui.search_modal()))
 
     @app.view(ui.SEARCH_MODAL)
     def search_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -165,6 +165,7 @@ class SlackStandIn:
         self.calls: list[Call] = []
         self.violations: list[str] = []
         self._rate_limits: dict[str, list[int]] = {}
+        self._throttled: dict[str, tuple[float, int]] = {}
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._ts = itertools.count(1)
@@ -217,16 +218,26 @@ class SlackStandIn:
         deleted: bool = False,
         is_bot: bool = False,
         tz: str = "Europe/London",
+        team_id: str = TEAM_ID,
+        guest: str = "",
+        email_confirmed: bool = True,
     ) -> None:
+        """A user as users.info returns it. The user object carries `team_id`,
+        `is_restricted` (a multi-channel guest), `is_ultra_restricted` (a single-channel
+        guest) and `is_email_confirmed` (docs.slack.dev/reference/methods/users.info,
+        example response); `guest` is "", "multi" or "single"."""
         profile: dict[str, Any] = {"real_name": slack_id}
         if email is not None:
             profile["email"] = email
         self.users[slack_id] = {
             "id": slack_id,
-            "team_id": TEAM_ID,
+            "team_id": team_id,
             "name": slack_id.lower(),
             "deleted": deleted,
             "is_bot": is_bot,
+            "is_restricted": bool(guest),
+            "is_ultra_restricted": guest == "single",
+            "is_email_confirmed": email_confirmed,
             "tz": tz,
             "profile": profile,
         }
@@ -234,6 +245,12 @@ class SlackStandIn:
     def rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Answer the next `times` calls of `method` with 429 and Retry-After."""
         self._rate_limits[method] = [times, retry_after]
+
+    def throttle(self, method: str, seconds: float, retry_after: int) -> None:
+        """Answer every call of `method` for the next `seconds` with 429 and Retry-After,
+        as Slack does while a method's per-minute limit is spent
+        (docs.slack.dev/apis/web-api/rate-limits: HTTP 429 with a Retry-After header)."""
+        self._throttled[method] = (time.monotonic() + seconds, retry_after)
 
     # -- looking at what happened -------------------------------------------------------
 
@@ -284,10 +301,14 @@ class SlackStandIn:
     def _answer(
         self, method: str, params: dict[str, Any], auth: str
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        limited = self._rate_limits.get(method)
-        if limited and limited[0] > 0:
-            limited[0] -= 1
-            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limited[1])}
+        with self._lock:
+            limited = self._rate_limits.get(method)
+            if limited and limited[0] > 0:
+                limited[0] -= 1
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(limited[1])}
+            until, retry_after = self._throttled.get(method, (0.0, 0))
+            if time.monotonic() < until:
+                return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)}
         if method == "apps.connections.open":
             if auth != f"Bearer {APP_TOKEN}" or self.socket_mode is None:
                 return 200, {"ok": False, "error": "invalid_auth"}, {}
