@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import traceback
+from pathlib import Path
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -71,11 +73,30 @@ def build_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) 
     views.register(app, engine)
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> None:
-        """Last resort: log it (without tokens); users already got a short message or none."""
-        log.error("unhandled error in a Slack listener: %s", type(error).__name__, exc_info=error)
+    def on_error(error: Exception) -> BoltResponse:
+        """A listener or middleware choked on a signed payload: 400 and one log line.
+
+        Listeners only read the payload and queue the work (bot.work, where problems are
+        told to the user), so what fails here is a payload of the wrong shape; a traceback
+        would say nothing more than where.
+        """
+        log.warning(
+            "refused a malformed Slack payload: %s at %s",
+            type(error).__name__,
+            _where(error),
+            extra={"event": "bad_payload"},
+        )
+        return BoltResponse(status=400, body="Bad Request")
 
     return app
+
+
+def _where(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno} ({last.name})"
 
 
 class _NoTokenFromEnvWarning(logging.Filter):

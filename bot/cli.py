@@ -29,8 +29,11 @@ log = logging.getLogger("crm_contacts.scheduler")
 def serve() -> None:
     """Run the Slack bot (HTTP on $PORT, or Socket Mode when SLACK_APP_TOKEN is set)."""
     from bot.server import serve as run
+    from sync_engine.logs import setup_logging
 
-    run(settings())
+    s = settings()
+    setup_logging(s.log_format)  # LOG_FORMAT=json: one JSON object a line, secrets masked
+    run(s)
 
 
 @app.command()

@@ -63,6 +63,11 @@ class SlackWsgi:
             return _reply(start_response, "400 Bad Request", "Bad Request")
         if length > MAX_BODY:
             return _reply(start_response, "413 Payload Too Large", "Too Large")
+        if not _plain_int(environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")):
+            # Not a request Slack signed: Slack sends Unix seconds (docs.slack.dev,
+            # "Verifying requests from Slack"). Bolt would fail on int() with a 500.
+            log.info("refused a request without a valid X-Slack-Request-Timestamp")
+            return _reply(start_response, "401 Unauthorized", "Unauthorized")
         try:
             body = environ["wsgi.input"].read(length).decode("utf-8")
             request = BoltRequest(
@@ -88,6 +93,11 @@ class SlackWsgi:
         headers.append(("Content-Length", str(len(data))))
         start_response(f"{response.status} {_reason(response.status)}", headers)
         return [data]
+
+
+def _plain_int(value: object) -> bool:
+    text = str(value or "")
+    return 0 < len(text) <= 12 and text.isascii() and text.isdigit()
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:
