@@ -8,13 +8,14 @@ clear messages for those who cannot be mapped (DESIGN 6).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from sync_engine.model import CrmUser
-from sync_engine.service import UnknownUser
+from sync_engine.service import SlackIdTaken, UnknownUser
 
 if TYPE_CHECKING:
     from sync_engine.service import Engine
@@ -36,13 +37,78 @@ def crm_user_for(client: WebClient, engine: Engine, slack_user_id: str) -> CrmUs
             return _checked(engine.user(cached))
         except UnknownUser:
             pass  # the address may have changed in Slack, or the CRM user went: ask Slack again
-    email, tz = _slack_profile(client, slack_user_id)
+    team = engine.settings.slack_team_id or _our_team(client)
+    email, tz = _slack_profile(client, slack_user_id, team)
     try:
         user = _checked(engine.user(email))
     except UnknownUser as exc:
         raise NotMapped(_sentence(str(exc))) from None
-    engine.remember_slack_user(slack_user_id, email, tz=tz)
+    try:
+        engine.remember_slack_user(slack_user_id, email, tz=tz)
+    except SlackIdTaken as taken:
+        if not _gone(client, taken.slack_user_id, team):
+            log.warning(
+                "Slack account %s was refused: the CRM user %s is already linked to Slack "
+                "account %s. If that is wrong, deactivate the old account in Slack.",
+                slack_user_id,
+                user.email,
+                taken.slack_user_id,
+                extra={"event": "slack_identity_conflict"},
+            )
+            raise NotMapped(TAKEN) from None
+        log.info(
+            "Slack account %s replaces %s (deactivated) for %s",
+            slack_user_id,
+            taken.slack_user_id,
+            user.email,
+            extra={"event": "slack_identity_replaced"},
+        )
+        engine.remember_slack_user(slack_user_id, email, tz=tz, replace=True)
     return user
+
+
+TAKEN = (
+    "Your email address is already linked to another Slack account, so I can't use it for "
+    "this one. I've told the admin; ask them if this is your account."
+)
+_teams: dict[str, str] = {}
+_teams_lock = threading.Lock()
+
+
+def _our_team(client: WebClient) -> str:
+    """Our workspace's id, from auth.test once per token (SLACK_TEAM_ID overrides it)."""
+    key = client.token or ""
+    with _teams_lock:
+        if key in _teams:
+            return _teams[key]
+    try:
+        team = str(client.auth_test().get("team_id") or "")
+    except SlackApiError:
+        team = ""
+    if not team:
+        raise NotMapped(
+            "Slack could not tell me who you are just now; please try again in a minute."
+        )
+    with _teams_lock:
+        _teams[key] = team
+    return team
+
+
+def _in_team(info: dict[str, Any], team: str) -> bool:
+    """A member of our workspace (on Enterprise Grid, one of the user's workspaces)."""
+    teams = {str(info.get("team_id") or "")}
+    teams.update(str(t) for t in (info.get("enterprise_user") or {}).get("teams") or [])
+    return team in teams
+
+
+def _gone(client: WebClient, slack_user_id: str, team: str) -> bool:
+    """Whether a Slack account is deactivated or no longer ours (so it may be replaced)."""
+    try:
+        info = client.users_info(user=slack_user_id).get("user") or {}
+    except SlackApiError as exc:
+        error = exc.response.get("error", "") if exc.response is not None else ""
+        return error in ("user_not_found", "user_not_visible")
+    return bool(info.get("deleted")) or not _in_team(info, team)
 
 
 def _checked(user: CrmUser) -> CrmUser:
@@ -58,8 +124,14 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
 
 
-def _slack_profile(client: WebClient, slack_user_id: str) -> tuple[str, str | None]:
-    """The user's email (needs users:read.email) and time zone, from users.info."""
+def _slack_profile(client: WebClient, slack_user_id: str, team: str) -> tuple[str, str | None]:
+    """The user's email (needs users:read.email) and time zone, from users.info.
+
+    Only a full member of our workspace with a confirmed email is mapped to a CRM user:
+    anyone can type any address into a profile in another workspace or as a guest. The
+    user object's `team_id`, `is_restricted` / `is_ultra_restricted` (guests) and
+    `is_email_confirmed` are those of users.info (docs.slack.dev/reference/methods/users.info).
+    """
     try:
         response = client.users_info(user=slack_user_id)
     except SlackApiError as exc:
@@ -83,6 +155,24 @@ def _slack_profile(client: WebClient, slack_user_id: str) -> tuple[str, str | No
         raise NotMapped("Your Slack account is deactivated, so it can't use My CRM Contacts.")
     if info.get("is_bot"):
         raise NotMapped("Bots can't have a My CRM Contacts list.")
+    if not _in_team(info, team):
+        log.warning(
+            "Slack account %s of workspace %s refused: not our workspace",
+            slack_user_id,
+            info.get("team_id"),
+            extra={"event": "slack_other_workspace"},
+        )
+        raise NotMapped(
+            "Your Slack account belongs to another workspace, so I can't find your CRM user. "
+            "Ask your Slack admin."
+        )
+    if info.get("is_restricted") or info.get("is_ultra_restricted"):
+        raise NotMapped("Guest accounts can't have a My CRM Contacts list; ask your Slack admin.")
+    if info.get("is_email_confirmed") is not True:
+        raise NotMapped(
+            "The email address on your Slack account isn't confirmed yet, so I can't match it "
+            "to your CRM user. Confirm it in Slack, then try again."
+        )
     email = str((info.get("profile") or {}).get("email") or "").strip()
     if not email:
         raise NotMapped(

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str | None = None
+    slack_team_id: str | None = None  # our workspace; read from auth.test when not set
     port: int = 3000
 
     sync_interval_seconds: int = Field(default=60, ge=1)

@@ -42,6 +42,15 @@ class UnknownPerson(EngineError):
     pass
 
 
+class SlackIdTaken(EngineError):
+    """The CRM user is already mapped to another Slack account (DESIGN 2.10: one list, one
+    owner); `slack_user_id` is the account that has it."""
+
+    def __init__(self, slack_user_id: str) -> None:
+        super().__init__("this CRM user is already linked to another Slack account")
+        self.slack_user_id = slack_user_id
+
+
 class BadQuery(EngineError):
     pass
 
@@ -190,9 +199,16 @@ class Engine:
                 f"{user.id}); ask your CRM administrator to give each user their own email"
             ) from None
 
-    def remember_slack_user(self, slack_user_id: str, email: str, tz: str | None = None) -> CrmUser:
+    def remember_slack_user(
+        self, slack_user_id: str, email: str, tz: str | None = None, *, replace: bool = False
+    ) -> CrmUser:
+        """Map a Slack account to the CRM user with `email`. SlackIdTaken when another Slack
+        account already has that user, unless `replace` (the other one is gone)."""
         user = self.user(email)
-        self.store.set_slack_user(self._stored(user).id, slack_user_id, tz)
+        stored = self._stored(user)
+        if stored.slack_user_id and stored.slack_user_id != slack_user_id and not replace:
+            raise SlackIdTaken(stored.slack_user_id)
+        self.store.set_slack_user(stored.id, slack_user_id, tz)
         return user
 
     # How long a Slack user's email and time zone are trusted before Slack is asked again:

@@ -22,9 +22,14 @@ from servers.slack import (
     all_text,
     sign,
 )
-from test_bot_http import serving
+from test_bot_http import Bot, serving
 
 from bot import blocks as ui
+from bot.app import build_app
+from bot.server import HttpServer, SlackWsgi
+from sync_engine.config import load_settings
+from sync_engine.crm.embedded import seed_demo
+from sync_engine.service import Engine
 
 
 @pytest.fixture
@@ -33,6 +38,25 @@ def slack() -> Iterator[SlackStandIn]:
         stand_in.add_user("U_ALICE", "alice@example.com")
         stand_in.add_user("U_BOB", "bob@example.com")
         yield stand_in
+
+
+@pytest.fixture
+def bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+    """The bot in this process (waitress + Bolt on 127.0.0.1), on the demo CRM."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    settings = load_settings()
+    engine = Engine(settings)
+    seed_demo(engine.crm)
+    server = HttpServer(SlackWsgi(build_app(settings, engine)), "127.0.0.1", 0)
+    server.start()
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        yield Bot(engine, slack, SlackSender(url + "/slack/events", slack), url, home)
+    finally:
+        server.close()
+        engine.close()
 
 
 def signed_payload(send: SlackSender, payload: dict[str, Any]) -> int:
@@ -112,3 +136,47 @@ def test_a_stale_or_forged_request_with_a_good_timestamp_is_still_401(
             send.post(body, timestamp=old, signature=sign(SIGNING_SECRET, old, body)).status == 401
         )
         assert send.post(body, signature="v0=" + "1" * 64).status == 401
+
+
+# ---------------------------------------------------------------- 7: who may act as whom
+
+
+def test_only_confirmed_full_members_of_our_workspace_are_mapped(bot: Bot) -> None:
+    slack = bot.slack
+    slack.add_user("U_STRANGER", "alice@example.com", team_id="T0THER")
+    slack.add_user("U_GUEST", "alice@example.com", guest="multi")
+    slack.add_user("U_SINGLE", "alice@example.com", guest="single")
+    slack.add_user("U_UNCONFIRMED", "alice@example.com", email_confirmed=False)
+    expected = {
+        "U_STRANGER": "another workspace",
+        "U_GUEST": "Guest accounts",
+        "U_SINGLE": "Guest accounts",
+        "U_UNCONFIRMED": "isn't confirmed",
+    }
+    for slack_id, words in expected.items():
+        assert words in all_text(bot.shown("list", user=slack_id)), slack_id
+        assert bot.engine.store.user_by_slack(slack_id) is None
+    assert bot.engine.slack_email("U_ALICE") is None  # nobody took Alice's place
+    assert "My CRM Contacts" in all_text(bot.shown("list", user="U_ALICE"))
+
+
+def test_a_second_slack_account_with_bobs_email_is_refused_and_the_admin_told(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    bob = bot.user("bob@example.com")
+    bot.shown("list", user="U_BOB")
+    bot.slack.add_user("U_BOB2", "bob@example.com")
+    with caplog.at_level("WARNING", logger="bot.identity"):
+        refused = all_text(bot.shown("add Priya", user="U_BOB2"))
+    assert "already linked to another Slack account" in refused
+    assert bot.engine.my_list(bob) == []  # the newcomer changed nothing
+    assert bot.engine.store.user_by_slack("U_BOB").crm_user_id == bob.id  # type: ignore[union-attr]
+    assert bot.engine.store.user_by_slack("U_BOB2") is None  # Bob's DMs stay Bob's
+    told = [r for r in caplog.records if getattr(r, "event", "") == "slack_identity_conflict"]
+    assert len(told) == 1 and "U_BOB2" in told[0].getMessage()
+    assert "bob@example.com" in told[0].getMessage()
+
+    # once the old account is deactivated in Slack, the new one may take over
+    bot.slack.add_user("U_BOB", "bob@example.com", deleted=True)
+    assert "My CRM Contacts" in all_text(bot.shown("list", user="U_BOB2"))
+    assert bot.engine.store.user_by_slack("U_BOB2").crm_user_id == bob.id  # type: ignore[union-attr]

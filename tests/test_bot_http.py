@@ -790,9 +790,9 @@ def test_each_digest_control_changes_the_setting_and_updates_the_dm_in_place(bot
         },
     )
     assert submitted.status == 200 and bot.send.last_elapsed < 3.0
+    redrawn = bot.reply(name)  # the work runs after the ack: its redraw says it is done
     prefs = bot.engine.digest_prefs(alice)
     assert (prefs.time, prefs.chosen_time, prefs.weekday) == ("17:30", True, 4)
-    redrawn = bot.reply(name)
     assert redrawn.params["replace_original"] is True
     text = all_text(redrawn.blocks)
     assert "*Weekly digest*, Fridays at *17:30*" in text and "Maria Lopez" in text
