@@ -11,13 +11,14 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import digest_message, post_dm, sync_result_message
-from bot.work import PROMPT, REQUESTS, SLOW
+from bot.work import PROMPT, REQUESTS, SLOW, SYNCS
 from sync_engine.model import CrmUser, PersonView
 from sync_engine.service import BadDigestSetting, EngineError
 
@@ -99,8 +100,15 @@ def _safe_reply(reply: Reply, message: str, icon: str = "") -> None:
 
 
 def responder(respond: Any, client: WebClient, slack_user_id: str, body: dict[str, Any]) -> Reply:
-    """A reply function: through response_url when the payload has one, else a DM."""
-    if body.get("response_url"):
+    """A reply function: through response_url when the payload has one, else a DM.
+
+    A response_url that is not Slack's own is not used (a DM instead): replies carry
+    contact details, and a crafted payload must not send them elsewhere."""
+    url = str(body.get("response_url") or "")
+    if url and not slack_hook(url, client):
+        log.warning("ignored a response_url outside Slack's hooks host", extra={"event": "bad_url"})
+        url = ""
+    if url:
 
         def via_response_url(**message: Any) -> Any:
             message.setdefault("response_type", "ephemeral")
@@ -115,6 +123,31 @@ def responder(respond: Any, client: WebClient, slack_user_id: str, body: dict[st
         return post_dm(client, slack_user_id, message.get("text", ""), message.get("blocks", []))
 
     return via_dm
+
+
+# Slack posts response_urls on this host (docs.slack.dev/interactivity/handling-user-
+# interaction: "https://hooks.slack.com/actions/..." and ".../commands/...").
+SLACK_HOOKS_HOST = "hooks.slack.com"
+
+
+def slack_hook(url: str, client: WebClient) -> bool:
+    """Whether `url` is a Slack response_url: https on hooks.slack.com, or the host of
+    SLACK_API_URL when that is set (a proxy, or the loopback stand-in in tests)."""
+    try:
+        parts = urlsplit(url)
+        api = urlsplit(client.base_url or "")
+    except ValueError:
+        return False
+    if parts.username or parts.password:
+        return False
+    if parts.scheme == "https" and parts.hostname == SLACK_HOOKS_HOST and parts.port in (None, 443):
+        return True
+    own_api = api.hostname not in (None, "slack.com", "www.slack.com")
+    return own_api and (parts.scheme, parts.hostname, parts.port) == (
+        api.scheme,
+        api.hostname,
+        api.port,
+    )
 
 
 # ---------------------------------------------------------------- pickers
@@ -224,6 +257,8 @@ def _ids(options: Sequence[Any]) -> list[int]:
 
 
 BUSY = "A sync of your mailbox is already running; its result comes to you as a DM."
+QUEUED = "A sync of your mailbox is running; I'll sync once more right after it and DM you."
+JOINED = "A sync of your mailbox is running and another is lined up; its result comes as a DM."
 
 
 def sync_and_report(
@@ -235,16 +270,31 @@ def sync_and_report(
 ) -> None:
     """Sync the asker's mailbox and DM the result (slow: always after the ack).
 
-    Asked twice, the second sync finds the first one running: that is said privately
-    where it was asked, not as a second "failed" DM (SLACK_UX 1).
+    Repeated clicks coalesce (bot.work.SYNCS): one sync runs, at most one more waits, and
+    every other click is told privately where it was asked, not with a DM of its own. A
+    sync already running in another process (the clock) is said the same way, never as
+    a "failed" DM (SLACK_UX 1).
     """
-    result = engine.sync(user)
-    if result.busy:
+    claim = SYNCS.claim(user.id)
+    if claim != "run":
         if reply is not None:
-            reply(text=BUSY, blocks=[ui.section(BUSY)])
-        return  # a sync is already on it; its result is the one worth a DM
-    text, blocks = sync_result_message(result)
-    post_dm(client, slack_user_id, text, blocks)
+            note = QUEUED if claim == "queued" else JOINED
+            reply(text=note, blocks=[ui.section(note)])
+        return
+    while True:
+        try:
+            result = engine.sync(user)
+        except BaseException:
+            SYNCS.release(user.id)  # the next click starts afresh; guarded reports this one
+            raise
+        if result.busy:
+            if reply is not None:
+                reply(text=BUSY, blocks=[ui.section(BUSY)])
+        else:
+            text, blocks = sync_result_message(result)
+            post_dm(client, slack_user_id, text, blocks)
+        if not SYNCS.again(user.id):
+            return
 
 
 # ---------------------------------------------------------------- the digest's controls

@@ -120,3 +120,44 @@ SLOW = WorkPool("crm-contacts-slow", workers=4, max_waiting=100)
 # Short Slack calls that cannot wait behind work: "you are queued" notes, and views.open
 # (a trigger_id expires 3 seconds after the click).
 PROMPT = WorkPool("crm-contacts-prompt", workers=2, max_waiting=200)
+
+
+class Coalescer:
+    """At most one run going and one waiting per key (a mailbox's syncs).
+
+    Fifty clicks on *Sync now* ask for the same thing: the first runs, the next waits to
+    run once more afterwards (the list may have changed meanwhile), the rest join that
+    waiting run instead of each running a sync of their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[object, bool] = {}  # key -> a run is waiting behind the current one
+
+    def claim(self, key: object) -> str:
+        """ "run" (go ahead), "queued" (runs after the current one) or "joined"."""
+        with self._lock:
+            if key not in self._state:
+                self._state[key] = False
+                return "run"
+            if not self._state[key]:
+                self._state[key] = True
+                return "queued"
+            return "joined"
+
+    def again(self, key: object) -> bool:
+        """After a run: True when a waiting run takes its place (the caller runs it)."""
+        with self._lock:
+            if self._state.get(key):
+                self._state[key] = False
+                return True
+            self._state.pop(key, None)
+            return False
+
+    def release(self, key: object) -> None:
+        """A run failed: forget the key, so the next click starts afresh."""
+        with self._lock:
+            self._state.pop(key, None)
+
+
+SYNCS = Coalescer()

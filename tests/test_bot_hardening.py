@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from test_bot_http import Bot, serving
 
 from bot import blocks as ui
 from bot.app import build_app
+from bot.flows import slack_hook
 from bot.server import HttpServer, SlackWsgi
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import seed_demo
@@ -180,3 +182,95 @@ def test_a_second_slack_account_with_bobs_email_is_refused_and_the_admin_told(
     bot.slack.add_user("U_BOB", "bob@example.com", deleted=True)
     assert "My CRM Contacts" in all_text(bot.shown("list", user="U_BOB2"))
     assert bot.engine.store.user_by_slack("U_BOB2").crm_user_id == bob.id  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- 8: the smaller things
+
+
+def test_replies_go_only_to_slacks_own_response_urls(bot: Bot) -> None:
+    """A payload's response_url elsewhere is not used: the answer comes as a DM."""
+    with SlackStandIn() as elsewhere:
+        form = {
+            "team_id": "T0LOOP",
+            "user_id": "U_ALICE",
+            "command": "/crm-contacts",
+            "text": "person Priya",
+            "response_url": elsewhere.response_url("steal"),
+            "trigger_id": "trigger-steal",
+        }
+        reply = bot.send.post(urlencode(form))
+        assert reply.status == 200
+        dm = bot.slack.wait_for("chat.postMessage")[0]
+        assert dm.params["channel"] == "DU_ALICE" and "Priya Natarajan" in all_text(dm.blocks)
+        time.sleep(0.3)
+        assert elsewhere.calls == []
+    for url in (
+        "https://hooks.slack.com.evil.example/commands/T/1/x",
+        "http://hooks.slack.com/commands/T/1/x",
+        "https://user:pw@hooks.slack.com/commands/T/1/x",
+    ):
+        assert not slack_hook(url, bot_client(bot)), url
+    assert slack_hook("https://hooks.slack.com/commands/T0/1/abc", bot_client(bot))
+    assert slack_hook(bot.slack.response_url("ok"), bot_client(bot))
+
+
+def bot_client(bot: Bot) -> Any:
+    from bot.app import web_client
+
+    return web_client(bot.engine.settings)
+
+
+@pytest.mark.parametrize("sub", ["add", "person", "remove"])
+def test_a_20000_word_query_is_cut_as_search_cuts_it(bot: Bot, sub: str) -> None:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = [a + b + c for a in letters for b in letters for c in letters][:20_000]
+    started = time.monotonic()
+    reply, name = bot.send.command(f"{sub} {' '.join(words)}")
+    assert reply.status == 200 and bot.send.last_elapsed < 3.0
+    answer = bot.slack.wait_for("response_url", name=name, timeout=20)[0]
+    assert time.monotonic() - started < 20
+    assert len(answer.params["text"]) < 4000
+
+
+def test_removing_someone_not_in_your_list_says_so(bot: Bot) -> None:
+    card = bot.shown("person Priya")
+    added = bot.click(card, ui.ACTION_PERSON_ADD)
+    removed = bot.click(added.blocks, ui.ACTION_PERSON_REMOVE)
+    assert "Removed from My CRM Contacts" in all_text(removed.blocks)
+    again = bot.click(added.blocks, ui.ACTION_PERSON_REMOVE)  # the stale card, clicked again
+    text = all_text(again.blocks)
+    assert "Removed" not in text and "nothing to remove" in text
+
+
+def test_fifty_sync_clicks_run_one_sync_and_at_most_one_more(bot: Bot) -> None:
+    from sqlalchemy import select
+
+    from sync_engine.crm import schema as s
+    from sync_engine.crm.embedded import seed_large
+
+    seed_large(bot.engine.crm, 3000)  # a first sync long enough for the clicks to overlap
+    alice = bot.user("alice@example.com")
+    with bot.engine.crm.engine.connect() as conn:
+        ids = list(conn.execute(select(s.person.c.Pers_PersonId)).scalars())
+    bot.engine.add(alice, ids)
+    _, name = bot.send.command("status")
+    blocks = bot.reply(name).blocks
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        clicks = list(pool.map(lambda _: bot.send.click(blocks, ui.ACTION_SYNC_NOW), range(50)))
+    assert all(reply.status == 200 for reply, _ in clicks)
+    for _, name in clicks:
+        bot.reply(name)  # every click is answered
+    stored = bot.engine.store.user_by_crm_id(alice.id)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = bot.engine.store.runs(stored.id)  # type: ignore[union-attr]
+        if runs and all(r.finished_at for r in runs):
+            time.sleep(1.0)
+            if len(bot.engine.store.runs(stored.id)) == len(runs):  # type: ignore[union-attr]
+                break
+        time.sleep(0.2)
+    runs = bot.engine.store.runs(stored.id)  # type: ignore[union-attr]
+    assert 1 <= len(runs) <= 2, f"{len(runs)} syncs for 50 clicks"
+    assert len(bot.slack.of("chat.postMessage")) == len(runs)  # one DM per sync, no more
+    notes = [" ".join(c.params["text"] for c in bot.slack.of("response_url", n)) for _, n in clicks]
+    assert sum("lined up" in n or "once more" in n for n in notes) >= 50 - len(runs)

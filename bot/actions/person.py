@@ -40,11 +40,13 @@ def register(app: App, engine: Engine) -> None:
                     result = engine.add(user, [person_id])
                     note = "Added to My CRM Contacts. " + NEXT_SYNC if result.added else ""
                 elif kind == "remove":
-                    engine.remove(user, [person_id])
-                    note = (
-                        "Removed from My CRM Contacts. The contact stays in Outlook and loses "
-                        "the CRM Contact category at the next sync."
-                    )
+                    if engine.remove(user, [person_id]).removed:
+                        note = (
+                            "Removed from My CRM Contacts. The contact stays in Outlook and "
+                            "loses the CRM Contact category at the next sync."
+                        )
+                    else:
+                        note = "Not in My CRM Contacts, so there was nothing to remove."
                 person = engine.person(user, person_id)
                 reply(
                     text=ui.fallback(person.name or "CRM person"),

@@ -126,6 +126,7 @@ def register(app: App, engine: Engine) -> None:
         ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, body: dict[str, Any]
     ) -> None:
         sub, query = parse(str(command.get("text") or ""))
+        query = query[: ui.MAX_QUERY]  # as a picker keeps it; 20,000 words are not a name
         if sub in ("", "help"):
             ack(text=ui.help_text(), blocks=ui.help_blocks(), response_type="ephemeral")
             return
