@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sync_engine import tables as t
 from sync_engine.crm import schema as s
 from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.files import private_dir
 from sync_engine.model import DigestPrefs
 from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
 
@@ -257,7 +258,7 @@ def claim(store: Store, mailbox: str) -> Iterator[bool]:
 
 @contextmanager
 def _flock(path: Path) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
@@ -285,7 +286,7 @@ class SchedulerLock:
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

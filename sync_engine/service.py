@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.files import private_dir, private_sqlite
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.model import (
@@ -152,8 +153,9 @@ class Engine:
         self.settings = settings or load_settings()
         self.store = Store.open(self.settings.state_url, self.settings.crm_contacts_home)
         embedded = not self.settings.crm_database_url
-        if embedded:
-            self.settings.crm_contacts_home.mkdir(parents=True, exist_ok=True)
+        if embedded:  # ours to create, private; a real Sage CRM is never touched
+            private_dir(self.settings.crm_contacts_home)
+            private_sqlite(self.settings.crm_url)
         self.crm = SageCrm(self.settings.crm_url, writable=embedded)
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sync_engine import migrate
 from sync_engine import tables as t
+from sync_engine.files import private_dir, private_sqlite
 from sync_engine.model import DigestPrefs, Link
 
 
@@ -131,7 +132,8 @@ class Store:
     @classmethod
     def open(cls, url: str, home: Path) -> Store:
         if url.startswith("sqlite"):
-            home.mkdir(parents=True, exist_ok=True)
+            private_dir(home)
+            private_sqlite(url)
         try:
             engine = create_engine(url, future=True, pool_pre_ping=True)
         except (SQLAlchemyError, ModuleNotFoundError, ValueError) as exc:
@@ -608,8 +610,7 @@ class Store:
             finally:
                 conn.close()
             return
-        locks = self.home / "locks"
-        locks.mkdir(parents=True, exist_ok=True)
+        locks = private_dir(self.home / "locks")
         path = locks / f"{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:

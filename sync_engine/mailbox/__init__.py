@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sync_engine.config import ConfigError, Settings
+from sync_engine.files import private_dir
 from sync_engine.mailbox.base import (
     Mailbox,
     MailboxAccessError,
@@ -23,7 +24,7 @@ def open_mailbox(
     if settings.mailbox_backend == "local":
         from sync_engine.mailbox.local import LocalMailbox
 
-        settings.crm_contacts_home.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.crm_contacts_home)
         return LocalMailbox(settings.local_mailbox_url, address)
     if settings.mailbox_backend == "ews":
         if not settings.ews_url:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
+from sync_engine.files import private_sqlite
 from sync_engine.model import (
     FIELD_NAMES,
     ContactChange,
@@ -104,6 +105,7 @@ class LocalMailbox:
         self.page_size = page_size
         self.batch_size = batch_size
         self.requests = 0
+        private_sqlite(url)  # contacts are personal data: 0600 whatever the umask
         self.engine = create_engine(url, future=True)
         event.listen(self.engine, "connect", _pragmas)
         with _SETUP:
