@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.failures import for_salesperson
 from sync_engine.model import WEEKDAYS, DigestPrefs, PersonView
 from sync_engine.service import MailboxStatus
 
@@ -646,7 +647,7 @@ def status_blocks(status: MailboxStatus) -> list[Block]:
         },
     ]
     if status.last_error:
-        blocks.append(section(f":warning: *Last error:* {fit_escaped(status.last_error, 2000)}"))
+        blocks.append(section(f":warning: {fit_escaped(for_salesperson(status.last_error), 2000)}"))
     blocks.append(actions(button("Sync now", ACTION_SYNC_NOW, "sync")))
     return blocks
 

@@ -122,6 +122,7 @@ _TEAM_ORDER = {
 def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> bool:
     """The team digest in SUMMARY_CHANNEL: counts per salesperson, no contact details."""
     from bot.blocks import context, fallback, fit_escaped, plural, section, sections_of_lines, when
+    from bot.failures import TEAM_FAILED
 
     lines = []
     for line in digest.lines:
@@ -130,7 +131,7 @@ def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> b
         text = f"• *{fit_escaped(line.name, 100)}* ({fit_escaped(line.email, 100)})"
         text += f": {counts or 'no changes'}"
         if line.errors:
-            text += f" — :x: {fit_escaped(line.errors[-1], 300)}"
+            text += f" — :x: {TEAM_FAILED}"  # a shared channel: no server or account names
         lines.append(text)
     title = f"CRM Contacts: {plural(len(lines), 'salesperson', 'salespeople')} with activity"
     blocks = [

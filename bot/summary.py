@@ -29,6 +29,7 @@ from bot.blocks import (
     sections_of_lines,
     when,
 )
+from bot.failures import for_salesperson
 from sync_engine.model import CrmUser, Outcome, SyncResult
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def sync_result_message(result: SyncResult) -> tuple[str, list[Block]]:
         result.outcomes,
         result.possible_duplicates,
         result.warnings,
-        result.error,
+        for_salesperson(result.error),  # the reason itself is the admin's (`status`)
     )
 
 
@@ -183,7 +184,7 @@ def digest_message(
     outcomes = list(activity.outcomes)
     seen = {(o.person_id, o.action, o.detail) for o in outcomes}
     outcomes += [o for o in activity.failures if (o.person_id, o.action, o.detail) not in seen]
-    warnings = [*activity.warnings, *activity.errors]
+    warnings = [*activity.warnings, *([for_salesperson("failed")] if activity.errors else [])]
     if not outcomes and not activity.possible_duplicates and not warnings:
         return None
     prefs = engine.digest_prefs(user)

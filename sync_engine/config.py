@@ -6,6 +6,7 @@ show up in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -18,10 +19,16 @@ class ConfigError(Exception):
     """Configuration is missing or wrong; the message says which name to set."""
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+ENV_FILE_NAME = "CRM_CONTACTS_ENV_FILE"
+DEFAULT_HOME = "~/.local/share/crm-contacts"
 
-    crm_contacts_home: Path = Field(default=Path("~/.local/share/crm-contacts"))
+
+class Settings(BaseSettings):
+    # No .env from the working directory: `serve` started in the wrong folder must not
+    # pick up someone else's settings. load_settings() names the file (see env_file()).
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    crm_contacts_home: Path = Field(default=Path(DEFAULT_HOME))
     database_url: str | None = None
     crm_database_url: str | None = None
     mailbox_backend: Literal["local", "ews", "graph"] = "local"
@@ -63,6 +70,15 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("database_url", "crm_database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value:
+            problem = database_url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     @field_validator("summary_time")
     @classmethod
     def _hh_mm(cls, value: str) -> str:
@@ -92,6 +108,31 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.crm_contacts_home / 'mailboxes.sqlite'}"
 
 
+def database_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a SQLAlchemy database URL, in a few words; None when it can."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme or any(c.isspace() for c in url):
+        return (
+            "is not a database URL; write it as dialect+driver://user:password@host:port/database"
+        )
+    authority = rest.split("/", 1)[0]
+    if authority.count("@") > 1:
+        return "has an '@' in its user name or password; write it as %40"
+    try:
+        make_url(url)
+    except ValueError:  # SQLAlchemy's int() of the port
+        port = authority.rsplit("@", 1)[-1].rpartition(":")[2]
+        return f"has a port that is not a number ('{port[:20]}')"
+    except ArgumentError:
+        return (
+            "is not a database URL; write it as dialect+driver://user:password@host:port/database"
+        )
+    return None
+
+
 def _normalise_url(url: str | None) -> str | None:
     """Accept the `postgres://` and `postgresql://` spellings hosts hand out; use psycopg 3."""
     if not url:
@@ -102,11 +143,37 @@ def _normalise_url(url: str | None) -> str | None:
     return url
 
 
+def env_file(overrides: dict[str, object] | None = None) -> Path | None:
+    """The .env file to read: CRM_CONTACTS_ENV_FILE when set (it must exist), else `.env`
+    in CRM_CONTACTS_HOME when there is one; never the working directory's."""
+    named = os.environ.get(ENV_FILE_NAME)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{ENV_FILE_NAME}: there is no file {named}")
+        return path
+    home = (overrides or {}).get("crm_contacts_home") or _env_value("CRM_CONTACTS_HOME")
+    path = Path(str(home or DEFAULT_HOME)).expanduser() / ".env"
+    return path if path.is_file() else None
+
+
+def _env_value(name: str) -> str | None:
+    """An environment variable whatever its case, as pydantic-settings reads it."""
+    for key, value in os.environ.items():
+        if key.upper() == name:
+            return value
+    return None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning a validation error into one line naming the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_env_file=env_file(overrides), **overrides)  # type: ignore[arg-type,call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
-        raise ConfigError(f"{name}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] != "value_error":
+            raise ConfigError(f"{name}: {message}") from None
+        # our validators' words: "CRM_DATABASE_URL has a port that is not a number ('x')"
+        raise ConfigError(message if message.startswith(name) else f"{name} {message}") from None

@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime
 from typing import IO
 
+from sync_engine.masking import mask_urls
+
 # Attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 _SECRET_KEY = re.compile(r"(token|secret|password|passwd|authorization|api_key|cookie)", re.I)
@@ -23,11 +25,11 @@ _SECRET_TEXT = [
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
     (re.compile(r"(?i)(password|secret|token)=([^&\s]+)"), r"\1=***"),
-    (re.compile(r"(://[^:/@\s]+:)[^@\s]+@"), r"\1***@"),  # user:password@ in URLs
 ]
 
 
 def redact(text: str) -> str:
+    text = mask_urls(text)  # user:password@ in URLs, the one masking of sync_engine.masking
     for pattern, replacement in _SECRET_TEXT:
         text = pattern.sub(replacement, text)
     return text

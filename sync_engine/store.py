@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sync_engine import migrate
 from sync_engine import tables as t
 from sync_engine.files import private_dir, private_sqlite
+from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
 
 
@@ -755,12 +756,7 @@ def digest_prefs_of(row) -> DigestPrefs:  # type: ignore[no-untyped-def]
 
 def _where(url: str) -> str:
     """The URL without its password, for messages."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split(":", 1)[0]
+    return mask_urls(url)
 
 
 def _reason(exc: SQLAlchemyError) -> str:

@@ -15,6 +15,7 @@ from sync_engine.apply import Applier
 from sync_engine.config import Settings
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.mailbox.base import Mailbox, MailboxError
+from sync_engine.masking import mask_urls
 from sync_engine.model import Outcome, SyncResult
 from sync_engine.plan import (
     CreateContact,
@@ -140,7 +141,7 @@ def _locked_sync(
                     user.id, run_id, "sync", [(None, "held", w, None) for w in plan.warnings]
                 )
     except (MailboxError, CrmError) as exc:
-        result.error = str(exc)
+        result.error = mask_urls(str(exc))  # kept in the run history: no credentials
     except Exception as exc:  # one mailbox failing must not stop the others
         log.exception("sync of %s failed", user.mailbox)
         result.error = f"unexpected error ({type(exc).__name__}); see the service log"

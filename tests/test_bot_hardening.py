@@ -5,11 +5,13 @@ Slack stand-in; nothing of ours is mocked."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,12 +44,16 @@ def slack() -> Iterator[SlackStandIn]:
         yield stand_in
 
 
-@pytest.fixture
-def bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+@contextmanager
+def running_bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch, **env: str):  # type: ignore[no-untyped-def]
     """The bot in this process (waitress + Bolt on 127.0.0.1), on the demo CRM."""
-    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    for name, value in {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        **env,
+    }.items():
+        monkeypatch.setenv(name, value)
     settings = load_settings()
     engine = Engine(settings)
     seed_demo(engine.crm)
@@ -59,6 +65,12 @@ def bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Ite
     finally:
         server.close()
         engine.close()
+
+
+@pytest.fixture
+def bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
+    with running_bot(home, slack, monkeypatch) as running:
+        yield running
 
 
 def signed_payload(send: SlackSender, payload: dict[str, Any]) -> int:
@@ -138,6 +150,37 @@ def test_a_stale_or_forged_request_with_a_good_timestamp_is_still_401(
             send.post(body, timestamp=old, signature=sign(SIGNING_SECRET, old, body)).status == 401
         )
         assert send.post(body, signature="v0=" + "1" * 64).status == 401
+
+
+# ---------------------------------------------------------------- 4: what salespeople are told
+
+
+def test_a_failed_sync_dm_says_what_happened_without_server_or_account(
+    home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ews = {
+        "MAILBOX_BACKEND": "ews",
+        "EWS_URL": f"http://svc:hunter2@127.0.0.1:{port}/EWS/Exchange.asmx",
+        "EWS_USERNAME": "svc-crm-internal",
+        "EWS_PASSWORD": "hunter2",
+        "EWS_RETRY_MAX_WAIT": "0",
+        "EWS_TIMEOUT": "2",
+    }
+    with running_bot(home, slack, monkeypatch, **ews) as bot:
+        alice = bot.user("alice@example.com")
+        bot.engine.add(alice, [bot.engine.search(alice, "Priya").people[0].id])
+        bot.command("sync")
+        dm = bot.slack.wait_for("chat.postMessage", timeout=30)[0]
+        status = bot.shown("status")
+    for shown in (dm.params["text"], all_text(dm.blocks), all_text(status)):
+        assert "didn't go through" in shown or "failed" in shown
+        for internal in ("127.0.0.1", "EWS", "svc-crm-internal", "hunter2", "Exchange.asmx"):
+            assert internal not in shown, (internal, shown)
+    assert "admin" in all_text(dm.blocks) and "crm-contacts status" in all_text(dm.blocks)
+    assert "admin" in all_text(status)
 
 
 # ---------------------------------------------------------------- 7: who may act as whom

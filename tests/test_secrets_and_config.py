@@ -1,0 +1,139 @@
+"""No credential is shown, logged or stored; configuration is read from our own places
+and a wrong setting is blamed by name, in one line (issue 15, items 3, 4 and 8)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from sync_engine.config import ConfigError, load_settings
+from sync_engine.logs import setup_logging
+from sync_engine.masking import mask_urls
+
+ALICE = "alice@example.com"
+
+
+# ---------------------------------------------------------------- one masking function
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("postgresql://crm:s3cret@db:5432/x", "postgresql://crm:***@db:5432/x"),
+        (
+            "postgresql+psycopg://crm:p@ss@127.0.0.1:1/x",
+            "postgresql+psycopg://crm:***@127.0.0.1:1/x",
+        ),
+        (
+            "at http://user:password@host/EWS/Exchange.asmx for",
+            "at http://user:***@host/EWS/Exchange.asmx for",
+        ),
+        ("(https://u:pa/ss@host/x)", "(https://u:***@host/x)"),
+        ("https://ghp_token@host/repo", "https://***@host/repo"),
+        ("https://host/people/a@b.com", "https://host/people/a@b.com"),
+        ("sqlite:////home/x/state.sqlite", "sqlite:////home/x/state.sqlite"),
+        ("no url here: user:pw@host", "no url here: user:pw@host"),
+    ],
+)
+def test_every_credential_in_a_url_is_masked(raw: str, shown: str) -> None:
+    assert mask_urls(raw) == shown
+
+
+def test_the_log_masks_a_password_with_an_at_sign() -> None:
+    stream = io.StringIO()
+    setup_logging("json", stream=stream)
+    try:
+        logging.getLogger("t").warning("cannot open postgresql://crm:p@ss@db/x")
+    finally:
+        setup_logging("text")
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["msg"] == "cannot open postgresql://crm:***@db/x"
+
+
+def one_line(result, *words: str) -> str:  # type: ignore[no-untyped-def]
+    assert result.code != 0
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err + result.out
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_ews_url_credentials_never_reach_the_terminal_or_the_run_history(
+    cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.ok("crm", "seed")
+    cli.ok("add", "Priya", "--as", ALICE)
+    monkeypatch.setenv("MAILBOX_BACKEND", "ews")
+    monkeypatch.setenv("EWS_URL", f"http://svc:hunter2@127.0.0.1:{closed_port()}/EWS/Exchange.asmx")
+    monkeypatch.setenv("EWS_USERNAME", "svc-crm")
+    monkeypatch.setenv("EWS_PASSWORD", "hunter2")
+    monkeypatch.setenv("EWS_RETRY_MAX_WAIT", "0")
+    monkeypatch.setenv("EWS_TIMEOUT", "2")
+    result = cli("sync", "--as", ALICE)
+    assert result.code == 1
+    assert "hunter2" not in result.out + result.err
+    assert "svc:***@127.0.0.1" in result.err
+    status = json.loads(cli.ok("status", "--json"))
+    assert status[0]["last_status"] == "failed"
+    assert "hunter2" not in status[0]["last_error"] and "svc:***@" in status[0]["last_error"]
+    assert "hunter2" not in cli.ok("status")
+
+
+# ---------------------------------------------------------------- database URLs, by name
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "words"),
+    [
+        (
+            "CRM_DATABASE_URL",
+            "postgresql://u:p@localhost:abc/db",
+            ["CRM_DATABASE_URL", "port", "abc"],
+        ),
+        ("CRM_DATABASE_URL", "not a url", ["CRM_DATABASE_URL", "not a database URL"]),
+        ("CRM_DATABASE_URL", "::::", ["CRM_DATABASE_URL", "not a database URL"]),
+        ("DATABASE_URL", "postgresql://crm:p@ss@127.0.0.1:1/x", ["DATABASE_URL", "%40"]),
+        ("CRM_DATABASE_URL", "mssql+pyodbc://sa:p@ss@sage/CRM", ["CRM_DATABASE_URL", "%40"]),
+    ],
+)
+def test_a_bad_database_url_is_one_line_naming_the_setting(
+    cli, monkeypatch: pytest.MonkeyPatch, name: str, url: str, words: list[str]
+) -> None:
+    monkeypatch.setenv(name, url)
+    line = one_line(cli("search", "Smith", "--as", ALICE), *words)
+    assert "state database" not in line or name == "DATABASE_URL"
+    assert "ss@" not in line and "p@ss" not in line
+
+
+# ---------------------------------------------------------------- which .env is read
+
+
+def test_dotenv_comes_from_the_home_or_a_named_file_never_the_working_directory(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cwd = Path.cwd()
+    (cwd / ".env").write_text("CRM_CATEGORY=From the working directory\n")
+    assert load_settings().crm_category == "CRM Contact"
+    home.mkdir(parents=True)
+    (home / ".env").write_text("CRM_CATEGORY=From the home\n")
+    assert load_settings().crm_category == "From the home"
+    named = tmp_path / "crm-contacts.env"
+    named.write_text("CRM_CATEGORY=From the named file\n")
+    monkeypatch.setenv("CRM_CONTACTS_ENV_FILE", str(named))
+    assert load_settings().crm_category == "From the named file"
+    monkeypatch.setenv("CRM_CONTACTS_ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ConfigError, match="CRM_CONTACTS_ENV_FILE"):
+        load_settings()
