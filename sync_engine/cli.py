@@ -6,7 +6,7 @@ Errors are one line on stderr with exit code 1 (2 for usage errors, from click);
 
 from __future__ import annotations
 
-import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +15,6 @@ from functools import wraps
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,6 +27,7 @@ from sync_engine.model import WEEKDAYS, ContactFields, NewContact, PersonView, S
 from sync_engine.report import counts_line, detail_lines
 from sync_engine.service import Engine, EngineError
 from sync_engine.store import StoreError
+from sync_engine.terminal import PlainConsole, json_text, one_line, visible
 
 app = typer.Typer(
     name="crm-contacts",
@@ -50,8 +50,9 @@ app.add_typer(db_app, name="db")
 
 # Piped output gets wide tables rather than rows wrapped at 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 160
-out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Every string printed is text, never markup, with control characters shown (terminal.py).
+out = PlainConsole(soft_wrap=True, width=_WIDTH)
+err = PlainConsole(stderr=True, soft_wrap=True)
 
 As = Annotated[
     str, typer.Option("--as", help="Act as the CRM user with this email (their mailbox).")
@@ -63,7 +64,7 @@ USER_ERRORS = (EngineError, CrmError, StoreError, ConfigError, MailboxError)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", markup=False)
+    err.print(f"error: {one_line(message)}")
     return typer.Exit(code)
 
 
@@ -117,7 +118,7 @@ def local_time(moment: datetime) -> str:
 
 
 def print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
 
 
 # -- people tables ------------------------------------------------------------------------
@@ -258,13 +259,13 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int], None]]:
         yield lambda _n: None
         return
     columns = (
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None)
+        task = bar.add_task(visible(label), total=None)
         yield lambda n: bar.advance(task, n)
 
 
@@ -312,7 +313,7 @@ def print_result(r: SyncResult) -> None:
     for line in detail_lines(r):
         out.print(line, markup=False)
     if r.error:
-        err.print(f"error: {r.mailbox}: {r.error}", markup=False)
+        err.print(f"error: {one_line(f'{r.mailbox}: {r.error}')}")
 
 
 @app.command()
@@ -703,24 +704,33 @@ def _click_class(name: str) -> type[Exception]:
 
 
 UsageError = _click_class("UsageError")
+_SURROGATES = re.compile("[\udc80-\udcff]")
 ClickException = _click_class("ClickException")
 
 
 def run_cli(argv: list[str] | None = None) -> int:
     """Run a command line; usage errors become one line on stderr (exit 2), not a panel."""
     command = typer.main.get_command(app)
+    args = sys.argv[1:] if argv is None else argv
+    undecodable = next((a for a in args if _SURROGATES.search(a)), None)
+    if undecodable is not None:  # bytes that are not UTF-8 (argv is surrogate-escaped)
+        err.print(
+            f"error: the argument {one_line(undecodable)} is not valid UTF-8; "
+            "check your terminal's character encoding"
+        )
+        return 2
     try:
-        result = command.main(args=argv, prog_name="crm-contacts", standalone_mode=False)
+        result = command.main(args=args, prog_name="crm-contacts", standalone_mode=False)
     except UsageError as exc:
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
             out.print(ctx.get_help(), markup=False)
             return 2
         hint = f" (see `{ctx.command_path if ctx else 'crm-contacts'} --help`)"
-        err.print(f"error: {exc.format_message()}{hint}", markup=False)  # type: ignore[attr-defined]
+        err.print(f"error: {one_line(exc.format_message())}{hint}")  # type: ignore[attr-defined]
         return 2
     except ClickException as exc:
-        err.print(f"error: {exc.format_message()}", markup=False)  # type: ignore[attr-defined]
+        err.print(f"error: {one_line(exc.format_message())}")  # type: ignore[attr-defined]
         return int(getattr(exc, "exit_code", 1))
     except typer.Abort:
         err.print("error: interrupted", markup=False)

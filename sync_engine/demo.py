@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import delete, update
 
 from sync_engine import tables as t
@@ -31,7 +32,7 @@ ALICE = "alice@example.com"
 
 def _step(console: Console, n: int, text: str) -> None:
     console.print()
-    console.print(Rule(f"[bold]{n}. {text}", align="left"))
+    console.print(Rule(Text(f"{n}. {text}", style="bold"), align="left"))
 
 
 def run_demo(engine: Engine, console: Console) -> None:
