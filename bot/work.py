@@ -107,7 +107,7 @@ class _Watch:
                     self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
                 _, _, ticket, note = heapq.heappop(self._due)
             if not ticket.started:
-                PROMPT.submit(note)
+                PROMPT.submit(lambda t=ticket, n=note: None if t.started else n())
 
 
 _WATCH = _Watch()

@@ -124,6 +124,9 @@ def test_30_first_time_users_while_users_info_is_throttled(
             final = slack.wait_for("response_url", name=name, timeout=30, where=is_final)[0]
             assert f"load{n}@example.com" in final.params["text"], final.params["text"]
         slack.wait_for("response_url", name=later_name[0], timeout=30, where=is_final)
+        # those who waited were told so while they waited, before their answer
+        queued = [n for _, n, _ in results if not is_final(slack.of("response_url", n)[0])]
+        assert queued, "nobody was told that their request was queued"
     throttled = [c for c in slack.calls if c.method == "users.info" and c.status == 429]
     assert throttled, "the test did not throttle anything"
 
