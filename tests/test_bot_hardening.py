@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -291,7 +292,7 @@ def test_fifty_sync_clicks_run_one_sync_and_at_most_one_more(bot: Bot) -> None:
     from sync_engine.crm import schema as s
     from sync_engine.crm.embedded import seed_large
 
-    seed_large(bot.engine.crm, 3000)  # a first sync long enough for the clicks to overlap
+    seed_large(bot.engine.crm, 5000)  # a first sync long enough for the clicks to overlap
     alice = bot.user("alice@example.com")
     with bot.engine.crm.engine.connect() as conn:
         ids = list(conn.execute(select(s.person.c.Pers_PersonId)).scalars())
@@ -300,6 +301,7 @@ def test_fifty_sync_clicks_run_one_sync_and_at_most_one_more(bot: Bot) -> None:
     blocks = bot.reply(name).blocks
     with ThreadPoolExecutor(max_workers=25) as pool:
         clicks = list(pool.map(lambda _: bot.send.click(blocks, ui.ACTION_SYNC_NOW), range(50)))
+    clicked = datetime.now(UTC)
     assert all(reply.status == 200 for reply, _ in clicks)
     for _, name in clicks:
         bot.reply(name)  # every click is answered
@@ -313,6 +315,9 @@ def test_fifty_sync_clicks_run_one_sync_and_at_most_one_more(bot: Bot) -> None:
                 break
         time.sleep(0.2)
     runs = bot.engine.store.runs(stored.id)  # type: ignore[union-attr]
+    first = min(runs, key=lambda r: r.id)
+    print(f"first sync {(first.finished_at - first.started_at).total_seconds():.2f} s")  # type: ignore[operator]
+    assert first.finished_at > clicked, "the clicks did not all come during the first sync"  # type: ignore[operator]
     assert 1 <= len(runs) <= 2, f"{len(runs)} syncs for 50 clicks"
     assert len(bot.slack.of("chat.postMessage")) == len(runs)  # one DM per sync, no more
     notes = [" ".join(c.params["text"] for c in bot.slack.of("response_url", n)) for _, n in clicks]
