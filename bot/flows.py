@@ -136,18 +136,15 @@ def slack_hook(url: str, client: WebClient) -> bool:
     try:
         parts = urlsplit(url)
         api = urlsplit(client.base_url or "")
-    except ValueError:
+        here = (parts.scheme, parts.hostname, parts.port)
+        api_place = (api.scheme, api.hostname, api.port)
+    except ValueError:  # a port that is not a number
         return False
     if parts.username or parts.password:
         return False
-    if parts.scheme == "https" and parts.hostname == SLACK_HOOKS_HOST and parts.port in (None, 443):
+    if here in (("https", SLACK_HOOKS_HOST, None), ("https", SLACK_HOOKS_HOST, 443)):
         return True
-    own_api = api.hostname not in (None, "slack.com", "www.slack.com")
-    return own_api and (parts.scheme, parts.hostname, parts.port) == (
-        api.scheme,
-        api.hostname,
-        api.port,
-    )
+    return api.hostname not in (None, "slack.com", "www.slack.com") and here == api_place
 
 
 # ---------------------------------------------------------------- pickers

@@ -252,6 +252,7 @@ def test_replies_go_only_to_slacks_own_response_urls(bot: Bot) -> None:
         "https://hooks.slack.com.evil.example/commands/T/1/x",
         "http://hooks.slack.com/commands/T/1/x",
         "https://user:pw@hooks.slack.com/commands/T/1/x",
+        "https://hooks.slack.com:x/commands/T/1/x",
     ):
         assert not slack_hook(url, bot_client(bot)), url
     assert slack_hook("https://hooks.slack.com/commands/T0/1/abc", bot_client(bot))
