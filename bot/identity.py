@@ -46,7 +46,7 @@ def crm_user_for(client: WebClient, engine: Engine, slack_user_id: str) -> CrmUs
     try:
         engine.remember_slack_user(slack_user_id, email, tz=tz)
     except SlackIdTaken as taken:
-        if not _gone(client, taken.slack_user_id, team):
+        if not _gone(client, taken.slack_user_id, team, email):
             log.warning(
                 "Slack account %s was refused: the CRM user %s is already linked to Slack "
                 "account %s. If that is wrong, deactivate the old account in Slack.",
@@ -57,7 +57,7 @@ def crm_user_for(client: WebClient, engine: Engine, slack_user_id: str) -> CrmUs
             )
             raise NotMapped(TAKEN) from None
         log.info(
-            "Slack account %s replaces %s (deactivated) for %s",
+            "Slack account %s replaces %s (deactivated, or not this email now) for %s",
             slack_user_id,
             taken.slack_user_id,
             user.email,
@@ -101,14 +101,16 @@ def _in_team(info: dict[str, Any], team: str) -> bool:
     return team in teams
 
 
-def _gone(client: WebClient, slack_user_id: str, team: str) -> bool:
-    """Whether a Slack account is deactivated or no longer ours (so it may be replaced)."""
+def _gone(client: WebClient, slack_user_id: str, team: str, email: str) -> bool:
+    """Whether the Slack account that has a CRM user no longer claims it (deactivated,
+    not ours any more, or its email changed), so that another may take its place."""
     try:
         info = client.users_info(user=slack_user_id).get("user") or {}
     except SlackApiError as exc:
         error = exc.response.get("error", "") if exc.response is not None else ""
         return error in ("user_not_found", "user_not_visible")
-    return bool(info.get("deleted")) or not _in_team(info, team)
+    now = str((info.get("profile") or {}).get("email") or "").strip().lower()
+    return bool(info.get("deleted")) or not _in_team(info, team) or now != email.strip().lower()
 
 
 def _checked(user: CrmUser) -> CrmUser:

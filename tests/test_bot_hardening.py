@@ -226,6 +226,11 @@ def test_a_second_slack_account_with_bobs_email_is_refused_and_the_admin_told(
     bot.slack.add_user("U_BOB", "bob@example.com", deleted=True)
     assert "My CRM Contacts" in all_text(bot.shown("list", user="U_BOB2"))
     assert bot.engine.store.user_by_slack("U_BOB2").crm_user_id == bob.id  # type: ignore[union-attr]
+    # so may one whose old account now carries another email
+    bot.slack.add_user("U_BOB3", "bob@example.com")
+    bot.slack.add_user("U_BOB2", "robert@example.com")
+    assert "My CRM Contacts" in all_text(bot.shown("list", user="U_BOB3"))
+    assert bot.engine.store.user_by_slack("U_BOB3").crm_user_id == bob.id  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- 8: the smaller things
