@@ -41,6 +41,7 @@ def guarded(
     work: Callable[[CrmUser], None],
     *,
     slow: bool = False,
+    prompt: bool = False,
 ) -> None:
     """Run `work` for the asker after the ack, in a bounded pool (bot.work); returns at once.
 
@@ -48,7 +49,8 @@ def guarded(
     blocks=...)` (an ephemeral response, or a DM when there is no response_url); no stack
     trace ever reaches a user. Work that has to wait behind others is said to be queued,
     and a full queue is said to be full, so nobody waits on silence (SLACK_UX 1). `slow`
-    work (syncs, group adds) has its own pool.
+    work (syncs, group adds) has its own pool; `prompt` work (opening a modal: its
+    trigger_id lives 3 seconds) goes to the pool no backlog can hold up.
     """
 
     def queued(ahead: int) -> None:
@@ -58,7 +60,7 @@ def guarded(
         )
         _safe_reply(reply, note, icon=":hourglass_flowing_sand:")
 
-    pool = SLOW if slow else REQUESTS
+    pool = SLOW if slow else PROMPT if prompt else REQUESTS
     job = lambda: _run_guarded(client, engine, slack_user_id, reply, work)  # noqa: E731
     if pool.submit(job, on_wait=queued) is None:
         log.warning("the %s queue is full; a request was refused", pool.name)

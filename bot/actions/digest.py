@@ -38,4 +38,4 @@ def register(app: App, engine: Engine) -> None:
             else:
                 reply(text=STALE, blocks=ui.problem_blocks(STALE))
 
-        guarded(client, engine, slack_user_id, reply, work)
+        guarded(client, engine, slack_user_id, reply, work, prompt=choice == "time")
