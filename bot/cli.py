@@ -114,32 +114,27 @@ def _slack_posters(s: Settings, e: Engine) -> tuple[SummaryPoster | None, TeamPo
     return poster, lambda digest: _post_team_summary(client, channel, digest)
 
 
-_TEAM_ORDER = {
-    a: n for n, a in enumerate(("created", "linked", "updated", "unlinked", "deleted", "forgotten"))
-}
+# chat.postMessage's answers that only a person can fix (Slack's chat.postMessage errors):
+# the bot is not in the public channel (and has no chat:write.public), cannot see the
+# private one, or the channel is archived.
+CHANNEL_REFUSALS = ("not_in_channel", "channel_not_found", "is_archived")
 
 
 def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> bool:
     """The team digest in SUMMARY_CHANNEL: counts per salesperson, no contact details."""
-    from bot.blocks import context, fallback, fit_escaped, plural, section, sections_of_lines, when
-    from bot.failures import TEAM_FAILED
+    from slack_sdk.errors import SlackApiError
 
-    lines = []
-    for line in digest.lines:
-        ranked = sorted(line.counts.items(), key=lambda kv: _TEAM_ORDER.get(kv[0], 99))
-        counts = ", ".join(f"{n} {action}" for action, n in ranked)
-        text = f"• *{fit_escaped(line.name, 100)}* ({fit_escaped(line.email, 100)})"
-        text += f": {counts or 'no changes'}"
-        if line.errors:
-            text += f" — :x: {TEAM_FAILED}"  # a shared channel: no server or account names
-        lines.append(text)
-    title = f"CRM Contacts: {plural(len(lines), 'salesperson', 'salespeople')} with activity"
-    blocks = [
-        section(f"*{title}*"),
-        context(f"Since {when(digest.since)}"),
-        *sections_of_lines(lines, 40),
-    ]
-    client.chat_postMessage(channel=channel, text=fallback(title), blocks=blocks)
+    from bot.summary import team_summary_message
+    from sync_engine.schedule import SummaryChannelRefused
+
+    text, blocks = team_summary_message(digest)
+    try:
+        client.chat_postMessage(channel=channel, text=text, blocks=blocks)
+    except SlackApiError as exc:
+        reason = str(exc.response.get("error") or "")
+        if reason in CHANNEL_REFUSALS:
+            raise SummaryChannelRefused(channel, reason) from None
+        raise
     return True
 
 

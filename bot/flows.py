@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
@@ -105,7 +106,14 @@ def responder(respond: Any, client: WebClient, slack_user_id: str, body: dict[st
     """A reply function: through response_url when the payload has one, else a DM.
 
     A response_url that is not Slack's own is not used (a DM instead): replies carry
-    contact details, and a crafted payload must not send them elsewhere."""
+    contact details, and a crafted payload must not send them elsewhere.
+
+    A response_url takes 5 posts within 30 minutes (Slack's "Handling user interaction");
+    a modal left open longer, or a refused message, makes it answer an HTTP error, which
+    Bolt's `respond` returns without raising. Such a reply is logged in one line and goes
+    to the user's DM instead: `dm_instead=(text, blocks)` when the DM should say it
+    differently (a DM cannot replace the message the response_url pointed at).
+    """
     url = str(body.get("response_url") or "")
     if url and not slack_hook(url, client):
         log.warning("ignored a response_url outside Slack's hooks host", extra={"event": "bad_url"})
@@ -113,16 +121,33 @@ def responder(respond: Any, client: WebClient, slack_user_id: str, body: dict[st
     if url:
 
         def via_response_url(**message: Any) -> Any:
+            instead = message.pop("dm_instead", None)
             message.setdefault("response_type", "ephemeral")
             message.setdefault("replace_original", False)
-            return respond(**message)
+            try:
+                response = respond(**message)
+                status, answer = int(response.status_code), str(response.body or "")[:80]
+            except Exception as exc:  # the response_url did not answer: same as a refusal
+                response, status, answer = None, 0, type(exc).__name__
+            if status == 200:
+                return response
+            log.warning(
+                "response_url refused a reply (HTTP %s, %s); sending it as a DM",
+                status,
+                answer,
+                extra={"event": "response_url_failed", "status": status, "error": answer},
+            )
+            text, blocks = instead or (message.get("text", ""), message.get("blocks") or [])
+            return post_dm(client, slack_user_id, text, blocks)
 
         return via_response_url
 
     def via_dm(**message: Any) -> Any:
         message.pop("replace_original", None)
         message.pop("response_type", None)
-        return post_dm(client, slack_user_id, message.get("text", ""), message.get("blocks", []))
+        instead = message.pop("dm_instead", None)
+        text, blocks = instead or (message.get("text", ""), message.get("blocks", []))
+        return post_dm(client, slack_user_id, text, blocks)
 
     return via_dm
 
@@ -163,8 +188,10 @@ def picker_message(
     """Render one page of a picker; merge the user's ticks on that page first (UX 5).
 
     `ticked` are the ids ticked on the page being rendered (a checkbox tick);
-    `select_page` ticks everyone choosable on it (*Select all*).
+    `select_page` ticks everyone choosable on it (*Select all*). The query is first cut to
+    what the picker's buttons can carry, so every page searches the same words.
     """
+    state = state.with_query_fitted()
     if state.mode == "add":
         state, total, people = _search_page(engine, user, state)
         if total == 0:
@@ -320,32 +347,60 @@ def show_digest(engine: Engine, user: CrmUser, place: str, reply: Reply, note: s
     card of `/crm-contacts digest` is drawn again."""
     period = ui.digest_period(place)
     message = digest_message(engine, user, *period, note=note) if period else None
+    prefs = engine.digest_prefs(user)
+    card_text = ui.fallback(f"Your digest: {prefs.describe()}")
+    # what the user must see if the message cannot be redrawn: the new setting, by DM
+    instead = (card_text, ui.digest_card(prefs, note))
     if message is not None:
         text, blocks = message
         # a DM the bot posted, not an ephemeral reply: replaced as it is
-        reply(text=text, blocks=blocks, replace_original=True, response_type=None)
+        reply(
+            text=text,
+            blocks=blocks,
+            replace_original=True,
+            response_type=None,
+            dm_instead=instead,
+        )
         return
-    prefs = engine.digest_prefs(user)
     reply(
-        text=ui.fallback(f"Your digest: {prefs.describe()}"),
+        text=card_text,
         blocks=ui.digest_card(prefs, note),
         replace_original=True,
         response_type=None if period else "ephemeral",
+        dm_instead=instead,
     )
 
 
-def open_digest_time(
+def open_loading(client: WebClient, trigger_id: str, title: str, callback_id: str) -> Any:
+    """Open a "Loading…" modal now, before any database or Web API look-up (a trigger_id
+    lives 3 seconds); returns the view (its id and hash for views.update), or None with
+    one log line when Slack refused the trigger (the user sees no modal and can click
+    again)."""
+    try:
+        response = client.views_open(
+            trigger_id=trigger_id, view=ui.loading_modal(title, callback_id)
+        )
+    except SlackApiError as exc:
+        log.warning("could not open the %s modal: %s", title, exc.response.get("error", "error"))
+        return None
+    return response["view"]
+
+
+def fill_digest_time(
     client: WebClient,
     engine: Engine,
     user: CrmUser,
-    trigger_id: str,
+    view: dict[str, Any],
     place: str,
     response_url: str,
 ) -> None:
-    """Open the time picker; its submission updates the message at `response_url`."""
+    """Put the time picker into the opened modal; its submission updates the message at
+    `response_url`."""
     metadata = json.dumps({"place": place, "url": response_url}, separators=(",", ":"))
     prefs = engine.digest_prefs(user)
-    client.views_open(trigger_id=trigger_id, view=ui.digest_time_modal(prefs, metadata))
+    client.views_update(
+        view_id=view["id"], hash=view.get("hash"), view=ui.digest_time_modal(prefs, metadata)
+    )
 
 
 _WORDS = {"at", "daily", "weekly", "snooze", "resume", "off", "on"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,21 +19,26 @@ from slack_sdk import WebClient
 from bot.blocks import (
     COMMAND,
     MAX_BLOCKS,
+    TEXT_BUDGET,
     Block,
     context,
     digest_controls,
     digest_place,
     fallback,
     fit_escaped,
+    lines_length,
+    list_budgets,
+    listing,
     plural,
     section,
-    sections_of_lines,
+    text_length,
     when,
 )
-from bot.failures import for_salesperson
-from sync_engine.model import CrmUser, Outcome, SyncResult
+from bot.failures import TEAM_FAILED, for_salesperson
+from sync_engine.model import CrmUser, DigestPrefs, Outcome, SyncResult
 
 if TYPE_CHECKING:
+    from sync_engine.schedule import TeamDigest
     from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
@@ -59,10 +65,37 @@ SHORT = {
 }
 # Names listed per kind before "and N more"; keeps a long result within 50 blocks.
 NAMES_PER_KIND = 25
+MAX_WARNINGS = 5
 FAILURE_HINT = (
     "I retry these at the next sync. If one keeps failing, check the person in the CRM "
     "and the contact in Outlook, or send this message to your admin."
 )
+DUPLICATES_TITLE = (
+    "*Possible duplicates* — similar contacts already in your mailbox that I did not link "
+    "(only an exact name and company match is linked):"
+)
+# Where to see everything a long list left out (UX 8).
+SEE_ALL = f"`{COMMAND} list` shows everyone in My CRM Contacts."
+SEE_FAILED = (
+    f"`{COMMAND} list` shows each one's status, App Home lists the failures, and "
+    "`crm-contacts why ID` tells an admin one person's story."
+)
+SEE_DUPLICATES = (
+    "An admin sees them all with `crm-contacts sync --dry-run --as EMAIL` (EMAIL: yours)."
+)
+
+
+@dataclass(frozen=True)
+class _List:
+    """One list of a summary: its lines, and how it shares the message's room."""
+
+    title: str
+    lines: list[str]
+    more: str  # where to see all
+    hidden: int = 0  # lines left out already
+    max_blocks: int = 2
+    weight: int = 1  # share of the room, against the other lists
+    after: list[Block] = field(default_factory=list)
 
 
 def summary_blocks(
@@ -73,11 +106,15 @@ def summary_blocks(
     error: str | None = None,
     nothing: str = "Nothing changed: your mailbox was already up to date.",
     subtitle: str = "",
+    reserve: int = 0,
 ) -> tuple[str, list[Block]]:
     """The summary of one sync or one period: per-person outcomes, duplicates, failures.
 
-    Returns (fallback text, blocks). Long lists are cut with "…and N more" and a pointer
-    to `/crm-contacts list`, so the message stays within Slack's limits.
+    Returns (fallback text, blocks). The whole message keeps within the text budget
+    (`bot.blocks.budget`), less `reserve` characters for what the caller adds (the
+    digest's controls): the counts are always there; each list shows its first lines
+    and "…and N more" with where to see all. Failures, what the user most needs, get a
+    double share of the room the lists divide.
     """
     failed = [o for o in outcomes if o.action == "failed"]
     done = [o for o in outcomes if o.action != "failed"]
@@ -91,50 +128,55 @@ def summary_blocks(
     if possible_duplicates:
         counts.append(plural(len(possible_duplicates), "possible duplicate"))
 
-    blocks: list[Block] = [section(f"*{fit_escaped(title, 300)}*")]
+    head: list[Block] = [section(f"*{fit_escaped(title, 300)}*")]
     if subtitle:  # mrkdwn made by us (dates), never a CRM value
-        blocks.append(context(subtitle))
+        head.append(context(subtitle))
     if error:
-        blocks.append(section(f":x: {fit_escaped(error, 2000)}"))
+        head.append(section(f":x: {fit_escaped(error, 1000)}"))
     if counts:
-        blocks.append(context(" · ".join(counts)))
+        head.append(context(" · ".join(counts)))
     elif not error and not warnings:
-        blocks.append(section(nothing))
+        head.append(section(nothing))
+    tail = [section(f":warning: {fit_escaped(w, 500)}") for w in warnings[:MAX_WARNINGS]]
+    hint = [context(FAILURE_HINT)] if failed else []
 
-    more = f"`{COMMAND} list` shows everyone."
+    lists: list[_List] = []
     for key, label in ACTIONS:
         group = [o for o in done if o.action == key]
-        if not group:
-            continue
-        lines = [_outcome_line(o) for o in group]
-        blocks += sections_of_lines(
-            [f"*{label}* ({len(group)})", *lines[:NAMES_PER_KIND]],
-            2,
-            more,
-            hidden=len(lines) - NAMES_PER_KIND,
-        )
+        if group:
+            lines = [_outcome_line(o) for o in group[:NAMES_PER_KIND]]
+            hidden = len(group) - len(lines)
+            lists.append(_List(f"*{label}* ({len(group)})", lines, SEE_ALL, hidden=hidden))
     if failed:
         lines = [
             f"• *{fit_escaped(o.name, 200)}*: {fit_escaped(o.detail or 'no reason given', 400)}"
             for o in failed
         ]
-        blocks.append(section(f":warning: *Failed* ({len(failed)})"))
-        blocks += sections_of_lines(lines, 4, more)
-        blocks.append(context(FAILURE_HINT))
+        title_ = f":warning: *Failed* ({len(failed)})"
+        lists.append(_List(title_, lines, SEE_FAILED, max_blocks=4, weight=2, after=hint))
     if possible_duplicates:
-        blocks.append(
-            section(
-                "*Possible duplicates* — similar contacts already in your mailbox that I did "
-                "not link (only an exact name and company match is linked):"
-            )
+        lines = [f"• {fit_escaped(d, 400)}" for d in possible_duplicates]
+        lists.append(_List(DUPLICATES_TITLE, lines, SEE_DUPLICATES, max_blocks=4))
+
+    room = TEXT_BUDGET - reserve - text_length(head + hint + tail)
+    budgets = list_budgets(
+        room, [lines_length(li.lines, li.title) for li in lists], [li.weight for li in lists]
+    )
+    blocks = list(head)
+    for li, budget in zip(lists, budgets, strict=True):
+        blocks += listing(
+            li.lines,
+            budget=budget,
+            max_blocks=li.max_blocks,
+            more=li.more,
+            title=li.title,
+            hidden=li.hidden,
         )
-        blocks += sections_of_lines([f"• {fit_escaped(d, 400)}" for d in possible_duplicates], 4)
-    for warning in warnings[:5]:
-        blocks.append(section(f":warning: {fit_escaped(warning, 2000)}"))
-    blocks = blocks[:MAX_BLOCKS]
+        blocks += li.after
+    blocks += tail
 
     text = title + (": " + ", ".join(counts) if counts else "") + (f" — {error}" if error else "")
-    return fallback(text), blocks
+    return fallback(text), blocks[:MAX_BLOCKS]
 
 
 def _outcome_line(outcome: Outcome) -> str:
@@ -155,6 +197,30 @@ def sync_result_message(result: SyncResult) -> tuple[str, list[Block]]:
         result.warnings,
         for_salesperson(result.error),  # the reason itself is the admin's (`status`)
     )
+
+
+_TEAM_ORDER = {
+    a: n for n, a in enumerate(("created", "linked", "updated", "unlinked", "deleted", "forgotten"))
+}
+SEE_TEAM = "`crm-contacts status` lists every mailbox."
+
+
+def team_summary_message(digest: TeamDigest) -> tuple[str, list[Block]]:
+    """The team digest for SUMMARY_CHANNEL: counts per salesperson, no contact details;
+    a long team shows its first salespeople and "…and N more" within the text budget."""
+    lines = []
+    for line in digest.lines:
+        ranked = sorted(line.counts.items(), key=lambda kv: _TEAM_ORDER.get(kv[0], 99))
+        counts = ", ".join(f"{n} {action}" for action, n in ranked)
+        text = f"• *{fit_escaped(line.name, 100)}* ({fit_escaped(line.email, 100)})"
+        text += f": {counts or 'no changes'}"
+        if line.errors:
+            text += f" — :x: {TEAM_FAILED}"  # a shared channel: no server or account names
+        lines.append(text)
+    title = f"CRM Contacts: {plural(len(lines), 'salesperson', 'salespeople')} with activity"
+    head = [section(f"*{title}*"), context(f"Since {when(digest.since)}")]
+    room = TEXT_BUDGET - text_length(head)
+    return fallback(title), head + listing(lines, budget=room, max_blocks=40, more=SEE_TEAM)
 
 
 def open_dm(client: WebClient, slack_user_id: str) -> str:
@@ -188,15 +254,40 @@ def digest_message(
     if not outcomes and not activity.possible_duplicates and not warnings:
         return None
     prefs = engine.digest_prefs(user)
-    subtitle = f"Since {when(since)} · {plural(activity.runs, 'sync')}"
-    text, blocks = summary_blocks(
-        "Your CRM Contacts digest",  # the controls say daily or weekly; they may change
+    return digest_blocks(
         outcomes,
         activity.possible_duplicates,
         warnings,
-        subtitle=subtitle,
+        prefs,
+        (since, until),
+        runs=activity.runs,
+        note=note,
     )
+
+
+def digest_blocks(
+    outcomes: Sequence[Outcome],
+    possible_duplicates: Sequence[str],
+    warnings: Sequence[str],
+    prefs: DigestPrefs,
+    period: tuple[datetime, datetime],
+    *,
+    runs: int,
+    note: str = "",
+) -> tuple[str, list[Block]]:
+    """The digest's (fallback text, blocks): the summary, then its controls, all within
+    the text budget (the summary leaves the controls their room)."""
+    since, until = period
+    subtitle = f"Since {when(since)} · {plural(runs, 'sync')}"
     controls = digest_controls(prefs, digest_place(since, until), note)
+    text, blocks = summary_blocks(
+        "Your CRM Contacts digest",  # the controls say daily or weekly; they may change
+        outcomes,
+        possible_duplicates,
+        warnings,
+        subtitle=subtitle,
+        reserve=text_length(controls),
+    )
     return text, blocks[: MAX_BLOCKS - len(controls)] + controls
 
 

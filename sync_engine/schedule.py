@@ -237,6 +237,16 @@ class TeamDigest:
 TeamPoster = Callable[[TeamDigest], bool]
 
 
+class SummaryChannelRefused(Exception):
+    """The chat service will not post in SUMMARY_CHANNEL (the bot is not in it, or cannot
+    see it): retrying cannot help until someone fixes the channel or the setting."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(f"{channel}: {reason}")
+        self.channel = channel
+        self.reason = reason
+
+
 # -- the process --------------------------------------------------------------------------
 
 
@@ -264,6 +274,8 @@ class Scheduler:
         )
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
+        # SUMMARY_CHANNEL as it was when the chat service refused it (no retry until it changes)
+        self._refused_channel: str | None = None
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -522,6 +534,10 @@ class Scheduler:
 
     def _team_summary(self) -> bool:
         assert self.team_poster is not None
+        if self._refused_channel is not None and self._refused_channel == (
+            self.settings.summary_channel
+        ):
+            return False  # said once; nothing changes until the setting does
         now = self.now()
         until = summary_slot(now, "UTC", self.settings.summary_time, self.policy.summary_grace)
         previous = queue.mark(self.store, TEAM_MARK)
@@ -536,6 +552,19 @@ class Scheduler:
             return False
         try:
             posted = self.team_poster(digest)
+        except SummaryChannelRefused as exc:
+            # give the period back, so it goes out once the channel is fixed
+            queue.claim_mark(self.store, TEAM_MARK, until, previous or until - timedelta(days=1))
+            self._refused_channel = self.settings.summary_channel
+            log.error(
+                "team summary not sent: Slack refused SUMMARY_CHANNEL %s (%s); invite the "
+                "bot to that channel or give the app chat:write.public, then restart the "
+                "clock process. No retry until SUMMARY_CHANNEL changes.",
+                exc.channel,
+                exc.reason,
+                extra={"event": "team_summary_refused", "error": exc.reason},
+            )
+            return False
         except Exception as exc:
             queue.claim_mark(self.store, TEAM_MARK, until, previous or until - timedelta(days=1))
             log.warning(

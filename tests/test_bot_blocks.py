@@ -1,6 +1,6 @@
 """The Block Kit builders on their own: escaping, Slack's limits, picker state, summaries.
 
-Checked with the stand-in's own limit checker (tests/servers/slack.py), written
+Checked with the stand-in's own limit checker (tests/servers/slack/), written
 independently of bot/blocks.py.
 """
 
@@ -172,7 +172,14 @@ def test_manifest_and_procfile_match_what_the_bot_uses() -> None:
     root = Path(__file__).resolve().parent.parent
     manifest = (root / "manifest.yml").read_text()
     scopes = re.findall(r"^\s+- ([a-z:.]+)\s+#", manifest, flags=re.MULTILINE)
-    assert scopes == ["commands", "chat:write", "im:write", "users:read", "users:read.email"]
+    assert scopes == [
+        "commands",
+        "chat:write",
+        "chat:write.public",
+        "im:write",
+        "users:read",
+        "users:read.email",
+    ]
     assert "command: /crm-contacts" in manifest
     assert "- app_home_opened" in manifest
     assert manifest.count("/slack/events") == 3
@@ -251,3 +258,46 @@ def test_a_long_list_of_updates_is_cut_whole_lines_with_and_n_more():
     more = re.search(r"…and (\d+) more", text)
     assert more is not None and shown + int(more.group(1)) == 30
     assert "&amp" not in text.replace("&amp;", "")  # no entity cut in half
+
+
+def test_slash_text_undoes_slacks_three_entities_exactly_once_and_straightens_quotes() -> None:
+    from bot.typed import slash_text, straight_quotes
+
+    assert slash_text("search company:&quot;Smith &amp; Co&quot;") == (
+        "search company:&quot;Smith & Co&quot;"  # only &amp; &lt; &gt; are Slack's
+    )
+    assert slash_text("&lt;!here&gt; &amp;amp; &amp;lt;") == "<!here> &amp; &lt;"  # once
+    assert slash_text("company:“Smith & Co” jane") == 'company:"Smith & Co" jane'
+    assert slash_text("COMPANY: ”Acme“") == 'COMPANY:"Acme"'
+    assert straight_quotes("Seán O’Brien “the boss”") == "Seán O’Brien “the boss”"
+
+
+def test_100_selected_ids_and_a_quote_heavy_2000_character_query_stay_whole_json() -> None:
+    """Slack cuts nothing, it refuses; we used to cut the value ourselves into invalid JSON.
+    Now the query is fitted first and the selection is kept whole (100 ids of 7 digits)."""
+    query = ('company:"Smith \\"&\\" Co" ' * 100)[:2000]
+    selected = tuple(range(1_000_000, 1_000_100))
+    state = ui.PickerState("add", query, 20, selected).with_query_fitted()
+    people = [person(1_000_000 + i, last=f"Doe{i}") for i in range(10)]
+    blocks = ui.picker_blocks(ui.PickerPage(state, 300, people, people))
+    assert block_kit_problems(blocks, LIMITS["message_blocks"]) == []
+    values = [e["value"] for b in blocks for e in b.get("elements", []) if e["type"] == "button"]
+    assert len(values) == 5  # add, select all, deselect all, previous, next
+    for value in values:
+        assert len(value) <= 2000
+        parsed = ui.PickerState.from_value(value)
+        assert parsed.selected == selected and query.startswith(parsed.query)
+    assert "*100 selected*" in all_text(blocks)
+
+
+def test_ids_too_long_for_a_button_value_drop_the_oldest_ticks_and_say_so() -> None:
+    selected = tuple(range(10**18, 10**18 + 100))  # 19-digit ids: 100 of them take 2,000
+    state = ui.PickerState("remove", "", 0, selected)
+    people = [person(10**18 + i, status="synced", in_list=True) for i in range(10)]
+    blocks = ui.picker_blocks(ui.PickerPage(state, 100, people, people))
+    value = find_element(blocks, ui.ACTION_REMOVE)[0]["value"]
+    kept = ui.PickerState.from_value(value).selected
+    assert len(value) <= 2000 and 0 < len(kept) < 100
+    assert kept == selected[-len(kept) :]  # the newest ticks stay
+    assert f"I keep the last {len(kept)} ticks" in all_text(blocks)
+    assert f"*{len(kept)} selected*" in all_text(blocks)

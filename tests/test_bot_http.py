@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -546,7 +547,11 @@ def test_app_home_dashboard_and_search_modal(bot: Bot) -> None:
         modal,
         {
             ui.SEARCH_INPUT_BLOCK: {
-                ui.SEARCH_INPUT_ACTION: {"type": "plain_text_input", "value": "Acme"}
+                # typed on a phone: curly quotes (a modal's input is not HTML-escaped)
+                ui.SEARCH_INPUT_ACTION: {
+                    "type": "plain_text_input",
+                    "value": "company:“Acme Corp”",
+                }
             }
         },
     )
@@ -554,6 +559,7 @@ def test_app_home_dashboard_and_search_modal(bot: Bot) -> None:
     dm = bot.slack.wait_for("chat.postMessage")[0]
     assert dm.params["channel"] == "DU_ALICE"
     assert "Ana Isabel García" in option_names(dm.blocks)
+    assert "3 people match" in all_text(dm.blocks)
 
 
 def test_healthz_and_unknown_paths(bot: Bot) -> None:
@@ -692,6 +698,12 @@ def test_repeated_and_concurrent_requests_ack_fast_and_duplicate_nothing(bot: Bo
 # ---------------------------------------------------------------- the digest's controls
 
 
+def filled_modal(bot: Bot, count: int = 1) -> dict[str, Any]:
+    """The `count`-th modal the bot opened, as views.update filled it."""
+    update = bot.slack.wait_for("views.update", count)[count - 1]
+    return {**update.view, "id": update.params["view_id"]}
+
+
 def digest_menu(blocks: list[dict[str, Any]]) -> list[str]:
     """The values of the digest's overflow items, in order."""
     element, _ = find_element(blocks, ui.ACTION_DIGEST_MENU)
@@ -768,7 +780,8 @@ def test_each_digest_control_changes_the_setting_and_updates_the_dm_in_place(bot
     assert reply.status == 200 and bot.send.last_elapsed < 3.0
     opened = bot.slack.wait_for("views.open")[0]
     assert opened.params["trigger_id"] == f"trigger-{name}"
-    modal = opened.view
+    assert "Loading" in all_text(opened.view["blocks"])  # at once; filled by views.update
+    modal = filled_modal(bot)
     time_input = next(b for b in modal["blocks"] if b["block_id"] == ui.DIGEST_TIME_BLOCK)
     assert time_input["element"]["type"] == "timepicker"
     assert time_input["element"]["initial_time"] == "08:00"
@@ -803,7 +816,7 @@ def test_each_digest_control_changes_the_setting_and_updates_the_dm_in_place(bot
     assert "*Daily digest* at *17:30*" in all_text(daily)
     # a daily digest's modal has no day to pick
     bot.send.click(daily, ui.ACTION_DIGEST_MENU, option="time", message=dm)
-    modal = bot.slack.wait_for("views.open", 2)[1].view
+    modal = filled_modal(bot, 2)
     assert [b["block_id"] for b in modal["blocks"]] == [ui.DIGEST_TIME_BLOCK]
     assert modal["blocks"][0]["element"]["initial_time"] == "17:30"
     # Bob's settings were never touched
@@ -852,7 +865,7 @@ def test_a_stale_digest_menu_and_a_cancelled_time_get_clear_answers(bot: Bot) ->
     assert "out of date" in all_text(stale.blocks)
     # a time modal submitted without a time is refused in the modal itself
     bot.send.click(card, ui.ACTION_DIGEST_MENU, option="time")
-    modal = bot.slack.wait_for("views.open")[0].view
+    modal = filled_modal(bot)
     empty = bot.send.submit_view(
         modal, {ui.DIGEST_TIME_BLOCK: {ui.DIGEST_TIME_ACTION: {"type": "timepicker"}}}
     )
@@ -881,3 +894,167 @@ def test_a_very_long_search_keeps_its_buttons_working(bot: Bot) -> None:
     assert len(buttons(blocks)[ui.ACTION_ALL]["value"]) <= ui.MAX_VALUE
     after = bot.click(blocks, ui.ACTION_ALL)
     assert "out of date" not in all_text(after.blocks)
+
+
+# ---------------------------------------------------------------- Slack's own habits (issue 12)
+
+
+def test_slash_text_arrives_escaped_and_curly_quotes_are_accepted(bot: Bot) -> None:
+    """Slack sends `&`, `<`, `>` as entities (the sender escapes as Slack does); phones and
+    Macs type curly quotes. Both find the company as typed."""
+    crm = EmbeddedCrm(bot.engine.crm)
+    crm.add_person(first="Ada", last="Smith", company="Smith & Co", manager="bob@example.com")
+    crm.add_person(first="Ada", last="Smythe", company="Smith <Co>", manager="bob@example.com")
+    for typed in (
+        'search company:"Smith & Co"',
+        "search company:“Smith & Co”",
+        "search company:„Smith & Co“",
+    ):
+        blocks = bot.shown(typed)
+        assert option_names(blocks) == ["Ada Smith"], typed
+        assert "1 person matches" in all_text(blocks)
+        assert '“company:"Smith &amp; Co"”' in all_text(blocks)  # quoted back, escaped once
+    card = bot.shown('person company:"Smith <Co>"')
+    assert "Ada Smythe" in all_text(card) and "Smith &lt;Co&gt;" in all_text(card)
+
+
+def test_add_group_of_300_answers_within_slacks_text_limit(bot: Bot) -> None:
+    """Slack refuses a message of more than ~12,000 characters of text (the stand-in says
+    `msg_blocks_too_long`): the result of adding 300 people shows the first ones and
+    "…and N more" with where to see all, and Slack takes it."""
+    crm = EmbeddedCrm(bot.engine.crm)
+    for i in range(300):
+        crm.add_person(
+            first=f"Person{i:03d}",
+            last="Grouped",
+            company="Harbour & Sons International Holdings",
+            email=f"person{i}@harbour-and-sons.example.com",
+            title="Regional Procurement Manager",
+            manager="bob@example.com",
+        )
+    blocks = bot.shown("add-group", user="U_BOB")
+    assert "304 people have you as Account Manager" in all_text(blocks)
+    done = bot.click(blocks, ui.ACTION_GROUP_ADD, user="U_BOB", count=2)
+    text = all_text(done.blocks)
+    assert "Added 304 people to My CRM Contacts" in text
+    shown = len(re.findall(r"^\*[^*\n]+\* — ", text, re.MULTILINE))  # one line a person
+    more = re.search(r"…and (\d+) more\._ `/crm-contacts list` shows everyone", text)
+    assert more is not None and 0 < shown < 304
+    assert shown + int(more.group(1)) == 304
+    assert bot.slack.refused() == []
+    assert len(bot.engine.my_list(bot.user("bob@example.com"))) == 304
+
+
+def test_a_2000_character_list_query_keeps_its_buttons_whole(bot: Bot) -> None:
+    """A button value holds 2,000 characters; a 2,000-character query is cut before the
+    first search, never mid-JSON, so every button still works (quote-heavy queries, whose
+    JSON doubles each quote, are in test_bot_blocks)."""
+    alice = bot.user("alice@example.com")
+    bot.engine.add(alice, [p.id for p in bot.engine.search(alice, DESIGN_RIGHT).people])
+    blocks = bot.shown("list " + "Maria " * 334)
+    assert option_names(blocks) == ["Maria Lopez"]
+    for element in buttons(blocks).values():
+        assert len(element["value"]) <= ui.MAX_VALUE
+        json.loads(element["value"])
+    after = bot.click(blocks, ui.ACTION_ALL)
+    assert "out of date" not in all_text(after.blocks)
+    assert "*1 selected*" in all_text(after.blocks)
+    done = bot.click(after.blocks, ui.ACTION_REMOVE)
+    assert "Removed 1 person from My CRM Contacts" in all_text(done.blocks)
+
+
+def test_crm_text_in_mrkdwn_is_verbatim_so_a_bare_here_pings_nobody(bot: Bot) -> None:
+    """Slack turns a bare `@here` in mrkdwn into a mention unless the text object says
+    `verbatim: true`; escaping alone does not stop it."""
+    crm = EmbeddedCrm(bot.engine.crm)
+    crm.add_person(first="Hal", last="Here", company="@here Widgets", manager="bob@example.com")
+    search = bot.shown('search company:"@here Widgets"')
+    card = bot.shown("person Hal Here")
+    for blocks in (search, card):
+        carrying = [o for o in mrkdwn_objects(blocks) if "@here" in o["text"]]
+        assert carrying, all_text(blocks)
+        assert all(o.get("verbatim") is True for o in carrying)
+
+
+def mrkdwn_objects(obj: Any) -> list[dict[str, Any]]:
+    if isinstance(obj, dict):
+        own = [obj] if obj.get("type") == "mrkdwn" else []
+        return own + [o for v in obj.values() for o in mrkdwn_objects(v)]
+    if isinstance(obj, list):
+        return [o for v in obj for o in mrkdwn_objects(v)]
+    return []
+
+
+def test_change_time_opens_the_modal_within_3_seconds_even_when_slack_is_slow(bot: Bot) -> None:
+    """A trigger_id expires 3 seconds after the click (the stand-in then answers
+    `expired_trigger_id`): the modal opens before any look-up, here a users.info that
+    takes 3.2 seconds, and is filled afterwards with views.update."""
+    dm = posted_digest(bot)
+    bot.slack.slow("users.info", 3.2)  # Alice's first click: who is she?
+    reply, name = bot.send.click(dm.blocks, ui.ACTION_DIGEST_MENU, option="time", message=dm)
+    assert reply.status == 200 and bot.send.last_elapsed < 3.0
+    opened = bot.slack.wait_for("views.open", timeout=5)[0]
+    assert opened.params["trigger_id"] == f"trigger-{name}"
+    modal = filled_modal(bot)
+    assert [b["block_id"] for b in modal["blocks"]] == [ui.DIGEST_TIME_BLOCK]
+    assert bot.slack.refused() == []
+    bot.slack.slow("users.info", 0)
+    saved = bot.send.submit_view(
+        modal,
+        {
+            ui.DIGEST_TIME_BLOCK: {
+                ui.DIGEST_TIME_ACTION: {"type": "timepicker", "selected_time": "06:15"}
+            }
+        },
+    )
+    assert saved.status == 200
+    assert "now comes at 06:15" in all_text(bot.reply(name).blocks)
+
+
+def test_a_time_saved_after_the_response_url_expired_comes_by_dm(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The digest's time modal redraws the digest through the click's response_url, which
+    lasts 30 minutes (the stand-in then answers 404 `expired_url`): a modal left open
+    longer still saves, logs one line, and the new time reaches the user as a DM."""
+    dm = posted_digest(bot)
+    _, name = bot.send.click(dm.blocks, ui.ACTION_DIGEST_MENU, option="time", message=dm)
+    modal = filled_modal(bot)
+    bot.slack.expire_response_url(name)  # the user came back to the modal 31 minutes later
+    with caplog.at_level("WARNING", logger="bot.flows"):
+        saved = bot.send.submit_view(
+            modal,
+            {
+                ui.DIGEST_TIME_BLOCK: {
+                    ui.DIGEST_TIME_ACTION: {"type": "timepicker", "selected_time": "17:45"}
+                }
+            },
+        )
+        assert saved.status == 200
+        second = bot.slack.wait_for("chat.postMessage", 2)[1]
+    assert second.params["channel"] == "DU_ALICE"
+    assert "✓ Your digest now comes at 17:45 your time." in all_text(second.blocks)
+    assert "*Daily digest* at *17:45*" in all_text(second.blocks)
+    assert [c.error for c in bot.slack.refused("response_url")] == ["expired_url"]
+    logged = [r.getMessage() for r in caplog.records if "response_url" in r.getMessage()]
+    assert len(logged) == 1 and "expired_url" in logged[0] and "/respond/" not in logged[0]
+    assert bot.engine.digest_prefs(bot.user("alice@example.com")).time == "17:45"
+
+
+def test_the_stand_in_takes_five_posts_per_response_url_like_slack(bot: Bot) -> None:
+    from slack_sdk.webhook import WebhookClient
+
+    hook = WebhookClient(bot.slack.response_url("five"))
+    answers = [hook.send(text=f"post {n}") for n in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [404]
+    assert answers[-1].body == "used_url"
+
+
+def test_change_time_for_an_unmapped_user_says_why_in_the_modal(bot: Bot) -> None:
+    card = bot.shown("digest")
+    bot.send.click(card, ui.ACTION_DIGEST_MENU, option="time", user="U_NOBODY")
+    problem = filled_modal(bot)
+    assert "no CRM user has the email nobody@example.com" in all_text(problem["blocks"]).replace(
+        "No CRM", "no CRM"
+    )
+    assert "submit" not in problem

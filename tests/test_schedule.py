@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -618,6 +619,75 @@ def test_a_digest_that_fails_to_post_is_retried_not_lost(
     assert scheduler.run_summaries() == 1
     assert scheduler.run_summaries() == 0
     assert calls[0] == calls[1] and len(calls) == 2
+
+
+def manifest_scopes() -> frozenset[str]:
+    """The bot scopes manifest.yml asks for (what an installed app has)."""
+    manifest = (Path(__file__).resolve().parent.parent / "manifest.yml").read_text()
+    return frozenset(re.findall(r"^\s+- ([a-z:.]+)\s+#", manifest, flags=re.MULTILINE))
+
+
+def team_rig(
+    engine: Engine, slack: SlackStandIn, clock: Clock, monkeypatch: pytest.MonkeyPatch, channel: str
+) -> tuple[Scheduler, datetime]:
+    """A day of activity and a scheduler whose team summary is due at `at` in `channel`."""
+    at = (datetime.now(UTC) + timedelta(minutes=3)).replace(second=0, microsecond=0)
+    monkeypatch.setenv("SUMMARY_TIME", at.strftime("%H:%M"))
+    monkeypatch.setenv("SUMMARY_CHANNEL", channel)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+    engine.settings = load_settings()
+    _, team = _slack_posters(engine.settings, engine)
+    scheduler = Scheduler(engine, now=clock, team_poster=team)
+    scheduler.run_cycle()
+    return scheduler, at
+
+
+def test_with_the_manifests_scopes_the_team_summary_reaches_a_public_channel_uninvited(
+    demo: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+):
+    """chat:write.public (manifest.yml) lets the bot post in a public channel nobody invited
+    it to; without it Slack answers `not_in_channel`."""
+    with SlackStandIn(scopes=manifest_scopes()) as slack:
+        slack.add_channel("C_SALES", private=False, member=False)
+        scheduler, at = team_rig(demo, slack, clock, monkeypatch, "C_SALES")
+        clock.t = at + timedelta(minutes=1)
+        scheduler.run_summaries()
+        (posted,) = slack.of("chat.postMessage")
+        assert posted.params["channel"] == "C_SALES" and slack.refused() == []
+        assert "salespeople with activity" in posted.params["text"]
+
+
+def test_a_team_channel_the_bot_cannot_post_in_is_one_log_line_and_no_retry(
+    demo: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """A private channel the bot is not in answers `channel_not_found`: one clear log line,
+    then nothing more (no post, no line) tick after tick until SUMMARY_CHANNEL changes;
+    the period is kept and goes to the new channel."""
+    with SlackStandIn(scopes=manifest_scopes()) as slack:
+        slack.add_channel("C_PRIVATE", private=True, member=False)
+        scheduler, at = team_rig(demo, slack, clock, monkeypatch, "C_PRIVATE")
+        with caplog.at_level("INFO", logger="crm_contacts.schedule"):
+            for minute in range(1, 6):
+                clock.t = at + timedelta(minutes=minute)
+                scheduler.run_summaries()
+        assert [c.error for c in slack.refused("chat.postMessage")] == ["channel_not_found"]
+        said = [r for r in caplog.records if "team summary" in r.getMessage()]
+        assert len(said) == 1 and said[0].levelname == "ERROR"
+        line = said[0].getMessage()
+        assert "C_PRIVATE" in line and "channel_not_found" in line and "invite" in line
+
+        # the admin points SUMMARY_CHANNEL at a channel the bot may post in
+        slack.add_channel("C_TEAM", private=True, member=True)
+        monkeypatch.setenv("SUMMARY_CHANNEL", "C_TEAM")
+        demo.settings = load_settings()
+        _, scheduler.team_poster = _slack_posters(demo.settings, demo)
+        scheduler.settings = demo.settings
+        clock.t = at + timedelta(minutes=7)
+        scheduler.run_summaries()
+        (posted,) = slack.of("chat.postMessage")
+        assert posted.params["channel"] == "C_TEAM"
+        assert "salespeople with activity" in posted.params["text"]
 
 
 # -- each user's own digest settings (SLACK_UX 9) ----------------------------------------------

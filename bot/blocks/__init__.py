@@ -11,7 +11,14 @@ working: every public name is here.
 from __future__ import annotations
 
 from bot.blocks.budget import (
-    sections_of_lines,
+    SECTION_ROOM,
+    TAIL_ROOM,
+    TEXT_BUDGET,
+    lines_length,
+    list_budgets,
+    listing,
+    shares,
+    text_length,
 )
 from bot.blocks.common import (
     ACTION_ADD,
@@ -65,6 +72,7 @@ from bot.blocks.common import (
     fit,
     fit_escaped,
     header,
+    loading_modal,
     mrkdwn,
     overflow,
     plain,
@@ -90,6 +98,7 @@ from bot.blocks.home import (
     search_modal,
 )
 from bot.blocks.person import (
+    CARD_FIELD_TEXT,
     no_match,
     person_card,
     person_choices,
@@ -97,15 +106,19 @@ from bot.blocks.person import (
     person_option,
 )
 from bot.blocks.picker import (
+    MAX_QUERY_JSON,
     PickerPage,
     PickerState,
     picker_blocks,
 )
 from bot.blocks.results import (
+    GROUP_PREVIEW,
+    SEE_LIST,
     added_blocks,
     group_confirm_blocks,
     help_blocks,
     help_text,
+    people_lists,
     removed_blocks,
     status_blocks,
 )
@@ -126,6 +139,7 @@ __all__ = [
     "ACTION_REMOVE",
     "ACTION_SYNC_NOW",
     "ACTION_TICK",
+    "CARD_FIELD_TEXT",
     "COMMAND",
     "DIGEST_CARD",
     "DIGEST_DAY_ACTION",
@@ -133,6 +147,7 @@ __all__ = [
     "DIGEST_MODAL",
     "DIGEST_TIME_ACTION",
     "DIGEST_TIME_BLOCK",
+    "GROUP_PREVIEW",
     "HELP_LINES",
     "MAX_BLOCKS",
     "MAX_BLOCK_ID",
@@ -145,6 +160,7 @@ __all__ = [
     "MAX_OPTION_TEXT",
     "MAX_OVERFLOW_OPTIONS",
     "MAX_QUERY",
+    "MAX_QUERY_JSON",
     "MAX_SELECTED",
     "MAX_TEXT",
     "MAX_VALUE",
@@ -152,6 +168,10 @@ __all__ = [
     "SEARCH_INPUT_ACTION",
     "SEARCH_INPUT_BLOCK",
     "SEARCH_MODAL",
+    "SECTION_ROOM",
+    "SEE_LIST",
+    "TAIL_ROOM",
+    "TEXT_BUDGET",
     "Block",
     "PickerPage",
     "PickerState",
@@ -179,9 +199,14 @@ __all__ = [
     "help_text",
     "home_problem_view",
     "home_view",
+    "lines_length",
+    "list_budgets",
+    "listing",
+    "loading_modal",
     "mrkdwn",
     "no_match",
     "overflow",
+    "people_lists",
     "person_card",
     "person_choices",
     "person_line",
@@ -193,7 +218,8 @@ __all__ = [
     "removed_blocks",
     "search_modal",
     "section",
-    "sections_of_lines",
+    "shares",
     "status_blocks",
+    "text_length",
     "when",
 ]

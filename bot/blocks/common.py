@@ -115,8 +115,16 @@ def plain(text: str, limit: int = MAX_TEXT) -> dict[str, Any]:
 
 
 def mrkdwn(text: str) -> dict[str, Any]:
-    """A mrkdwn text object; callers have already escaped every CRM value in `text`."""
-    return {"type": "mrkdwn", "text": text[:MAX_TEXT] or " "}
+    """A mrkdwn text object; callers have already escaped every CRM value in `text`.
+
+    `verbatim: true` on every one: Slack then leaves bare `@here`, `#channel` and URLs in
+    the text alone instead of turning them into mentions and links (Block Kit reference,
+    text object: `verbatim`), so a company named "@here Widgets" pings nobody. Escaping
+    `&`, `<`, `>` is still needed: `<!here>` is markup, verbatim or not. Nothing we write
+    relies on that auto-parsing; our dates are explicit `<!date^…>` markup, which verbatim
+    keeps.
+    """
+    return {"type": "mrkdwn", "text": text[:MAX_TEXT] or " ", "verbatim": True}
 
 
 def section(text: str) -> Block:
@@ -209,3 +217,16 @@ def problem_blocks(message: str) -> list[Block]:
 def fallback(text: str) -> str:
     """The notification text that goes with blocks; Slack parses it too, so it is escaped."""
     return fit_escaped(text, MAX_FALLBACK)
+
+
+def loading_modal(title: str, callback_id: str) -> dict[str, Any]:
+    """A modal opened at once, before any look-up: a trigger_id expires 3 seconds after
+    the click (Slack's "Handling user interaction"), so the real view follows through
+    views.update. No submit button: there is nothing to submit yet."""
+    return {
+        "type": "modal",
+        "callback_id": callback_id,
+        "title": plain(title, 24),
+        "close": plain("Cancel", 24),
+        "blocks": [section("Loading…")],
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks.budget import sections_of_lines
+from bot.blocks.budget import TEXT_BUDGET, listing, text_length
 from bot.blocks.common import (
     ACTION_HOME_LIST,
     ACTION_HOME_SEARCH,
@@ -22,7 +22,6 @@ from bot.blocks.common import (
     header,
     plain,
     problem_blocks,
-    section,
 )
 from sync_engine.model import PersonView
 
@@ -31,23 +30,29 @@ def home_view(status_blocks_: list[Block], failed: Sequence[PersonView] = ()) ->
     """The App Home dashboard: counts, last and next sync, failures, and the buttons."""
     blocks: list[Block] = [header("My CRM Contacts")]
     blocks += [b for b in status_blocks_ if b.get("type") != "actions"]
+    closing = [
+        actions(
+            button("Retry now" if failed else "Sync now", ACTION_SYNC_NOW, "sync", style="primary"),
+            button("Search the CRM", ACTION_HOME_SEARCH, "search"),
+            button("My list", ACTION_HOME_LIST, "list"),
+        ),
+        context(f"Type `{COMMAND} help` anywhere for every command."),
+    ]
     if failed:
         lines = [
             f"• *{fit_escaped(p.name or f'person {p.id}', 200)}*: "
             f"{fit_escaped(p.status.removeprefix('failed: '), 300)}"
             for p in failed
         ]
-        blocks.append(section(f":warning: *Failed at the last sync* ({len(failed)})"))
-        blocks += sections_of_lines(lines, 5, f"`{COMMAND} list` shows everyone.")
-    blocks.append(
-        actions(
-            button("Retry now" if failed else "Sync now", ACTION_SYNC_NOW, "sync", style="primary"),
-            button("Search the CRM", ACTION_HOME_SEARCH, "search"),
-            button("My list", ACTION_HOME_LIST, "list"),
+        room = TEXT_BUDGET - text_length(blocks) - text_length(closing)
+        blocks += listing(
+            lines,
+            budget=room,
+            max_blocks=5,
+            more=f"`{COMMAND} list` shows each one's status.",
+            title=f":warning: *Failed at the last sync* ({len(failed)})",
         )
-    )
-    blocks.append(context(f"Type `{COMMAND} help` anywhere for every command."))
-    return {"type": "home", "blocks": blocks}
+    return {"type": "home", "blocks": blocks + closing}
 
 
 def home_problem_view(message: str) -> dict[str, Any]:

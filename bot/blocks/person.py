@@ -9,7 +9,6 @@ from bot.blocks.common import (
     ACTION_PERSON_ADD,
     ACTION_PERSON_OPEN,
     ACTION_PERSON_REMOVE,
-    MAX_FIELD_TEXT,
     MAX_OPTION_TEXT,
     PAGE_SIZE,
     Block,
@@ -24,6 +23,10 @@ from bot.blocks.common import (
     section,
 )
 from sync_engine.model import PersonView
+
+# Characters of one CRM value on the card: six of them stay well within a message's text
+# budget (bot.blocks.budget), and Sage's own columns are far shorter.
+CARD_FIELD_TEXT = 1000
 
 
 def person_line(person: PersonView, mark_in_list: bool = True) -> str:
@@ -68,7 +71,7 @@ def person_card(person: PersonView, note: str = "") -> list[Block]:
         ("Account manager", person.manager),
     ]
     shown = [
-        mrkdwn(f"*{label}*\n{fit_escaped(value, MAX_FIELD_TEXT - 50)}")
+        mrkdwn(f"*{label}*\n{fit_escaped(value, CARD_FIELD_TEXT)}")
         for label, value in fields
         if value
     ]

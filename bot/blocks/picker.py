@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bot.blocks.budget import TEXT_BUDGET, listing, text_length
 from bot.blocks.common import (
     ACTION_ADD,
     ACTION_ALL,
@@ -16,10 +17,12 @@ from bot.blocks.common import (
     ACTION_PREV,
     ACTION_REMOVE,
     ACTION_TICK,
+    COMMAND,
     MAX_BLOCK_ID,
     MAX_OPTIONS,
     MAX_QUERY,
     MAX_SELECTED,
+    MAX_VALUE,
     PAGE_SIZE,
     Block,
     actions,
@@ -32,6 +35,11 @@ from bot.blocks.common import (
 )
 from bot.blocks.person import person_line, person_option
 from sync_engine.model import PersonView
+
+# What a picker's query may take of a button value (2,000 characters), written as JSON
+# (a `"` is two characters there). The rest holds up to 100 selected ids and the page:
+# 100 ids of 10 digits and their commas take 1,100.
+MAX_QUERY_JSON = 700
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,27 @@ class PickerState:
     page: tuple[int, ...] = ()  # the ids offered as options when this was rendered
 
     def to_value(self) -> str:
+        """The state as JSON for a button value; `fitted()` states stay within 2,000."""
         payload = {"m": self.mode, "q": self.query, "o": self.offset, "s": list(self.selected)}
         if self.page:
             payload["p"] = list(self.page)
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+    def with_query_fitted(self) -> PickerState:
+        """The query cut (whole characters) to what a button value keeps for it, before the
+        first search, so every page of one picker searches the same words."""
+        query = _fit_json(self.query[:MAX_QUERY], MAX_QUERY_JSON)
+        return self if query == self.query else replace(self, query=query)
+
+    def fitted(self) -> PickerState:
+        """This state within a button value's 2,000 characters, dropped on purpose, never
+        cut: the query fitted first, then the oldest selected ids go (newest ticks are
+        last). A valid state always fits with an empty query and no selection."""
+        state = self.with_query_fitted()
+        selected = list(state.selected[-MAX_SELECTED:])
+        while len(replace(state, selected=tuple(selected)).to_value()) > MAX_VALUE and selected:
+            selected.pop(0)
+        return replace(state, selected=tuple(selected))
 
     @classmethod
     def from_value(cls, value: str) -> PickerState:
@@ -112,6 +137,17 @@ class PickerState:
         return PickerState(self.mode, self.query, max(offset, 0), self.selected, ())
 
 
+def _fit_json(text: str, limit: int) -> str:
+    """The longest start of `text` whose JSON string form (quotes and backslashes escaped)
+    takes at most `limit` characters."""
+    size = 0
+    for end, char in enumerate(text):
+        size += len(json.dumps(char, ensure_ascii=False)) - 2
+        if size > limit:
+            return text[:end]
+    return text
+
+
 def _b36(number: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
     if number < 0:
@@ -140,7 +176,16 @@ def picker_blocks(page: PickerPage) -> list[Block]:
 
     At most 10 options (one page), a handful of blocks whatever the result size.
     """
-    state = page.state
+    choosable = list(page.choosable)[:MAX_OPTIONS]
+    # what the buttons carry: this page's options, and a state that fits a button value
+    state = rendered = replace(page.state, page=tuple(p.id for p in choosable)).fitted()
+    note = page.note
+    dropped = len(page.state.selected) - len(state.selected)
+    if dropped > 0:
+        note = (
+            f"I keep the last {len(state.selected)} ticks; {dropped} earlier ones were "
+            "dropped: add these, then pick more"
+        )
     adding = state.mode == "add"
     pages = max((page.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     number = state.offset // PAGE_SIZE + 1
@@ -155,10 +200,6 @@ def picker_blocks(page: PickerPage) -> list[Block]:
         headline += f" — page {number} of {pages}"
     blocks: list[Block] = [section(headline)]
 
-    choosable = list(page.choosable)[:MAX_OPTIONS]
-    rendered = PickerState(
-        state.mode, state.query, state.offset, state.selected, tuple(p.id for p in choosable)
-    )
     if choosable:
         options = [person_option(p, with_status=not adding) for p in choosable]
         chosen = [o for o, p in zip(options, choosable, strict=True) if p.id in state.selected]
@@ -172,21 +213,13 @@ def picker_blocks(page: PickerPage) -> list[Block]:
         blocks.append(actions(element, block_id=rendered.to_block_id()))
     choosable_ids = {p.id for p in choosable}
     others = [p for p in page.people if p.id not in choosable_ids]
-    if others:
-        if adding:
-            label = "Already in My CRM Contacts:"
-            lines = [f"✓ {person_line(p, mark_in_list=False)}" for p in others]
-        else:
-            label = "Leaving My CRM Contacts at the next sync:"
-            lines = [f"• {person_line(p, mark_in_list=False)}" for p in others]
-        blocks.append(section(label + "\n" + "\n".join(lines)))
 
     count = len(state.selected)
     elsewhere = len([i for i in state.selected if i not in choosable_ids])
     tally = f"*{count} selected*" + (f" ({elsewhere} on other pages)" if elsewhere else "")
-    if page.note:
-        tally += f" · {page.note}"
-    blocks.append(context(tally))
+    if note:
+        tally += f" · {fit_escaped(note, 500)}"
+    closing: list[Block] = [context(tally)]
 
     value = rendered.to_value()
     buttons: list[dict[str, Any]] = []
@@ -219,5 +252,17 @@ def picker_blocks(page: PickerPage) -> list[Block]:
         buttons.append(button("◀ Previous", ACTION_PREV, value))
     if state.offset + PAGE_SIZE < page.total:
         buttons.append(button("Next ▶", ACTION_NEXT, value))
-    blocks.append(actions(*buttons))
-    return blocks
+    closing.append(actions(*buttons))
+    if others:  # shown, not offered: within what the rest of the message leaves (UX 8)
+        if adding:
+            title, mark = "Already in My CRM Contacts:", "✓"
+        else:
+            title, mark = "Leaving My CRM Contacts at the next sync:", "•"
+        blocks += listing(
+            [f"{mark} {person_line(p, mark_in_list=False)}" for p in others],
+            budget=TEXT_BUDGET - text_length(blocks) - text_length(closing),
+            max_blocks=4,
+            more=f"`{COMMAND} list` shows everyone in My CRM Contacts.",
+            title=title,
+        )
+    return blocks + closing

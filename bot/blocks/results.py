@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.blocks.budget import sections_of_lines
+from bot.blocks.budget import TEXT_BUDGET, lines_length, list_budgets, listing, text_length
 from bot.blocks.common import (
     ACTION_GROUP_ADD,
     ACTION_SYNC_NOW,
     COMMAND,
     HELP_LINES,
-    MAX_BLOCKS,
     Block,
     actions,
     button,
@@ -28,56 +27,73 @@ from bot.failures import for_salesperson
 from sync_engine.model import PersonView
 from sync_engine.service import MailboxStatus
 
+# Where a user sees everyone a long list left out.
+SEE_LIST = f"`{COMMAND} list` shows everyone in My CRM Contacts."
+
+
+def people_lists(
+    room: int, lists: Sequence[tuple[str, Sequence[PersonView], int]], more: str = SEE_LIST
+) -> list[Block]:
+    """Titled lists of people sharing `room` characters: each (title, people, max_blocks)
+    shows whole lines, then "…and N more" and `more` (UX 8)."""
+    lines = [[person_line(p, False) for p in people] for _, people, _ in lists]
+    budgets = list_budgets(
+        room, [lines_length(ls, t) for ls, (t, _, _) in zip(lines, lists, strict=True)]
+    )
+    blocks: list[Block] = []
+    for (title, _, max_blocks), shown, budget in zip(lists, lines, budgets, strict=True):
+        blocks += listing(shown, budget=budget, max_blocks=max_blocks, more=more, title=title)
+    return blocks
+
 
 def added_blocks(added: Sequence[PersonView], already: Sequence[PersonView]) -> list[Block]:
     """After an add: the people just added, as Sage shows the Contacts page."""
-    blocks: list[Block] = []
+    closing = [
+        context(
+            "They reach your mailbox at the next sync, within a few minutes. "
+            f"Search again to add more, or `{COMMAND} sync` now."
+        ),
+        actions(button("Sync now", ACTION_SYNC_NOW, "sync")),
+    ]
+    lists: list[tuple[str, Sequence[PersonView], int]] = []
     if added:
-        blocks.append(
-            section(f"*Added {plural(len(added), 'person', 'people')} to My CRM Contacts:*")
+        lists.append(
+            (f"*Added {plural(len(added), 'person', 'people')} to My CRM Contacts:*", added, 30)
         )
-        blocks += sections_of_lines([person_line(p, False) for p in added], 40)
     if already:
         title = f"*{plural(len(already), 'was', 'were')} already in My CRM Contacts:*"
         if len(already) == 1:
             title = "*Already in My CRM Contacts:*"
-        blocks.append(section(title))
-        blocks += sections_of_lines([person_line(p, False) for p in already], 5)
-    if not blocks:
-        blocks.append(section("Nothing to add."))
-    blocks = blocks[: MAX_BLOCKS - 2]
-    blocks.append(
-        context(
-            "They reach your mailbox at the next sync, within a few minutes. "
-            f"Search again to add more, or `{COMMAND} sync` now."
-        )
-    )
-    blocks.append(actions(button("Sync now", ACTION_SYNC_NOW, "sync")))
-    return blocks
+        lists.append((title, already, 5))
+    if not lists:
+        return [section("Nothing to add."), *closing]
+    return people_lists(TEXT_BUDGET - text_length(closing), lists) + closing
 
 
 def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) -> list[Block]:
-    blocks: list[Block] = []
+    closing: list[Block] = []
     if removed:
-        blocks.append(
-            section(f"*Removed {plural(len(removed), 'person', 'people')} from My CRM Contacts:*")
-        )
-        blocks += sections_of_lines([person_line(p, False) for p in removed], 40)
-        blocks.append(
+        closing.append(
             context(
                 "At the next sync they lose the CRM Contact category and are no longer kept "
                 "up to date; the contacts themselves stay in your mailbox."
             )
         )
     if not_in_list:
-        blocks.append(
+        closing.append(
             context(
                 f"{plural(len(not_in_list), 'person was', 'people were')} not in your list any more."
             )
         )
-    if not blocks:
-        blocks.append(section("Nothing to remove."))
-    return blocks[:MAX_BLOCKS]
+    if not removed:
+        return closing or [section("Nothing to remove.")]
+    title = f"*Removed {plural(len(removed), 'person', 'people')} from My CRM Contacts:*"
+    room = TEXT_BUDGET - text_length(closing)
+    return people_lists(room, [(title, removed, 30)]) + closing
+
+
+# People shown before add-group's confirmation; the count says how many in all.
+GROUP_PREVIEW = 10
 
 
 def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
@@ -93,11 +109,7 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
     if not new:
         blocks.append(context("Everyone in your group is already in My CRM Contacts."))
         return blocks
-    preview = [person_line(p, False) for p in new[:10]]
-    blocks += sections_of_lines(preview, 2)
-    if len(new) > 10:
-        blocks.append(context(f"…and {len(new) - 10} more."))
-    blocks.append(
+    closing = [
         actions(
             button(
                 f"Add {len(new)} to My CRM Contacts",
@@ -112,8 +124,11 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
                 ),
             )
         )
-    )
-    return blocks
+    ]
+    preview = [person_line(p, False) for p in new[:GROUP_PREVIEW]]
+    room = TEXT_BUDGET - text_length(blocks) - text_length(closing)
+    blocks += listing(preview, budget=room, max_blocks=4, hidden=len(new) - len(preview))
+    return blocks + closing
 
 
 def status_blocks(status: MailboxStatus) -> list[Block]:

@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.flows import digest_changes, guarded, picker_message, responder, sync_and_report
+from bot.typed import slash_text
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
@@ -125,7 +126,7 @@ def register(app: App, engine: Engine) -> None:
     def crm_contacts(
         ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond, body: dict[str, Any]
     ) -> None:
-        sub, query = parse(str(command.get("text") or ""))
+        sub, query = parse(slash_text(str(command.get("text") or "")))
         query = query[: ui.MAX_QUERY]  # as a picker keeps it; 20,000 words are not a name
         if sub in ("", "help"):
             ack(text=ui.help_text(), blocks=ui.help_blocks(), response_type="ephemeral")

@@ -15,6 +15,7 @@ from bot import blocks as ui
 from bot.flows import guarded, picker_message
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import post_dm
+from bot.typed import straight_quotes
 from bot.work import PROMPT, REQUESTS
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine, EngineError
@@ -58,12 +59,10 @@ def register(app: App, engine: Engine) -> None:
     @app.view(ui.SEARCH_MODAL)
     def search_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         values = ((body.get("view") or {}).get("state") or {}).get("values") or {}
-        query = str(
-            ((values.get(ui.SEARCH_INPUT_BLOCK) or {}).get(ui.SEARCH_INPUT_ACTION) or {}).get(
-                "value"
-            )
-            or ""
-        ).strip()
+        typed = ((values.get(ui.SEARCH_INPUT_BLOCK) or {}).get(ui.SEARCH_INPUT_ACTION) or {}).get(
+            "value"
+        )
+        query = straight_quotes(str(typed or "").strip())
         if not query:
             ack(
                 response_action="errors",
