@@ -24,7 +24,10 @@ FIELD_NAMES: tuple[str, ...] = (
     "department",
     "web_page",
     "email",
+    "email2",
     "business_phone",
+    "business_fax",
+    "home_phone",
     "mobile_phone",
     "street",
     "city",
@@ -56,8 +59,11 @@ class ContactFields:
     job_title: str = ""
     department: str = ""
     web_page: str = ""
-    email: str = ""
-    business_phone: str = ""
+    email: str = ""  # the Business email (EmailLink)
+    email2: str = ""  # the Private email
+    business_phone: str = ""  # PhoneLink types Business, Fax, Home, Mobile
+    business_fax: str = ""
+    home_phone: str = ""
     mobile_phone: str = ""
     street: str = ""
     city: str = ""
@@ -131,10 +137,27 @@ class CrmUser:
     first_name: str = ""
     last_name: str = ""
     deleted: bool = False
+    disabled: bool = False
+    resource: bool = False  # a room or a projector, not a person
+    template: bool = False  # a user template, not a person
 
     @property
     def name(self) -> str:
         return " ".join(p for p in (self.first_name, self.last_name) if p) or self.logon
+
+    @property
+    def inactive(self) -> str:
+        """Why this user is not a salesperson ('' when they are): Sage keeps deleted and
+        disabled users, and resources and templates share the Users table."""
+        for flag, why in (
+            (self.deleted, "deactivated (deleted)"),
+            (self.disabled, "deactivated (disabled)"),
+            (self.resource, "a resource, not a person"),
+            (self.template, "a user template, not a person"),
+        ):
+            if flag:
+                return why
+        return ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,7 @@ from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sync_engine import tables as t
-from sync_engine.crm import schema as s
-from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.crm.source import SageCrm
 from sync_engine.files import private_dir
 from sync_engine.model import DigestPrefs
 from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
@@ -110,27 +109,13 @@ def mailbox(store: Store, user_id: int) -> MailboxRow | None:
 
 
 def crm_changes(crm: SageCrm, since: datetime | None) -> dict[int, datetime]:
-    """Person id -> when its Person or Company row last changed, for changes after `since`.
-
-    A soft delete bumps Pers_UpdatedDate and a company change counts for its people; the
-    time of each change comes back, so one query serves mailboxes whose watermarks differ. Hard-deleted rows leave no trace here; the
-    daily full reconcile finds them. `since=None` means every person (a mailbox that last
-    synced against an empty CRM)."""
-    p, c = s.person, s.company
-    query = select(p.c.Pers_PersonId, p.c.Pers_UpdatedDate, c.c.Comp_UpdatedDate).select_from(
-        p.outerjoin(c, p.c.Pers_CompanyId == c.c.Comp_CompanyId)
-    )
-    if since is not None:
-        query = query.where(or_(p.c.Pers_UpdatedDate > since, c.c.Comp_UpdatedDate > since))
-    out: dict[int, datetime] = {}
-    try:
-        with crm.engine.connect() as conn:
-            for pid, pers, comp in conn.execute(query):
-                stamps = [d for d in (pers, comp) if d is not None]
-                out[int(pid)] = max(stamps) if stamps else datetime.min
-    except Exception as exc:  # the CRM's driver errors vary; say what it is, not the URL
-        raise CrmError(f"cannot read CRM changes: {type(exc).__name__}") from None
-    return out
+    """Person id -> when that person last changed, for changes after `since`: their Person
+    row, company, default address, or any email, phone or link row (`SageCrm.changes_since`),
+    so an email-only edit is found in the next cycle. The time of each change comes back,
+    so one look serves mailboxes whose watermarks differ. Hard-deleted rows leave no trace
+    here; the daily full reconcile finds them. `since=None` means every person (a mailbox
+    that last synced against an empty CRM)."""
+    return crm.changes_since(since)
 
 
 def interested(store: Store, person_ids: Iterable[int]) -> dict[int, set[int]]:

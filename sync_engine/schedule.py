@@ -396,9 +396,10 @@ class Scheduler:
         error: str | None = None
         result = None
         user = self.crm.user_by_id(row.user.crm_user_id)
-        if user is None or user.deleted:
+        if user is None or user.inactive:
             error = (
-                f"the CRM user {row.user.email} is gone or deactivated; nothing synced "
+                f"the CRM user {row.user.email} is gone or "
+                f"{user.inactive if user else 'deactivated'}; nothing synced "
                 "(reactivate the user in Sage CRM, or ignore this mailbox)"
             )
         else:
@@ -505,7 +506,7 @@ class Scheduler:
             if not queue.claim_summary(self.store, row.user.id, row.summary_until, until):
                 continue  # another scheduler process took it
             user = self.crm.user_by_id(row.user.crm_user_id)
-            if user is None or user.deleted:
+            if user is None or user.inactive:
                 continue
             try:
                 posted = self.summary_poster(user, slack_id, since, until)

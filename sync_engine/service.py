@@ -182,8 +182,11 @@ class Engine:
                 f"no CRM user has the email {email}; ask your CRM administrator to set it as "
                 "your email address in Sage CRM (Administration | Users)"
             )
-        if found.deleted:
-            raise UnknownUser(f"the CRM user {email} is deactivated; ask your CRM administrator")
+        if found.inactive:
+            raise UnknownUser(
+                f"the CRM user {email} is {found.inactive} in Sage CRM, so not a salesperson; "
+                "ask your CRM administrator (Administration | Users)"
+            )
         return found
 
     def _stored(self, user: CrmUser) -> StoredUser:
@@ -375,9 +378,11 @@ class Engine:
     def sync_stored(self, stored: StoredUser, **kwargs: object) -> SyncResult:
         """Sync a mailbox known to the state store (the scheduler's and `sync --all`'s path)."""
         user = self.crm.user_by_id(stored.crm_user_id)
-        if user is None or user.deleted:
+        if user is None or user.inactive:
+            why = user.inactive if user else "gone"
             return SyncResult(
-                mailbox=stored.mailbox, error="the CRM user is gone or deactivated; nothing synced"
+                mailbox=stored.mailbox,
+                error=f"the CRM user is {why} in Sage CRM, so not a salesperson; nothing synced",
             )
         return self.sync(user, **kwargs)  # type: ignore[arg-type]
 

@@ -16,7 +16,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import func, select
 
 from sync_engine.crm import schema as s
-from sync_engine.crm.source import SageCrm, _live
+from sync_engine.crm.source import SageCrm, _emails, _live, chunks
 from sync_engine.model import CrmPerson
 
 _COMPANY = re.compile(r'company:(?:"([^"]*)"?|(\S*))', re.IGNORECASE)
@@ -110,8 +110,15 @@ def search_people(crm: SageCrm, query: str) -> list[CrmPerson]:
     return [people[i] for i in ids if i in people and not people[i].deleted]
 
 
+def like_pattern(token: str) -> str:
+    """A prefix LIKE pattern matching `token` literally, with `\\` as the escape character.
+    `[` is escaped too: SQL Server reads `[...]` in LIKE as a character class."""
+    escaped = "".join("\\" + c if c in "\\%_[" else c for c in token)
+    return escaped + "%"
+
+
 def _like(crm: SageCrm, column, token: str):  # type: ignore[no-untyped-def]
-    pattern = token.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = like_pattern(token)
     if crm.engine.dialect.name == "postgresql":
         return column.ilike(pattern, escape="\\")
     return column.like(pattern, escape="\\")  # SQLite NOCASE / SQL Server CI collation
@@ -132,6 +139,24 @@ def _company_lookup(crm: SageCrm, base, prefix: str):  # type: ignore[no-untyped
     return base.where(p.c.Pers_CompanyId.in_(companies.limit(_PER_COLUMN).scalar_subquery()))
 
 
+def _email_lookup(crm: SageCrm, base, prefix: str):  # type: ignore[no-untyped-def]
+    """People with a live Business or Private email starting with `prefix` (Sage 7.1+
+    keeps emails in Email, linked to people through EmailLink, entity 13)."""
+    e, el, p = s.email, s.email_link, s.person
+    people = (
+        select(el.c.ELink_RecordID)
+        .select_from(el.join(e, e.c.Emai_EmailId == el.c.ELink_EmailId))
+        .where(
+            _like(crm, e.c.Emai_EmailAddress, prefix),
+            el.c.ELink_EntityID == s.PERSON_ENTITY_ID,
+            el.c.ELink_Type.in_(s.EMAIL_TYPES),
+            _live(el.c.ELink_Deleted),
+            _live(e.c.Emai_Deleted),
+        )
+    )
+    return base.where(p.c.Pers_PersonId.in_(people.limit(_PER_COLUMN).scalar_subquery()))
+
+
 def _candidates(
     crm: SageCrm, parsed: ParsedQuery, prefix_len: int | None = None
 ) -> dict[int, tuple[str, str]]:
@@ -143,26 +168,21 @@ def _candidates(
             p.c.Pers_FirstName,
             p.c.Pers_MiddleName,
             p.c.Pers_LastName,
-            p.c.Pers_EmailAddress,
             c.c.Comp_Name,
         )
         .select_from(p.outerjoin(c, p.c.Pers_CompanyId == c.c.Comp_CompanyId))
         .where(_live(p.c.Pers_Deleted))
     )
-    rows: dict[int, tuple[str, str]] = {}
+    found: dict[int, tuple[str, str, str, str]] = {}  # id -> first, middle, last, company
     with crm._connect() as conn:
         if parsed.company is not None:
-            company_ids = [
-                r[0]
-                for r in conn.execute(
-                    select(c.c.Comp_CompanyId).where(
-                        _equal(crm, c.c.Comp_Name, parsed.company), _live(c.c.Comp_Deleted)
-                    )
-                )
-            ]
-            if not company_ids:
+            companies = select(c.c.Comp_CompanyId).where(
+                _equal(crm, c.c.Comp_Name, parsed.company), _live(c.c.Comp_Deleted)
+            )
+            if conn.execute(companies.limit(1)).first() is None:
                 return {}
-            base = base.where(p.c.Pers_CompanyId.in_(company_ids))
+            # a sub-select, not a list of ids: any number of namesakes, few parameters
+            base = base.where(p.c.Pers_CompanyId.in_(companies.scalar_subquery()))
         words = sorted(parsed.tokens, key=len, reverse=True)[:3]
         cut = [w[:prefix_len] if prefix_len else w for w in words]
         precise = []  # lookups that use every word; the per-word ones only when these find nobody
@@ -179,18 +199,25 @@ def _candidates(
             )
         loose = []
         for w in cut:
-            for column in (p.c.Pers_LastName, p.c.Pers_FirstName, p.c.Pers_EmailAddress):
+            for column in (p.c.Pers_LastName, p.c.Pers_FirstName):
                 loose.append(base.where(_like(crm, column, w)))
+            loose.append(_email_lookup(crm, base, w))
             if parsed.company is None:
                 loose.append(_company_lookup(crm, base, w))
         for group in (precise, loose):
             for lookup in group:
                 for r in conn.execute(lookup.limit(_PER_COLUMN)):
-                    if r[0] not in rows:
-                        rows[r[0]] = (
-                            _haystack(r[1], r[2], r[3], r[5], r[4]),
-                            _haystack(r[1], r[2], r[3], r[5]),
-                        )
-            if rows:
+                    found.setdefault(r[0], (r[1], r[2], r[3], r[4]))
+            if found:
                 break
+        emails: dict[int, dict[str, str]] = {}
+        for chunk in chunks(found):
+            emails.update(_emails(conn, chunk))
+    rows: dict[int, tuple[str, str]] = {}
+    for pid, (first, middle, last, company) in found.items():
+        mail = emails.get(pid, {})
+        rows[pid] = (
+            _haystack(first, middle, last, company, mail.get("Business"), mail.get("Private")),
+            _haystack(first, middle, last, company),
+        )
     return rows

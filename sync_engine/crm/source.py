@@ -1,7 +1,12 @@
-"""Reads CRM people the way Sage CRM's Exchange integration sees them.
+"""Reads CRM people the way Sage CRM's Exchange integration sees them (DESIGN section 4).
 
 `SageCrm` takes a SQLAlchemy URL: the embedded SQLite demo CRM (writable, created on
-first use) or a real Sage CRM database (read-only: we never write to it).
+first use) or a real Sage CRM database, read-only: we never write to it, create nothing
+in it, and on SQLite and PostgreSQL the session itself refuses writes.
+
+Every statement is SQLAlchemy Core on the tables of `schema`, so it compiles for SQL
+Server as well (TOP, not LIMIT), and every `IN (...)` list is cut into chunks well under
+SQL Server's 2,100 parameters per statement.
 """
 
 from __future__ import annotations
@@ -10,14 +15,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from sync_engine.crm import schema as s
 from sync_engine.model import ContactFields, CrmPerson, CrmUser, clean
 
 # Chunk size for `IN (...)` lists: well under SQLite's and SQL Server's parameter limits.
 _ID_CHUNK = 900
+
+MSSQL_EXTRA = "pip install 'crm-contacts[mssql]'"
 
 
 class CrmError(Exception):
@@ -39,17 +46,59 @@ def _phone(country: object, area: object, number: object) -> str:
     return " ".join(p for p in (clean(country), clean(area), clean(number)) if p)
 
 
+def _set(flag: object) -> bool:
+    """Sage's nchar yes/no flags, maybe space-padded: 'true'/'Y' set; 'false'/'N'/NULL not."""
+    return clean(flag).lower() in ("true", "y", "yes", "1", "t")
+
+
+def chunks(ids: Iterable[int], size: int = _ID_CHUNK) -> Iterator[list[int]]:
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), size):
+        yield wanted[start : start + size]
+
+
+def open_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for the CRM URL; a missing driver or a bad URL is one line."""
+    try:
+        return create_engine(url, future=True)
+    except ModuleNotFoundError as exc:
+        if url.startswith("mssql"):
+            raise CrmError(
+                f"the SQL Server driver is not installed (no module {exc.name!r}): "
+                f"{MSSQL_EXTRA}, and use CRM_DATABASE_URL=mssql+pymssql://USER:PASSWORD@HOST:1433/CRM"
+            ) from None
+        raise CrmError(
+            f"the database driver for CRM_DATABASE_URL is not installed (no module {exc.name!r})"
+        ) from None
+    except NoSuchModuleError:
+        scheme = url.split(":", 1)[0]
+        raise CrmError(
+            f"CRM_DATABASE_URL names an unknown kind of database ({scheme}); for Sage CRM on "
+            "SQL Server use mssql+pymssql://USER:PASSWORD@HOST:1433/CRM"
+        ) from None
+    except (ArgumentError, ValueError):
+        raise CrmError(
+            "CRM_DATABASE_URL is not a database URL; for SQL Server use "
+            "mssql+pymssql://USER:PASSWORD@HOST:1433/CRM"
+        ) from None
+
+
 class SageCrm:
     """A CRM reachable through SQLAlchemy, with Sage's table and column names."""
 
     def __init__(self, url: str, *, writable: bool = False) -> None:
         self.url = url
         self.writable = writable
-        self.engine: Engine = create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            if writable:
-                self._create_embedded()
+        self.engine: Engine = open_engine(url)
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            event.listen(
+                self.engine, "connect", _sqlite_embedded if writable else _sqlite_read_only
+            )
+        elif dialect == "postgresql" and not writable:
+            event.listen(self.engine, "connect", _postgres_read_only)
+        if writable:
+            self._create_embedded()
 
     def _create_embedded(self) -> None:
         try:
@@ -63,62 +112,57 @@ class SageCrm:
     # -- users -------------------------------------------------------------------------
 
     def user_by_email(self, email: str) -> CrmUser | None:
-        """The user with this email; a live account wins over deactivated ones (Sage keeps
-        those), and the newest live one over older ones."""
-        deactivated = case((s.users.c.User_Deleted == 1, 1), else_=0)
-        query = (
-            select(s.users)
-            .where(func.lower(s.users.c.User_EmailAddress) == clean(email).lower())
-            .order_by(deactivated, s.users.c.User_UserId.desc())
+        """The user with this email; a salesperson wins over deleted, disabled, resource and
+        template users (Sage keeps those), and the newest over older ones."""
+        query = select(*s.cols(s.users)).where(
+            func.lower(s.users.c.User_EmailAddress) == clean(email).lower()
         )
+        with self._connect() as conn:
+            found = [_user(r) for r in conn.execute(query).mappings()]
+        found.sort(key=lambda u: (bool(u.inactive), -u.id))
+        return found[0] if found else None
+
+    def user_by_id(self, user_id: int) -> CrmUser | None:
+        query = select(*s.cols(s.users)).where(s.users.c.User_UserId == user_id)
         with self._connect() as conn:
             row = conn.execute(query).mappings().first()
         return _user(row) if row else None
 
-    def user_by_id(self, user_id: int) -> CrmUser | None:
-        with self._connect() as conn:
-            row = (
-                conn.execute(select(s.users).where(s.users.c.User_UserId == user_id))
-                .mappings()
-                .first()
-            )
-        return _user(row) if row else None
-
     def users(self) -> list[CrmUser]:
+        query = select(*s.cols(s.users)).order_by(s.users.c.User_UserId)
         with self._connect() as conn:
-            rows = conn.execute(select(s.users).order_by(s.users.c.User_UserId)).mappings().all()
+            rows = conn.execute(query).mappings().all()
         return [_user(r) for r in rows]
 
     # -- people ------------------------------------------------------------------------
 
     def people_by_ids(self, ids: Iterable[int]) -> dict[int, CrmPerson]:
         """Every person among `ids` still in the CRM, soft-deleted ones flagged `deleted`."""
-        wanted = sorted(set(ids))
         found: dict[int, CrmPerson] = {}
         with self._connect() as conn:
-            for start in range(0, len(wanted), _ID_CHUNK):
-                chunk = wanted[start : start + _ID_CHUNK]
-                query = _person_query().where(s.person.c.Pers_PersonId.in_(chunk))
-                rows = conn.execute(query).mappings().all()
-                mobiles = self._mobiles(conn, chunk)
+            for chunk in chunks(ids):
+                rows = conn.execute(person_query().where(s.person.c.Pers_PersonId.in_(chunk)))
+                rows = rows.mappings().all()
+                emails, phones = _emails(conn, chunk), _phones(conn, chunk)
                 for row in rows:
-                    found[row["Pers_PersonId"]] = _person(row, mobiles)
+                    found[row["Pers_PersonId"]] = _person(row, emails, phones)
         return found
 
     def people_managed_by(self, user_id: int) -> list[CrmPerson]:
         """Sage's "Add Group Of Contacts": every live person whose Account Manager is the user."""
         query = (
-            _person_query()
+            person_query()
             .where(s.person.c.Pers_PrimaryUserId == user_id, _live(s.person.c.Pers_Deleted))
             .order_by(s.person.c.Pers_LastName, s.person.c.Pers_FirstName, s.person.c.Pers_PersonId)
         )
         with self._connect() as conn:
             rows = conn.execute(query).mappings().all()
-            ids = [r["Pers_PersonId"] for r in rows]
-            mobiles: dict[int, str] = {}
-            for start in range(0, len(ids), _ID_CHUNK):
-                mobiles.update(self._mobiles(conn, ids[start : start + _ID_CHUNK]))
-        return [_person(r, mobiles) for r in rows]
+            emails: dict[int, dict[str, str]] = {}
+            phones: dict[int, dict[str, str]] = {}
+            for chunk in chunks(r["Pers_PersonId"] for r in rows):
+                emails.update(_emails(conn, chunk))
+                phones.update(_phones(conn, chunk))
+        return [_person(r, emails, phones) for r in rows]
 
     def count_live_people(self) -> int:
         with self._connect() as conn:
@@ -126,43 +170,63 @@ class SageCrm:
             return int(conn.execute(query).scalar_one())
 
     def latest_change(self) -> datetime | None:
+        """The newest UpdatedDate of any row a person's contact is read from (Person,
+        Company, Email, EmailLink, Phone, PhoneLink, Address): the sync watermark."""
+        stamps = [select(func.max(col)).scalar_subquery() for col in _UPDATED]
         with self._connect() as conn:
-            people = conn.execute(select(func.max(s.person.c.Pers_UpdatedDate))).scalar_one()
-            companies = conn.execute(select(func.max(s.company.c.Comp_UpdatedDate))).scalar_one()
-        stamps = [t for t in (people, companies) if t is not None]
-        return max(stamps) if stamps else None
+            row = conn.execute(select(*stamps)).one()
+        found = [t for t in row if t is not None]
+        return max(found) if found else None
+
+    def changes_since(
+        self, since: datetime | None, ids: Iterable[int] | None = None
+    ) -> dict[int, datetime]:
+        """Person id -> the time of that person's latest change after `since`, across their
+        Person row, company, default address, and email and phone rows and links.
+
+        Soft deletes count (Sage bumps the UpdatedDate when it sets Deleted); hard-deleted
+        rows leave no trace, the daily reconcile finds those. `since=None` means every
+        person (one with no stamp at all maps to datetime.min); `ids` limits the answer
+        to those people."""
+        out: dict[int, datetime] = {}
+        id_chunks: list[list[int] | None] = [None] if ids is None else list(chunks(ids))
+        with self._connect() as conn:
+            if since is None:
+                for chunk in id_chunks:
+                    query = select(s.person.c.Pers_PersonId)
+                    if chunk is not None:
+                        query = query.where(s.person.c.Pers_PersonId.in_(chunk))
+                    for (pid,) in conn.execute(query):
+                        out.setdefault(int(pid), datetime.min)
+            for query in change_queries(since):
+                for chunk in id_chunks:
+                    q = query if chunk is None else query.where(query.person_id.in_(chunk))
+                    for pid, stamp in conn.execute(q.select):
+                        if pid is None or stamp is None:
+                            continue
+                        pid = int(pid)
+                        if stamp > out.get(pid, datetime.min):
+                            out[pid] = stamp
+        return out
 
     def iter_people(self, batch: int = 5000) -> Iterator[CrmPerson]:
-        """Every live person, for the naive search baseline and exports."""
+        """Every live person with names and company (no emails or phones: a second query
+        per batch would double the cost), for the naive search baseline and exports."""
         query = (
-            _person_query().where(_live(s.person.c.Pers_Deleted)).order_by(s.person.c.Pers_PersonId)
+            person_query().where(_live(s.person.c.Pers_Deleted)).order_by(s.person.c.Pers_PersonId)
         )
         with self._connect() as conn:
             result = conn.execution_options(yield_per=batch).execute(query).mappings()
             for row in result:
-                yield _person(row, {})
+                yield _person(row, {}, {})
 
-    def _mobiles(self, conn, ids: list[int]) -> dict[int, str]:  # type: ignore[no-untyped-def]
-        query = (
-            select(
-                s.phone_link.c.PLink_RecordID,
-                s.phone.c.Phon_CountryCode,
-                s.phone.c.Phon_AreaCode,
-                s.phone.c.Phon_Number,
-            )
-            .select_from(
-                s.phone_link.join(s.phone, s.phone.c.Phon_PhoneId == s.phone_link.c.PLink_PhoneId)
-            )
-            .where(
-                s.phone_link.c.PLink_EntityID == s.PERSON_ENTITY_ID,
-                s.phone_link.c.PLink_RecordID.in_(ids),
-                s.phone_link.c.PLink_Type == "Mobile",
-                _live(s.phone_link.c.PLink_Deleted),
-                _live(s.phone.c.Phon_Deleted),
-            )
-            .order_by(s.phone_link.c.PLink_LinkId)  # several mobiles: the newest, every time
-        )
-        return {row[0]: _phone(row[1], row[2], row[3]) for row in conn.execute(query)}
+    def emails_of(self, ids: Iterable[int]) -> dict[int, dict[str, str]]:
+        """Person id -> {'Business': address, 'Private': address} (live links only)."""
+        out: dict[int, dict[str, str]] = {}
+        with self._connect() as conn:
+            for chunk in chunks(ids):
+                out.update(_emails(conn, chunk))
+        return out
 
     @contextmanager
     def _connect(self) -> Iterator[Connection]:
@@ -178,16 +242,29 @@ class SageCrm:
                 yield conn
         except SQLAlchemyError as exc:
             raise CrmError(
-                f"the CRM database refused a query ({_first_line(exc)}); check that CRM_DATABASE_URL "
-                "names a Sage CRM database and that its login may read Person, Company, Users, "
-                "Address, Phone and PhoneLink"
+                f"the CRM database refused a query ({_first_line(exc)}); run `crm-contacts crm "
+                "check` to see which Sage CRM table, column or grant is missing"
             ) from None
 
 
-def _person_query():  # type: ignore[no-untyped-def]
+# -- the queries (pure: they build statements, the class above runs them) -----------------
+
+_UPDATED = (
+    s.person.c.Pers_UpdatedDate,
+    s.company.c.Comp_UpdatedDate,
+    s.email.c.Emai_UpdatedDate,
+    s.email_link.c.ELink_UpdatedDate,
+    s.phone.c.Phon_UpdatedDate,
+    s.phone_link.c.PLink_UpdatedDate,
+    s.address.c.Addr_UpdatedDate,
+)
+
+
+def person_query():  # type: ignore[no-untyped-def]
+    """A person with their company, default address and Account Manager's name."""
     p, c, a, u = s.person, s.company, s.address, s.users
     return select(
-        p,
+        *s.cols(p),
         c.c.Comp_Name,
         c.c.Comp_Deleted,
         a.c.Addr_Address1,
@@ -210,13 +287,149 @@ def _person_query():  # type: ignore[no-untyped-def]
     )
 
 
-def _person(row, mobiles: dict[int, str]) -> CrmPerson:  # type: ignore[no-untyped-def]
+def email_query(ids: list[int]):  # type: ignore[no-untyped-def]
+    """The live Business and Private emails of these people, oldest link first."""
+    el, e = s.email_link, s.email
+    return (
+        select(el.c.ELink_RecordID, el.c.ELink_Type, e.c.Emai_EmailAddress)
+        .select_from(el.join(e, e.c.Emai_EmailId == el.c.ELink_EmailId))
+        .where(
+            el.c.ELink_EntityID == s.PERSON_ENTITY_ID,  # 5 would be a company's email
+            el.c.ELink_RecordID.in_(ids),
+            el.c.ELink_Type.in_(s.EMAIL_TYPES),
+            _live(el.c.ELink_Deleted),
+            _live(e.c.Emai_Deleted),
+        )
+        .order_by(el.c.ELink_LinkID)
+    )
+
+
+def phone_query(ids: list[int]):  # type: ignore[no-untyped-def]
+    """The live Business, Fax, Home and Mobile phones of these people, oldest link first."""
+    pl, ph = s.phone_link, s.phone
+    return (
+        select(
+            pl.c.PLink_RecordID,
+            pl.c.PLink_Type,
+            ph.c.Phon_CountryCode,
+            ph.c.Phon_AreaCode,
+            ph.c.Phon_Number,
+        )
+        .select_from(pl.join(ph, ph.c.Phon_PhoneId == pl.c.PLink_PhoneId))
+        .where(
+            pl.c.PLink_EntityID == s.PERSON_ENTITY_ID,
+            pl.c.PLink_RecordID.in_(ids),
+            pl.c.PLink_Type.in_(s.PHONE_TYPES),
+            _live(pl.c.PLink_Deleted),
+            _live(ph.c.Phon_Deleted),
+        )
+        .order_by(pl.c.PLink_LinkID)
+    )
+
+
+class ChangeQuery:
+    """One source of a person's changes: (person id, UpdatedDate) rows, and the column
+    that holds the person id (to narrow it to some people)."""
+
+    def __init__(self, select_, person_id) -> None:  # type: ignore[no-untyped-def]
+        self.select = select_
+        self.person_id = person_id
+
+    def where(self, *criteria) -> ChangeQuery:  # type: ignore[no-untyped-def]
+        return ChangeQuery(self.select.where(*criteria), self.person_id)
+
+
+def change_queries(since: datetime | None) -> list[ChangeQuery]:
+    """One query per table a person is read from; each uses that table's UpdatedDate."""
+    p, c, a = s.person, s.company, s.address
+    el, e, pl, ph = s.email_link, s.email, s.phone_link, s.phone
+    pid = p.c.Pers_PersonId
+    sources = [
+        (select(pid, p.c.Pers_UpdatedDate), pid, p.c.Pers_UpdatedDate),
+        (
+            select(pid, c.c.Comp_UpdatedDate).select_from(
+                p.join(c, p.c.Pers_CompanyId == c.c.Comp_CompanyId)
+            ),
+            pid,
+            c.c.Comp_UpdatedDate,
+        ),
+        (
+            select(pid, a.c.Addr_UpdatedDate).select_from(
+                p.join(a, p.c.Pers_PrimaryAddressId == a.c.Addr_AddressId)
+            ),
+            pid,
+            a.c.Addr_UpdatedDate,
+        ),
+        (
+            select(el.c.ELink_RecordID, el.c.ELink_UpdatedDate).where(
+                el.c.ELink_EntityID == s.PERSON_ENTITY_ID
+            ),
+            el.c.ELink_RecordID,
+            el.c.ELink_UpdatedDate,
+        ),
+        (
+            select(el.c.ELink_RecordID, e.c.Emai_UpdatedDate)
+            .select_from(el.join(e, e.c.Emai_EmailId == el.c.ELink_EmailId))
+            .where(el.c.ELink_EntityID == s.PERSON_ENTITY_ID),
+            el.c.ELink_RecordID,
+            e.c.Emai_UpdatedDate,
+        ),
+        (
+            select(pl.c.PLink_RecordID, pl.c.PLink_UpdatedDate).where(
+                pl.c.PLink_EntityID == s.PERSON_ENTITY_ID
+            ),
+            pl.c.PLink_RecordID,
+            pl.c.PLink_UpdatedDate,
+        ),
+        (
+            select(pl.c.PLink_RecordID, ph.c.Phon_UpdatedDate)
+            .select_from(pl.join(ph, ph.c.Phon_PhoneId == pl.c.PLink_PhoneId))
+            .where(pl.c.PLink_EntityID == s.PERSON_ENTITY_ID),
+            pl.c.PLink_RecordID,
+            ph.c.Phon_UpdatedDate,
+        ),
+    ]
+    out = []
+    for query, person_id, stamp in sources:
+        if since is not None:
+            query = query.where(stamp > since)
+        out.append(ChangeQuery(query, person_id))
+    return out
+
+
+def _typed(rows, types: tuple[str, ...]) -> dict[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """Person id -> type -> value. Rows come oldest link first and the first non-blank
+    value of a type wins, so a person with two Business emails (or two Mobile phones)
+    always shows the one linked first (the lowest link id), whatever order the
+    database returns otherwise."""
+    canonical = {t.lower(): t for t in types}
+    out: dict[int, dict[str, str]] = {}
+    for record_id, kind, value in rows:
+        kind = canonical.get(clean(kind).lower())
+        if kind and value:
+            out.setdefault(int(record_id), {}).setdefault(kind, value)
+    return out
+
+
+def _emails(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
+    rows = ((r[0], r[1], clean(r[2])) for r in conn.execute(email_query(ids)))
+    return _typed(rows, s.EMAIL_TYPES)
+
+
+def _phones(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
+    rows = ((r[0], r[1], _phone(r[2], r[3], r[4])) for r in conn.execute(phone_query(ids)))
+    return _typed(rows, s.PHONE_TYPES)
+
+
+def _person(row, emails: dict[int, dict[str, str]], phones: dict[int, dict[str, str]]) -> CrmPerson:  # type: ignore[no-untyped-def]
+    pid = int(row["Pers_PersonId"])
     street = "\n".join(
         clean(row[k])
         for k in ("Addr_Address1", "Addr_Address2", "Addr_Address3", "Addr_Address4")
         if clean(row[k])
     )
     company_name = "" if row["Comp_Deleted"] == 1 else row["Comp_Name"]
+    email, phone = emails.get(pid, {}), phones.get(pid, {})
     fields = ContactFields.of(
         title=row["Pers_Salutation"],
         first_name=row["Pers_FirstName"],
@@ -227,11 +440,12 @@ def _person(row, mobiles: dict[int, str]) -> CrmPerson:  # type: ignore[no-untyp
         job_title=row["Pers_Title"],
         department=row["Pers_Department"],
         web_page=row["Pers_WebSite"],
-        email=row["Pers_EmailAddress"],
-        business_phone=_phone(
-            row["Pers_PhoneCountryCode"], row["Pers_PhoneAreaCode"], row["Pers_PhoneNumber"]
-        ),
-        mobile_phone=mobiles.get(row["Pers_PersonId"], ""),
+        email=email.get("Business"),
+        email2=email.get("Private"),
+        business_phone=phone.get("Business"),
+        business_fax=phone.get("Fax"),
+        home_phone=phone.get("Home"),
+        mobile_phone=phone.get("Mobile"),
         street=street,
         city=row["Addr_City"],
         state=row["Addr_State"],
@@ -240,7 +454,7 @@ def _person(row, mobiles: dict[int, str]) -> CrmPerson:  # type: ignore[no-untyp
     ).with_derived()
     manager = " ".join(clean(row[k]) for k in ("User_FirstName", "User_LastName") if clean(row[k]))
     return CrmPerson(
-        id=int(row["Pers_PersonId"]),
+        id=pid,
         fields=fields,
         manager_id=row["Pers_PrimaryUserId"],
         manager_name=manager or clean(row["User_Logon"]),
@@ -257,11 +471,32 @@ def _user(row) -> CrmUser:  # type: ignore[no-untyped-def]
         first_name=clean(row["User_FirstName"]),
         last_name=clean(row["User_LastName"]),
         deleted=row["User_Deleted"] == 1,
+        disabled=_set(row["User_Disabled"]),
+        resource=_set(row["User_Resource"]),
+        template=_set(row["User_IsTemplate"]),
     )
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_embedded(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _sqlite_read_only(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """A Sage-shaped SQLite file we do not own: no journal mode change (that would persist
+    in the file), and the connection refuses every write."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+def _postgres_read_only(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    """Every transaction of ours on a customer's PostgreSQL is read-only (belt and braces
+    next to a login with SELECT grants only)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()

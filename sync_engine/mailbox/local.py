@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -78,17 +79,29 @@ _SETUP = threading.Lock()  # first use from many threads: one creates the tables
 
 
 def _create_tables(engine: Engine) -> None:
-    """Create the folder table; another process creating it at the same moment is fine."""
+    """Create the folder table, or add the mapped fields a file made by an older version
+    lacks (email 2, fax, home phone); another process doing it at the same moment is fine."""
     for attempt in range(6):
         try:
             metadata.create_all(engine)
+            _add_new_fields(engine)
             return
         except OperationalError as exc:
-            if "already exists" in str(exc):
+            if "already exists" in str(exc) or "duplicate column" in str(exc):
                 return
             if "locked" not in str(exc) or attempt == 5:
                 raise
             time.sleep(0.05 * (attempt + 1))
+
+
+def _add_new_fields(engine: Engine) -> None:
+    with engine.begin() as conn:
+        have = {c["name"] for c in inspect(conn).get_columns("contacts")}
+        for name in FIELD_NAMES:
+            if name not in have:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE contacts ADD COLUMN {name} TEXT NOT NULL DEFAULT ''"
+                )
 
 
 def _new_change_key() -> str:
