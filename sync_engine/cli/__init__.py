@@ -1,0 +1,40 @@
+"""The `crm-contacts` command line: the same use cases as the Slack command.
+
+One module per responsibility: `core` (the apps, the engine, errors, `run_cli`),
+`people` (search, add, remove, list), `runs` (sync, status, why, digest, demo), `crm`
+(the CRM: seed, people, `crm check`) and `mailbox` (a Contacts folder). Importing this
+package registers every command.
+"""
+
+from sync_engine.cli import crm, mailbox, people, runs
+from sync_engine.cli.core import (
+    app,
+    engine,
+    err,
+    fail,
+    friendly,
+    main,
+    out,
+    print_json,
+    reset_engine,
+    run_cli,
+    settings,
+)
+
+__all__ = [
+    "app",
+    "crm",
+    "engine",
+    "err",
+    "fail",
+    "friendly",
+    "mailbox",
+    "main",
+    "out",
+    "people",
+    "print_json",
+    "reset_engine",
+    "run_cli",
+    "runs",
+    "settings",
+]
