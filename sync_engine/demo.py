@@ -186,11 +186,15 @@ def _mailbox(console: Console, box: LocalMailbox) -> None:
         key=lambda c: (c.fields.last_name.casefold(), c.fields.first_name.casefold()),
     )
     table = Table(title=f"Alice's Contacts folder ({len(items)})", title_justify="left")
-    for column in ("name", "company", "email", "categories"):
+    for column in ("name", "company", "emails", "phones", "categories"):
         table.add_column(column)
     for c in items:
         table.add_row(
-            c.fields.full_name(), c.fields.company, c.fields.email, ", ".join(c.categories)
+            c.fields.full_name(),
+            c.fields.company,
+            "\n".join(e for e in (c.fields.email, c.fields.email2) if e),
+            "\n".join(c.fields.phone_lines()),
+            ", ".join(c.categories),
         )
     console.print(table)
 

@@ -90,6 +90,16 @@ class ContactFields:
         name = ", ".join(p for p in (self.last_name, given) if p)
         return name or self.company
 
+    def phone_lines(self) -> list[str]:
+        """The phones that are set, each labelled as Outlook labels it."""
+        labelled = (
+            ("business", self.business_phone),
+            ("mobile", self.mobile_phone),
+            ("home", self.home_phone),
+            ("fax", self.business_fax),
+        )
+        return [f"{label} {number}" for label, number in labelled if number]
+
     def dedupe_key(self) -> tuple[str, str, str, str]:
         """DESIGN rule 2: company, first, middle, last; exact, blank only equals blank."""
         return (

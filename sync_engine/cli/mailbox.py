@@ -36,6 +36,31 @@ def local_mailbox(email: str):  # type: ignore[no-untyped-def]
     return LocalMailbox(e.settings.local_mailbox_url, stored.mailbox)
 
 
+# Every mapped field of DESIGN section 4 under its stable key (DESIGN section 5b).
+JSON_FIELDS = (
+    "first_name",
+    "middle_name",
+    "last_name",
+    "company",
+    "email",
+    "email2",
+    "job_title",
+    "department",
+    "title",
+    "suffix",
+    "web_page",
+    "business_phone",
+    "business_fax",
+    "home_phone",
+    "mobile_phone",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+)
+
+
 @mailbox_app.command("list")
 @friendly
 def mailbox_list(as_: As, as_json: Json = False) -> None:
@@ -55,12 +80,7 @@ def mailbox_list(as_: As, as_json: Json = False) -> None:
             [
                 {
                     "id": c.item_id,
-                    "first_name": c.fields.first_name,
-                    "middle_name": c.fields.middle_name,
-                    "last_name": c.fields.last_name,
-                    "company": c.fields.company,
-                    "email": c.fields.email,
-                    "job_title": c.fields.job_title,
+                    **{key: getattr(c.fields, key) for key in JSON_FIELDS},
                     "categories": list(c.categories),
                     "crm_id": c.crm_id,
                 }
@@ -73,13 +93,14 @@ def mailbox_list(as_: As, as_json: Json = False) -> None:
 
 def print_mailbox(address: str, contacts: list) -> None:  # type: ignore[type-arg]
     table = Table(title=f"Contacts of {address} ({len(contacts)})", title_justify="left")
-    for column in ("name", "company", "email", "categories", "item id"):
+    for column in ("name", "company", "email", "phones", "categories", "item id"):
         table.add_column(column)
     for c in contacts:
         table.add_row(
             c.fields.full_name(),
             c.fields.company,
-            c.fields.email,
+            "\n".join(e for e in (c.fields.email, c.fields.email2) if e),
+            "\n".join(c.fields.phone_lines()),
             ", ".join(c.categories),
             c.item_id[:12],
         )

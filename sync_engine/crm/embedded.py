@@ -309,6 +309,11 @@ class EmbeddedCrm:
         now: datetime,
     ) -> None:
         columns = {ADDRESS_COLUMNS[k]: _blank_to_none(v) for k, v in values.items()}
+        if "street" in values:  # one line per Addr_Address1..4, as Sage's address screen
+            lines = [clean(line) for line in (values["street"] or "").splitlines() if clean(line)]
+            lines[3:] = [", ".join(lines[3:])] if lines[3:] else []
+            for n in range(4):
+                columns[f"Addr_Address{n + 1}"] = lines[n] if n < len(lines) else None
         if address_id is not None:
             conn.execute(
                 update(s.address)

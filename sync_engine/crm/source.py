@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -91,6 +92,13 @@ class SageCrm:
         self.writable = writable
         self.engine: Engine = open_engine(url)
         dialect = self.engine.dialect.name
+        if dialect == "sqlite" and not writable:
+            path = self.engine.url.database or ""
+            if not path or path == ":memory:" or not Path(path).is_file():
+                raise CrmError(
+                    f"CRM_DATABASE_URL names no SQLite file ({path or 'none'}); "
+                    "give the path of an existing database"
+                )
         if dialect == "sqlite":
             event.listen(
                 self.engine, "connect", _sqlite_embedded if writable else _sqlite_read_only
@@ -166,7 +174,9 @@ class SageCrm:
 
     def count_live_people(self) -> int:
         with self._connect() as conn:
-            query = select(func.count()).select_from(s.person).where(_live(s.person.c.Pers_Deleted))
+            query = select(func.count(s.person.c.Pers_PersonId)).where(
+                _live(s.person.c.Pers_Deleted)
+            )
             return int(conn.execute(query).scalar_one())
 
     def latest_change(self) -> datetime | None:
