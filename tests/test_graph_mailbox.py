@@ -166,6 +166,7 @@ def test_listing_pages_maps_fields_and_reads_only_the_default_folder(
         department="R&D",
         web_page="https://ae.example",
         email="ada@ae.example",
+        email2="ada@home.example",  # the second entry is Outlook's Email2
         business_phone="+44 20 1234",
         mobile_phone="+44 7700 1",
         street="1 Babbage Way",

@@ -74,7 +74,15 @@ SIMPLE_FIELDS: dict[str, str] = {  # ContactFields name -> exchangelib Contact f
     "display_name": "display_name",
     "file_as": "file_as",
 }
-PHONE_LABELS = {"business_phone": "BusinessPhone", "mobile_phone": "MobilePhone"}
+# Dictionary keys of types.xsd (EmailAddressKeyType, PhoneNumberKeyType), as Sage's own
+# Exchange integration fills them: email 1 / 2, business, business fax, home, mobile.
+EMAIL_LABELS = {"email": "EmailAddress1", "email2": "EmailAddress2"}
+PHONE_LABELS = {
+    "business_phone": "BusinessPhone",
+    "business_fax": "BusinessFax",
+    "home_phone": "HomePhone",
+    "mobile_phone": "MobilePhone",
+}
 ADDRESS_PARTS = {  # ContactFields name -> PhysicalAddress sub-field (label Business)
     "street": "street",
     "city": "city",
@@ -83,7 +91,7 @@ ADDRESS_PARTS = {  # ContactFields name -> PhysicalAddress sub-field (label Busi
     "country": "country",
 }
 
-EMAIL_LABEL = "EmailAddress1"
+EMAIL_LABEL = EMAIL_LABELS["email"]
 ADDRESS_LABEL = "Business"
 FIND_ITEM_TEXT_LIMIT = 255  # FindItem returns the first 255 characters of a text value
 
@@ -110,7 +118,10 @@ def listing_fields() -> list[FieldPath]:
         FieldPath(field=contact_field(n))
         for n in ("categories", "datetime_created", "crm_person_id")
     ]
-    paths.append(FieldPath(field=contact_field("email_addresses"), label=EMAIL_LABEL))
+    paths += [
+        FieldPath(field=contact_field("email_addresses"), label=lbl)
+        for lbl in EMAIL_LABELS.values()
+    ]
     paths += [
         FieldPath(field=contact_field("phone_numbers"), label=lbl) for lbl in PHONE_LABELS.values()
     ]
@@ -132,8 +143,13 @@ def new_contact(account: Account, new: NewContact) -> Contact:
         field: getattr(f, name) or None for name, field in SIMPLE_FIELDS.items()
     }
     values["display_name"] = f.display_name or f.full_name() or f.company or f.email or "(no name)"
-    if f.email:
-        values["email_addresses"] = [EmailAddress(label=EMAIL_LABEL, email=f.email)]
+    emails = [
+        EmailAddress(label=lbl, email=getattr(f, n))
+        for n, lbl in EMAIL_LABELS.items()
+        if getattr(f, n)
+    ]
+    if emails:
+        values["email_addresses"] = emails
     phones = [
         PhoneNumber(label=lbl, phone_number=getattr(f, n))
         for n, lbl in PHONE_LABELS.items()
@@ -164,9 +180,10 @@ def update_ops(change: ContactChange, version: Version) -> list[tuple[str, Field
         if name in SIMPLE_FIELDS:
             field = contact_field(SIMPLE_FIELDS[name])
             ops.append(("set", FieldPath(field=field), field.clean(value, version=version)))
-        elif name == "email":
-            path = single_path("email_addresses", EmailAddress, EMAIL_LABEL)
-            ops.append(("set", path, EmailAddress(label=EMAIL_LABEL, email=value)))
+        elif name in EMAIL_LABELS:
+            label = EMAIL_LABELS[name]
+            path = single_path("email_addresses", EmailAddress, label)
+            ops.append(("set", path, EmailAddress(label=label, email=value)))
         elif name in PHONE_LABELS:
             label = PHONE_LABELS[name]
             path = single_path("phone_numbers", PhoneNumber, label)
@@ -209,11 +226,11 @@ def longest_text(c: Contact) -> int:
 
 
 def mailbox_contact(c: Contact) -> MailboxContact:
-    email = next((e.email for e in c.email_addresses or [] if e.label == EMAIL_LABEL), "")
+    emails = {e.label: e.email for e in c.email_addresses or []}
     phones = {p.label: p.phone_number for p in c.phone_numbers or []}
     address = next((a for a in c.physical_addresses or [] if a.label == ADDRESS_LABEL), None)
     values: dict[str, Any] = {name: getattr(c, field) for name, field in SIMPLE_FIELDS.items()}
-    values["email"] = email
+    values.update({name: emails.get(label) for name, label in EMAIL_LABELS.items()})
     values.update({name: phones.get(label) for name, label in PHONE_LABELS.items()})
     values.update({name: getattr(address, sub, None) for name, sub in ADDRESS_PARTS.items()})
     created = c.datetime_created.isoformat() if c.datetime_created else ""

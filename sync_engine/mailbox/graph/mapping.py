@@ -8,6 +8,7 @@ listed contact read back.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sync_engine.model import (
@@ -47,6 +48,15 @@ ADDRESS = {
     "postal_code": "postalCode",
     "country": "countryOrRegion",
 }
+# Email 1 and 2 are the first two entries of `emailAddresses` (Outlook's Email1..Email3, in
+# order); business and home phone the first entry of `businessPhones` / `homePhones`.
+EMAILS = ("email", "email2")
+PHONE_LISTS = {"business_phone": "businessPhones", "home_phone": "homePhones"}
+# Graph v1.0's contact resource has no fax property (msgraph-metadata, EntityType contact:
+# businessPhones, homePhones, mobilePhone and nothing else), so Sage's Fax phone is not
+# written on Exchange Online (it is on Exchange Server, as BusinessFax). Changes that name
+# only unmapped fields cost no request.
+UNMAPPED = frozenset({"business_fax"})
 SELECT = (
     "id",
     "changeKey",
@@ -54,10 +64,10 @@ SELECT = (
     "categories",
     *SCALARS.values(),
     "emailAddresses",
-    "businessPhones",
+    *PHONE_LISTS.values(),
     "businessAddress",
 )
-STATEFUL = frozenset({"email", "business_phone", *ADDRESS})  # PATCH needs the current value
+STATEFUL = frozenset({*EMAILS, *PHONE_LISTS, *ADDRESS})  # PATCH needs the current value
 # contact-update (v1.0) on displayName: "later updates to other properties may cause an
 # automatically generated value to overwrite the displayName value you have specified. To
 # preserve a pre-existing value, always include it as displayName in an update operation."
@@ -106,11 +116,14 @@ def crm_id_after(change: ContactChange, cache: dict[str, dict[str, Any]]) -> int
 
 def to_contact(raw: dict[str, Any]) -> MailboxContact:
     emails = raw.get("emailAddresses") or []
-    phones = raw.get("businessPhones") or []
     address = raw.get("businessAddress") or {}
     values: dict[str, object] = {name: raw.get(prop) for name, prop in SCALARS.items()}
-    values["email"] = emails[0].get("address") if emails and isinstance(emails[0], dict) else ""
-    values["business_phone"] = phones[0] if phones else ""
+    for n, name in enumerate(EMAILS):
+        entry = emails[n] if len(emails) > n else None
+        values[name] = entry.get("address") if isinstance(entry, dict) else ""
+    for name, prop in PHONE_LISTS.items():
+        phones = raw.get(prop) or []
+        values[name] = phones[0] if phones else ""
     values.update({name: address.get(prop) for name, prop in ADDRESS.items()})
     return MailboxContact(
         item_id=str(raw["id"]),
@@ -130,10 +143,12 @@ def new_body(item: NewContact) -> dict[str, Any]:
     """A new contact: only non-blank mapped fields, our category, the CRM id property."""
     values = item.fields.as_dict()
     body: dict[str, Any] = {prop: values[name] for name, prop in SCALARS.items() if values[name]}
-    if values["email"]:
-        body["emailAddresses"] = [email_entry(values["email"], values["display_name"])]
-    if values["business_phone"]:
-        body["businessPhones"] = [values["business_phone"]]
+    emails = [email_entry(values[n], values["display_name"]) for n in EMAILS if values[n]]
+    if emails:  # a Private email alone becomes the first entry: Graph has no empty slots
+        body["emailAddresses"] = emails
+    for name, prop in PHONE_LISTS.items():
+        if values[name]:
+            body[prop] = [values[name]]
     address = {prop: values[name] for name, prop in ADDRESS.items() if values[name]}
     if address:
         body["businessAddress"] = address
@@ -141,6 +156,12 @@ def new_body(item: NewContact) -> dict[str, Any]:
     if item.crm_id is not None:  # None only for a contact made by hand
         body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": str(item.crm_id)}]
     return body
+
+
+def without_unmapped(change: ContactChange) -> ContactChange:
+    """The change less the fields Graph cannot hold (see UNMAPPED)."""
+    kept = tuple((n, v) for n, v in change.set_fields if n not in UNMAPPED)
+    return change if kept == change.set_fields else replace(change, set_fields=kept)
 
 
 def patch_body(
@@ -153,18 +174,22 @@ def patch_body(
     display = named.get("display_name") or str(current.get("displayName") or "")
     if NAME_FIELDS & named.keys() and display:
         body["displayName"] = display  # never left for Graph to regenerate
-    if named.get("email"):
-        email = named["email"]
-        others = [
-            e
-            for e in (current.get("emailAddresses") or [])[1:]
-            if isinstance(e, dict) and str(e.get("address", "")).lower() != email.lower()
-        ]
-        body["emailAddresses"] = [email_entry(email, display), *others][:MAX_EMAILS]
-    if named.get("business_phone"):
-        phone = named["business_phone"]
-        others = [p for p in (current.get("businessPhones") or [])[1:] if p != phone]
-        body["businessPhones"] = [phone, *others]
+    if any(named.get(n) for n in EMAILS):
+        # the collection goes whole: our entries in their slots, the user's third kept
+        slots = [e for e in current.get("emailAddresses") or [] if isinstance(e, dict)]
+        for n, name in enumerate(EMAILS):
+            if named.get(name):
+                entry = email_entry(named[name], display)
+                if len(slots) > n:
+                    slots[n] = entry
+                else:
+                    slots.append(entry)
+        body["emailAddresses"] = slots[:MAX_EMAILS]
+    for name, prop in PHONE_LISTS.items():
+        if named.get(name):
+            phone = named[name]
+            others = [p for p in (current.get(prop) or [])[1:] if p != phone]
+            body[prop] = [phone, *others]
     if ADDRESS.keys() & named.keys():
         address = {k: v for k, v in (current.get("businessAddress") or {}).items() if v}
         address.update({ADDRESS[n]: v for n, v in named.items() if n in ADDRESS})

@@ -19,6 +19,7 @@ from sync_engine.mailbox.graph.mapping import (
     patch_body,
     to_contact,
     trim,
+    without_unmapped,
 )
 from sync_engine.mailbox.graph.transport import ITEM_NOT_FOUND, JSON_HEADERS, Op
 from sync_engine.model import (
@@ -87,6 +88,7 @@ class Writes:
         """PATCH only the named fields, guarded by the change key; on a conflict re-read the
         item and apply the same mapped fields to what is there now."""
         self._load_state()
+        changes = [without_unmapped(ch) for ch in changes]
         results: list[WriteResult | None] = [None] * len(changes)
         unknown = [
             i for i, ch in enumerate(changes) if ch.item_id not in self._cache and needs_current(ch)

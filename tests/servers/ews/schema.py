@@ -78,6 +78,26 @@ INDEXED = {  # container element -> (FieldURI, entry is a group of sub-elements)
     "PhysicalAddresses": ("contacts:PhysicalAddress", True),
 }
 ADDRESS_PARTS = ("Street", "City", "State", "CountryOrRegion", "PostalCode")
+# The dictionary keys types.xsd allows (EmailAddressKeyType, PhoneNumberKeyType,
+# PhysicalAddressKeyType): any other Key is a schema validation error on Exchange.
+ENTRY_KEYS = {
+    "contacts:EmailAddress": {"EmailAddress1", "EmailAddress2", "EmailAddress3"},
+    "contacts:PhoneNumber": {
+        *("AssistantPhone", "BusinessFax", "BusinessPhone", "BusinessPhone2", "Callback"),
+        *("CarPhone", "CompanyMainPhone", "HomeFax", "HomePhone", "HomePhone2", "Isdn"),
+        *("MobilePhone", "OtherFax", "OtherTelephone", "Pager", "PrimaryPhone", "RadioPhone"),
+        *("Telex", "TtyTddPhone"),
+    },
+    "contacts:PhysicalAddress": {"Home", "Business", "Other"},
+}
+
+
+def check_entry_key(uri: str, key: str | None) -> None:
+    allowed = ENTRY_KEYS[uri.split(":", 2)[0] + ":" + uri.split(":", 2)[1]]
+    if key not in allowed:
+        raise SoapFault("ErrorSchemaValidation", f"{key!r} is not a valid key of {uri}")
+
+
 ERROR_TEXT = {
     "ErrorItemNotFound": "The specified object was not found in the store.",
     "ErrorIrresolvableConflict": "The send or update operation could not be performed because the "
@@ -169,6 +189,7 @@ def path_key(path: Any) -> Key:
     if name == "FieldURI":
         return ("f", path.get("FieldURI"))
     if name == "IndexedFieldURI":
+        check_entry_key(path.get("FieldURI"), path.get("FieldIndex"))
         return ("i", path.get("FieldURI"), path.get("FieldIndex"))
     if name == "ExtendedFieldURI":
         return ext_key(path)
@@ -207,6 +228,7 @@ def parse_contact(elem: Any) -> dict[Key, Any]:
             uri, grouped = INDEXED[name]
             for entry in child:
                 label = entry.get("Key")
+                check_entry_key(uri, label)
                 if grouped:
                     for part in entry:
                         props[("i", f"{uri}:{local_name(part)}", label)] = part.text or ""

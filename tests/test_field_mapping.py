@@ -1,0 +1,131 @@
+"""Sage's whole contact mapping (DESIGN section 4, second table) on every target: email 1
+and 2, business phone, business fax, home phone, mobile, salutation, suffix, department,
+web page, the address lines as one street. Written, read back, changed, and a second
+sync writes nothing (rule 9). Graph v1.0 has no fax property: not written there."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from servers.ews import ews_server
+from servers.graph import graph_server
+
+from sync_engine.config import load_settings
+from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.mailbox import open_mailbox
+from sync_engine.model import FIELD_NAMES, ContactChange, MailboxContact
+from sync_engine.service import Engine
+
+ALICE = "alice@example.com"
+
+EVERYTHING = dict(
+    salutation="Dr",
+    suffix="PhD",
+    title="Chief Engineer",
+    department="Engines",
+    website="https://analytical.example",
+    email="ada@analytical.example",
+    email2="ada@home.example",
+    phone="+44 20 7946 0001",
+    fax="+44 20 7946 0002",
+    home_phone="+44 20 7946 0003",
+    mobile="+44 7700 900001",
+    street="1 Engine Row\nFloor 2",
+    city="London",
+    state="Greater London",
+    postcode="EC1A 1AA",
+    country="UK",
+)
+
+
+@pytest.fixture(params=["local", "ews", "graph"])
+def engine(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    servers = {"local": contextlib.nullcontext, "ews": ews_server, "graph": graph_server}
+    with servers[request.param]() as server:
+        for name, value in (server.env() if server else {}).items():
+            monkeypatch.setenv(name, value)
+        e = Engine(load_settings())
+        seed_demo(e.crm)
+        yield e
+        e.close()
+
+
+def contact(engine: Engine, crm_id: int) -> MailboxContact:
+    box = open_mailbox(engine.settings, ALICE)
+    try:
+        [found] = [c for page in box.list_contacts() for c in page if c.crm_id == crm_id]
+        return found
+    finally:
+        box.close()
+
+
+def test_every_mapped_field_reaches_the_mailbox_and_follows_the_crm(engine: Engine):
+    graph = engine.settings.mailbox_backend == "graph"
+    crm = EmbeddedCrm(engine.crm)
+    pid = crm.add_person(first="Ada", middle="M", last="Byron", company="Analytical", **EVERYTHING)
+    alice = engine.user(ALICE)
+    engine.add(alice, [pid])
+    assert engine.sync(alice).count("created") == 1
+
+    wanted = engine.crm.people_by_ids([pid])[pid].fields
+    got = contact(engine, pid).fields
+    for name in FIELD_NAMES:
+        expected = "" if (graph and name == "business_fax") else getattr(wanted, name)
+        assert getattr(got, name) == expected, name
+    assert wanted.street == "1 Engine Row\nFloor 2"
+    assert (got.email2, got.home_phone, got.title) == (
+        "ada@home.example",
+        EVERYTHING["home_phone"],
+        "Dr",
+    )
+
+    steady = engine.sync(alice)  # rule 9, with the new fields in the fingerprint
+    assert steady.write_requests == 0 and not steady.outcomes
+
+    # Sage edits: only Email and Phone rows change (no Pers_UpdatedDate)
+    crm.update_person(pid, email2="ada.b@home.example", home_phone="+44 20 7946 0009", fax="")
+    changed = engine.sync(alice)
+    assert changed.count("updated") == 1 and changed.write_requests == 1
+    got = contact(engine, pid).fields
+    assert (got.email, got.email2, got.home_phone) == (
+        "ada@analytical.example",
+        "ada.b@home.example",
+        "+44 20 7946 0009",
+    )
+    # a CRM blank (the fax removed in Sage) never erases what is in the mailbox (rule 4)
+    assert got.business_fax == ("" if graph else EVERYTHING["fax"])
+    assert engine.sync(alice).write_requests == 0
+
+    crm.update_person(pid, fax="+44 20 7946 0008")
+    fax_only = engine.sync(alice)
+    # Graph has nowhere to put a fax: nothing to send, no request spent on it
+    assert fax_only.write_requests == (0 if graph else 1)
+    assert contact(engine, pid).fields.business_fax == ("" if graph else "+44 20 7946 0008")
+    assert engine.sync(alice).write_requests == 0
+
+
+def test_the_users_own_extra_email_and_phone_are_kept(engine: Engine):
+    """Sage writes email 1/2 and one phone of each kind; a third email or a second business
+    phone typed in Outlook stays (only the named entries are written)."""
+    crm = EmbeddedCrm(engine.crm)
+    pid = crm.add_person(first="Keep", last="Mine", email="k@crm.example", phone="+1 1")
+    alice = engine.user(ALICE)
+    engine.add(alice, [pid])
+    engine.sync(alice)
+    box = open_mailbox(engine.settings, ALICE)
+    try:
+        mine = contact(engine, pid)
+        box.update([ContactChange(mine.item_id, mine.change_key, (("home_phone", "+1 typed"),))])
+    finally:
+        box.close()
+    crm.update_person(pid, email="k2@crm.example", email2="k.private@crm.example")
+    assert engine.sync(alice).count("updated") == 1
+    got = contact(engine, pid).fields
+    assert (got.email, got.email2, got.home_phone, got.business_phone) == (
+        "k2@crm.example",
+        "k.private@crm.example",
+        "+1 typed",
+        "+1 1",
+    )
