@@ -5,6 +5,7 @@ the whole person (an email-only edit reaches Outlook in the next scheduler cycle
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -350,3 +351,50 @@ def test_removing_an_email_soft_deletes_link_and_row(engine: Engine, crm: Embedd
         ).all()
     assert rows == [(1, 1)]
     assert pid in engine.crm.changes_since(since)
+
+
+def test_crm_commands_write_the_link_tables(cli):
+    cli.ok("crm", "seed")
+    pid = cli.ok(
+        "crm",
+        "add-person",
+        "--first",
+        "Cli",
+        "--last",
+        "Person",
+        "--company",
+        "Cli Ltd",
+        "--manager",
+        ALICE,
+        "--email",
+        "cli@x.example",
+        "--email2",
+        "cli@home.example",
+        "--phone",
+        "+1 100",
+        "--mobile",
+        "+1 200",
+        "--fax",
+        "+1 300",
+        "--home-phone",
+        "+1 400",
+    ).strip()
+    cli.ok("crm", "update-person", pid, "--email2", "", "--fax", "+1 301", "--city", "Oslo")
+    cli.ok("add", "--id", pid, "--as", ALICE)
+    cli.ok("sync", "--as", ALICE)
+    [mine] = [
+        c
+        for c in json.loads(cli.ok("mailbox", "list", "--as", ALICE, "--json"))
+        if c["crm_id"] == int(pid)
+    ]
+    assert (
+        mine["email"],
+        mine["email2"],
+        mine["business_phone"],
+        mine["mobile_phone"],
+        mine["business_fax"],
+        mine["home_phone"],
+        mine["city"],
+    ) == ("cli@x.example", "", "+1 100", "+1 200", "+1 301", "+1 400", "Oslo")
+    nothing = cli("crm", "update-person", pid)
+    assert nothing.code == 1 and "nothing to change" in nothing.err

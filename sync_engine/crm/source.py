@@ -219,16 +219,26 @@ class SageCrm:
                             out[pid] = stamp
         return out
 
-    def iter_people(self, batch: int = 5000) -> Iterator[CrmPerson]:
-        """Every live person with names and company (no emails or phones: a second query
-        per batch would double the cost), for the naive search baseline and exports."""
-        query = (
-            person_query().where(_live(s.person.c.Pers_Deleted)).order_by(s.person.c.Pers_PersonId)
-        )
-        with self._connect() as conn:
-            result = conn.execution_options(yield_per=batch).execute(query).mappings()
-            for row in result:
-                yield _person(row, {}, {})
+    def iter_people(self, batch: int = _ID_CHUNK) -> Iterator[CrmPerson]:
+        """Every live person, id order, in keyset pages of `batch` (each with its emails
+        and phones): for the naive search baseline and exports."""
+        last = 0
+        while True:
+            query = (
+                person_query()
+                .where(_live(s.person.c.Pers_Deleted), s.person.c.Pers_PersonId > last)
+                .order_by(s.person.c.Pers_PersonId)
+                .limit(batch)
+            )
+            with self._connect() as conn:
+                rows = conn.execute(query).mappings().all()
+                if not rows:
+                    return
+                ids = [r["Pers_PersonId"] for r in rows]
+                emails, phones = _emails(conn, ids), _phones(conn, ids)
+            for row in rows:
+                yield _person(row, emails, phones)
+            last = ids[-1]
 
     def emails_of(self, ids: Iterable[int]) -> dict[int, dict[str, str]]:
         """Person id -> {'Business': address, 'Private': address} (live links only)."""
