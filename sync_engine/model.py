@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 
 # Mapped contact fields, in the order of DESIGN section 4. `display_name` and `file_as`
@@ -110,7 +110,9 @@ class ContactFields:
         )
 
     def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+        # every value is a str: no deep copy (dataclasses.asdict) needed, and a sync
+        # fingerprints every person of every mailbox
+        return {name: getattr(self, name) for name in FIELD_NAMES}
 
     def fingerprint(self) -> str:
         """A short hash of the values, to see whether the CRM changed since we last wrote."""

@@ -398,3 +398,17 @@ def test_crm_commands_write_the_link_tables(cli):
     ) == ("cli@x.example", "", "+1 100", "+1 200", "+1 301", "+1 400", "Oslo")
     nothing = cli("crm", "update-person", pid)
     assert nothing.code == 1 and "nothing to change" in nothing.err
+
+
+def test_the_demo_shows_emails_and_phones_in_the_mailbox(cli):
+    out = cli.ok("demo")
+    # the closing picture of Alice's Contacts folder, from the link tables
+    folder = out[out.rindex("Alice's Contacts folder") :]
+    for shown in (
+        "ana.garcia@acme.example",
+        "ana.isabel@correo.example",  # email 2 (Private)
+        "business +34 910 000 001",
+        "mobile +34 600 000 001",
+        "home +1 512 555 0177",
+    ):
+        assert shown in folder, shown

@@ -482,6 +482,41 @@ def seed_large(
             )
         for start in range(0, len(rows), 20000):
             conn.execute(insert(s.company), rows[start : start + 20000])
+    # A big seed drops the person and link tables' indexes and builds them once at the end:
+    # one sorted build is several times faster than a million random index inserts.
+    rebuild = [
+        index
+        for table in (s.person, s.email, s.email_link, s.phone, s.phone_link)
+        for index in table.indexes
+    ]
+    if people < 100_000:
+        rebuild = []
+    with crm.engine.begin() as conn:
+        for index in rebuild:
+            index.drop(conn, checkfirst=True)
+    try:
+        _append_people(crm, people, rng, managers, first_company, companies, ids, now, progress)
+    finally:
+        with crm.engine.begin() as conn:
+            for index in rebuild:
+                index.create(conn, checkfirst=True)
+    if crm.engine.dialect.name == "sqlite":  # fold the big write-ahead log into the file now,
+        with crm.engine.connect() as conn:  # not page by page under the first searches
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {"people": people, "companies": companies}
+
+
+def _append_people(
+    crm: SageCrm,
+    people: int,
+    rng: random.Random,
+    managers: list[int],
+    first_company: int,
+    companies: int,
+    ids: dict[str, int],
+    now: datetime,
+    progress: Callable[[int], None] | None,
+) -> None:
     done = 0
     chunk = 50000
     while done < people:
@@ -555,7 +590,6 @@ def seed_large(
         done += len(batch)
         if progress:
             progress(len(batch))
-    return {"people": people, "companies": companies}
 
 
 def _bulk_insert(conn: Connection, table: Table, rows: list[dict[str, object]]) -> None:

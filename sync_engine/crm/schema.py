@@ -126,7 +126,7 @@ email_link = Table(
     _text("ELink_Type", 40),  # Business, Private
     Column("ELink_EmailId", Integer),
     *_bookkeeping("ELink"),
-    Index("ix_elink_record", "ELink_EntityID", "ELink_RecordID"),
+    Index("ix_elink_record", "ELink_RecordID", "ELink_EntityID"),  # by person, not by entity
     Index("ix_elink_emailid", "ELink_EmailId"),
     Index("ix_elink_updateddate", "ELink_UpdatedDate"),
 )
@@ -151,7 +151,7 @@ phone_link = Table(
     _text("PLink_Type", 40),  # Business, Fax ("Alternative" since 2021 R2), Home, Mobile, Pager
     Column("PLink_PhoneId", Integer),
     *_bookkeeping("PLink"),
-    Index("ix_plink_record", "PLink_EntityID", "PLink_RecordID"),
+    Index("ix_plink_record", "PLink_RecordID", "PLink_EntityID"),
     Index("ix_plink_phoneid", "PLink_PhoneId"),
     Index("ix_plink_updateddate", "PLink_UpdatedDate"),
 )
