@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Index, distinct, func, inspect, select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex
 
 from sync_engine.crm import schema as s
 from sync_engine.crm.search import SearchError, search_ids
 from sync_engine.crm.source import CrmError, SageCrm, _first_line, _live
+from sync_engine.masking import mask_urls
 
 OLDER_THAN_71 = (
     "older than Sage CRM 7.1? Since 7.1 a person's emails live in the Email and EmailLink "
@@ -42,7 +42,7 @@ class CheckReport:
 def check_crm(crm: SageCrm) -> CheckReport:
     """Check the CRM database behind `crm`; raises CrmError when it cannot be reached."""
     report = CheckReport()
-    url = make_url(crm.url).render_as_string(hide_password=True)
+    url = mask_urls(crm.url)
     report.lines.append(f"CRM database: {url} ({crm.engine.dialect.name})")
     with crm._connect() as conn:
         readable = _check_tables(conn, report)
