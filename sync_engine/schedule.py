@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync_engine import queue
 from sync_engine.config import ConfigError
 from sync_engine.crm.source import CrmError
+from sync_engine.index import IndexBusy, RefreshReport
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import CrmUser, DigestPrefs
 from sync_engine.queue import MailboxRow
@@ -215,6 +216,7 @@ class CycleReport:
     taken_by_others: int = 0  # claimed elsewhere, or already done by another process
     backing_off: int = 0
     requests: int = 0  # mailbox round trips made by this cycle's syncs
+    index: RefreshReport | None = None  # the people index's refresh (None: built or failed)
     seconds: float = 0.0
     error: str | None = None
 
@@ -291,6 +293,7 @@ class Scheduler:
         """Find the mailboxes with work and sync each one this process can claim."""
         report = CycleReport(started=self.now())
         began = time.monotonic()
+        self._refresh_index(report)
         try:
             self._cycle(report)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
@@ -317,6 +320,28 @@ class Scheduler:
             },
         )
         return report
+
+    def _refresh_index(self, report: CycleReport) -> None:
+        """Bring search's people index up to date with the CRM (built on the first cycle
+        that finds it missing). A failure is logged and leaves the syncs to run."""
+        index = self.engine.index
+        try:
+            status = index.status()
+            if not status.ready and status.building_since is None:
+                log.info("building the people index", extra={"event": "index_build"})
+                index.build()
+            else:
+                report.index = index.refresh(now=self.now())
+        except IndexBusy:
+            pass
+        except Exception as exc:
+            log.error(
+                "people index refresh failed",
+                extra={
+                    "event": "index_refresh_failed",
+                    "error": str(exc) if isinstance(exc, _KNOWN_ERRORS) else type(exc).__name__,
+                },
+            )
 
     def _cycle(self, report: CycleReport) -> None:
         now = self.now()
