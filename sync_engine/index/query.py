@@ -12,6 +12,7 @@ whatever the number of people.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import Connection, select, text
@@ -22,6 +23,7 @@ from sync_engine.index.words import FUZZY_MIN, prefix_end, typo_keys, within_one
 from sync_engine.model import PersonView
 
 MAX_RESULTS = 1000  # ranked results kept (the picker pages through them)
+ENOUGH_EXACT = 50  # this many exact matches: prefix and typo matches are not added
 _PREFIX_TERMS = 200  # words taken per prefix ("jo" -> john, jones, …)
 _EXACT, _PREFIX, _TYPO, _EMAIL_PREFIX = 100, 90, 80, 95
 
@@ -107,17 +109,36 @@ def search(conn: Connection, parsed: ParsedQuery) -> list[IndexedPerson]:
         rows = conn.execute(text(sql), {"live": True, "company": company}).all()
         return [_person(r) for r in rows]
     _look_up_terms(conn, clauses)
+    for clause in clauses:
+        if clause.emailish:
+            _settle_email(conn, clause)
     usable = [c for c in clauses if c.usable]
     if not usable:
         return []
     rows: dict[int, tuple] = {}
     if all(all(_exact(p) for p in c.parts if p.term_ids) for c in usable):
         for r in _candidates(conn, usable, company, exact_only=True):
-            rows[r[0]] = r
-    if len(rows) < MAX_RESULTS:
+            rows.setdefault(r[0], r)
+    if len(rows) < ENOUGH_EXACT:
         for r in _candidates(conn, usable, company, exact_only=False):
             rows.setdefault(r[0], r)
     return _rank(parsed, clauses, list(rows.values()))
+
+
+def _settle_email(conn: Connection, clause: _Clause) -> None:
+    """A word with "@" or "." is an email (prefix) when some live person's email starts
+    with it; otherwise its words count ("o'brien.sean" -> o, brien, sean)."""
+    hit = conn.execute(
+        text(
+            "SELECT 1 FROM people_index WHERE email_key >= :e AND email_key < :end "
+            "AND live = :live LIMIT 1"
+        ),
+        {"e": clause.text, "end": prefix_end(clause.text), "live": True},
+    ).first()
+    if hit:
+        clause.parts = []
+    else:
+        clause.emailish = False
 
 
 def _exact(part: _Part) -> bool:
@@ -172,8 +193,14 @@ def _note(part: _Part, term_id: int, word: str, quality: int) -> None:
 def _candidates(
     conn: Connection, clauses: list[_Clause], company: str | None, *, exact_only: bool
 ) -> list[tuple]:
+    """Rows of the live people every clause matches (at most MAX_RESULTS, any order)."""
     params: dict[str, object] = {"live": True}
-    selects = []
+    where = ["p.live = :live"]
+    if company is not None:
+        where.append("p.company_key = :company")
+        params["company"] = company
+    columns = ", ".join(f"p.{c}" for c in _COLUMNS)
+    expressions = []
     for n, clause in enumerate(clauses):
         members = []
         for part in clause.parts:
@@ -181,23 +208,32 @@ def _candidates(
             if ids:
                 listed = ", ".join(str(int(i)) for i in sorted(ids))
                 members.append(f"SELECT person_id FROM index_postings WHERE term_id IN ({listed})")
-        sql = " INTERSECT ".join(members)
         if clause.emailish:
             params[f"e{n}"], params[f"e{n}_end"] = clause.text, prefix_end(clause.text)
-            email = (
+            members.append(
                 f"SELECT person_id FROM people_index WHERE email_key >= :e{n} "
-                f"AND email_key < :e{n}_end AND live = :live"
+                f"AND email_key < :e{n}_end"
             )
-            sql = f"{sql} UNION {email}" if sql else email
-        selects.append(f"SELECT person_id FROM ({sql}) AS c{n}")
-    where = ["live = :live", f"person_id IN ({' INTERSECT '.join(selects)})"]
-    if company is not None:
-        where.append("company_key = :company")
-        params["company"] = company
-    sql = (
-        f"SELECT {', '.join(_COLUMNS)} FROM people_index WHERE {' AND '.join(where)} "
-        f"LIMIT {MAX_RESULTS}"
-    )
+        if not members:
+            return []  # a word with no exact match: no exact candidates
+        expressions.append(
+            members[0]
+            if len(members) == 1
+            else f"SELECT person_id FROM ({' INTERSECT '.join(members)}) AS c{n}"
+        )
+    if len(expressions) == 1 and expressions[0].startswith("SELECT person_id FROM index_postings"):
+        # one word: stream its postings and stop at the cap (a common word has 100,000s)
+        term_filter = expressions[0].partition(" WHERE ")[2]
+        sql = (
+            f"SELECT {columns} FROM index_postings x JOIN people_index p "
+            f"ON p.person_id = x.person_id WHERE x.{term_filter} AND {' AND '.join(where)} "
+            f"LIMIT {MAX_RESULTS}"
+        )
+    else:
+        where.append(f"p.person_id IN ({' INTERSECT '.join(expressions)})")
+        sql = (
+            f"SELECT {columns} FROM people_index p WHERE {' AND '.join(where)} LIMIT {MAX_RESULTS}"
+        )
     return list(conn.execute(text(sql), params).all())
 
 
@@ -206,17 +242,20 @@ def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> lis
     then how close the whole name is to the query, then the name."""
     if not rows:
         return []
+    zeros = repeat(0)
     scores = []
     for row in rows:
         own = row[12].split()
         total = 0
         for clause in clauses:
-            met = [
-                max((p.quality.get(w, 0) for w in own), default=0)
-                or (_PREFIX if any(w.startswith(p.word) for w in own) else 0)
-                for p in clause.parts
-            ]
-            score = min(met) if met else 0
+            score = 0
+            if clause.parts:
+                score = 100
+                for part in clause.parts:
+                    met = max(map(part.quality.get, own, zeros), default=0)
+                    if not met and any(w.startswith(part.word) for w in own):
+                        met = _PREFIX
+                    score = min(score, met)
             if clause.emailish and row[11].startswith(clause.text):
                 score = max(score, _EXACT if row[11] == clause.text else _EMAIL_PREFIX)
             total += score
