@@ -1,6 +1,6 @@
 """Building the people index from the CRM and keeping it fresh.
 
-The CRM is read only through `SageCrm`'s public methods (`iter_people`, `people_by_ids`,
+The CRM is read only through `SageCrm`'s public methods (`people_by_ids`,
 `latest_change`, `changes_since`), so the index follows whatever layout the CRM reader
 understands. A refresh applies the people changed since the last one (soft deletes come
 with a new UpdatedDate); once an hour a sweep compares every person id and change time
@@ -143,41 +143,43 @@ def build(
     claim_build(db)
     try:
         watermark = crm.latest_change()  # before reading: later changes are refreshed
-        stamps = crm.changes_since(None)
+        stamps = crm.changes_since(None)  # every person id, soft-deleted ones too
+        ids = sorted(stamps)
         if total:
-            total(crm.count_live_people())
+            total(len(ids))
         with db.begin() as conn:
             _clear(conn)
         vocab: dict[str, int] = {}
         postings: dict[int, array] = {}
         live: set[int] = set()
-        batch: list[tuple] = []
-
-        def flush() -> None:
+        deleted: list[tuple] = []
+        for start in range(0, len(ids), _BATCH):
+            chunk = ids[start : start + _BATCH]
+            people = crm.people_by_ids(chunk)
+            rows = []
+            for pid in chunk:
+                person = people.get(pid)
+                if person is None:  # hard-deleted since: the next sweep agrees
+                    continue
+                if person.deleted:
+                    deleted.append(_deleted_row(pid, stamps[pid]))
+                    continue
+                words = person_words(person)
+                term_ids = []
+                for w in words:
+                    tid = vocab.get(w)
+                    if tid is None:
+                        tid = vocab[w] = len(vocab) + 1
+                    term_ids.append(tid)
+                    postings.setdefault(tid, array("i")).append(pid)
+                live.add(pid)
+                rows.append(_row(person, words, term_ids, stamps[pid]))
             with db.begin() as conn:
-                _insert(conn, "people_index", _PEOPLE_COLUMNS, batch)
+                _insert(conn, "people_index", _PEOPLE_COLUMNS, rows)
             if progress:
-                progress(len(batch))
-            batch.clear()
-
-        for person in crm.iter_people():
-            words = person_words(person)
-            ids = []
-            for w in words:
-                tid = vocab.get(w)
-                if tid is None:
-                    tid = vocab[w] = len(vocab) + 1
-                ids.append(tid)
-                postings.setdefault(tid, array("i")).append(person.id)
-            live.add(person.id)
-            batch.append(_row(person, words, ids, stamps.get(person.id)))
-            if len(batch) >= _BATCH:
-                flush()
-        if batch:
-            flush()
-        deleted = [(pid, at) for pid, at in stamps.items() if pid not in live]
+                progress(len(chunk))
         with db.begin() as conn:
-            _insert(conn, "people_index", _PEOPLE_COLUMNS, (_deleted_row(*d) for d in deleted))
+            _insert(conn, "people_index", _PEOPLE_COLUMNS, deleted)
             _insert(conn, "index_terms", ("id", "word"), sorted((i, w) for w, i in vocab.items()))
             _insert(
                 conn,
