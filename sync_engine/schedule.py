@@ -293,9 +293,10 @@ class Scheduler:
         """Find the mailboxes with work and sync each one this process can claim."""
         report = CycleReport(started=self.now())
         began = time.monotonic()
-        self._refresh_index(report)
         try:
-            self._cycle(report)
+            latest = self.crm.latest_change()  # one look serves the index and the mailboxes
+            self._refresh_index(report, latest)
+            self._cycle(report, latest)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)
             log.error("cycle failed", extra={"event": "cycle_failed", "error": str(exc)})
@@ -321,7 +322,7 @@ class Scheduler:
         )
         return report
 
-    def _refresh_index(self, report: CycleReport) -> None:
+    def _refresh_index(self, report: CycleReport, latest: datetime | None) -> None:
         """Bring search's people index up to date with the CRM (built on the first cycle
         that finds it missing). A failure is logged and leaves the syncs to run."""
         index = self.engine.index
@@ -329,9 +330,9 @@ class Scheduler:
             status = index.status()
             if not status.ready and status.building_since is None:
                 log.info("building the people index", extra={"event": "index_build"})
-                index.build()
+                index.build(now=self.now())
             else:
-                report.index = index.refresh(now=self.now())
+                report.index = index.refresh(now=self.now(), latest=latest)
         except IndexBusy:
             pass
         except Exception as exc:
@@ -343,13 +344,12 @@ class Scheduler:
                 },
             )
 
-    def _cycle(self, report: CycleReport) -> None:
+    def _cycle(self, report: CycleReport, latest: datetime | None) -> None:
         now = self.now()
         rows = queue.mailboxes(self.store)
         report.mailboxes = len(rows)
         if not rows:
             return
-        latest = self.crm.latest_change()
         # Watched for CRM changes: mailboxes synced before and not failing. A failing one is
         # retried when its back-off ends whatever changed (a full sync), so its old
         # watermark must not widen every cycle's change query while it is down.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy import Engine
 
@@ -17,6 +18,7 @@ from sync_engine.index import query, write
 from sync_engine.index.query import IndexedPerson
 from sync_engine.index.state import IndexBusy, IndexStatus, read_status
 from sync_engine.index.write import BuildReport, RefreshReport
+from sync_engine.store import utcnow
 
 __all__ = [
     "BuildReport",
@@ -29,6 +31,8 @@ __all__ = [
 
 log = logging.getLogger("crm_contacts.index")
 
+_ASK = object()  # refresh(latest=...) not given: ask the CRM
+
 
 class PeopleIndex:
     """The people index of one state database, fed from one CRM."""
@@ -36,6 +40,7 @@ class PeopleIndex:
     def __init__(self, db: Engine, crm: SageCrm) -> None:
         self.db = db
         self.crm = crm
+        self._known: IndexStatus | None = None  # the state after this process's last refresh
 
     def status(self) -> IndexStatus:
         with self.db.connect() as conn:
@@ -46,11 +51,43 @@ class PeopleIndex:
         *,
         progress: Callable[[int], None] | None = None,
         total: Callable[[int], None] | None = None,
+        now: datetime | None = None,
     ) -> BuildReport:
-        return write.build(self.db, self.crm, progress=progress, total=total)
+        report = write.build(self.db, self.crm, progress=progress, total=total, now=now)
+        self._known = self.status()
+        return report
 
-    def refresh(self, **kwargs: object) -> RefreshReport:
-        return write.refresh(self.db, self.crm, **kwargs)  # type: ignore[arg-type]
+    def refresh(
+        self,
+        *,
+        now: datetime | None = None,
+        latest: datetime | object | None = _ASK,
+        sweep: bool | None = None,
+    ) -> RefreshReport:
+        """Apply the CRM's changes (a sweep when due or asked for). Given the CRM's `latest`
+        change time, a refresh that this process knows has nothing to do costs no query."""
+        now = now or utcnow()
+        known = self._known
+        if (
+            sweep is None
+            and known is not None
+            and isinstance(latest, datetime)
+            and known.watermark is not None
+            and latest <= known.watermark
+            and known.swept_at is not None
+            and now - known.swept_at < write.SWEEP_EVERY
+        ):
+            return RefreshReport()
+        report = write.refresh(
+            self.db,
+            self.crm,
+            now=now,
+            sweep=sweep,
+            latest=self.crm.latest_change() if latest is _ASK else latest,  # type: ignore[arg-type]
+        )
+        status = self.status()
+        self._known = status if status.ready else None
+        return report
 
     def search(self, parsed: ParsedQuery) -> list[IndexedPerson] | None:
         """Ranked live people, or None while the index is not built (or being rebuilt)."""

@@ -137,10 +137,11 @@ def build(
     *,
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
+    now: datetime | None = None,
 ) -> BuildReport:
     """Rebuild the index from every CRM person. Search falls back to the CRM meanwhile."""
     started = time.monotonic()
-    claim_build(db)
+    claim_build(db, now)
     try:
         watermark = crm.latest_change()  # before reading: later changes are refreshed
         stamps = crm.changes_since(None)  # every person id, soft-deleted ones too
@@ -193,7 +194,7 @@ def build(
                 ("term_id", "person_id"),
                 ((tid, pid) for tid in sorted(postings) for pid in sorted(postings[tid])),
             )
-            now = utcnow()
+            now = now or utcnow()
             conn.execute(
                 update(t.index_state)
                 .where(t.index_state.c.id == 1)
@@ -208,11 +209,14 @@ def build(
                 )
             )
         if db.dialect.name == "postgresql":
-            with db.connect() as conn:  # fresh statistics, so the planner uses the indexes
+            # fresh statistics for the planner, and a visibility map so postings are read
+            # from the index alone (VACUUM runs outside a transaction)
+            with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(
-                    text("ANALYZE people_index, index_terms, index_term_keys, index_postings")
+                    text(
+                        "VACUUM ANALYZE people_index, index_terms, index_term_keys, index_postings"
+                    )
                 )
-                conn.commit()
     except BaseException:
         release_build(db)
         raise
@@ -236,8 +240,10 @@ def refresh(
     now: datetime | None = None,
     sweep_every: timedelta = SWEEP_EVERY,
     sweep: bool | None = None,
+    latest: datetime | None,
 ) -> RefreshReport:
-    """Apply the CRM's changes since the last refresh; a full id sweep when one is due."""
+    """Apply the CRM's changes since the last refresh; a full id sweep when one is due.
+    `latest` is the CRM's latest change time, read before this call."""
     started = time.monotonic()
     now = now or utcnow()
     with db.connect() as conn:
@@ -246,7 +252,6 @@ def refresh(
         return RefreshReport(skipped="the people index is not built yet")
     if sweep is None:
         sweep = state.swept_at is None or now - state.swept_at >= sweep_every
-    latest = crm.latest_change()
     gone: list[int] = []
     if sweep:
         stamps = crm.changes_since(None)
