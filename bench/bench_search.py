@@ -8,7 +8,7 @@ Prints p50/p95/p99 latency for exact, prefix and typo queries, the typo queries'
 the top 10, the index's build time and size, the cost of a refresh after 100 people changed
 and of the hourly sweep, and how many of the typo words pg_trgm's similarity (default
 threshold 0.3) would have missed. The generated CRM is kept in DIR and reused; the state
-databases are made afresh (PostgreSQL: database `crm_contacts_bench`, dropped first).
+databases are made afresh (PostgreSQL: database `crm_contacts_bench_search`, dropped first).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def main() -> None:
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)
     backends = {
         "sqlite": f"sqlite:///{state_db}",
-        "postgresql": fresh_pg(args.pg, "crm_contacts_bench"),
+        "postgresql": fresh_pg(args.pg, "crm_contacts_bench_search"),
     }
     ours: dict[str, dict[str, list[float]]] = {}
     recall: dict[str, float] = {}

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.index import IndexBusy
 from sync_engine.schedule import Scheduler
 from sync_engine.service import Engine
 from sync_engine.store import utcnow
@@ -180,3 +181,31 @@ def test_a_rebuild_gives_the_same_answers_as_the_refreshed_index(engine, alice):
     refreshed = {q: top(engine, alice, q, 50) for q in queries}
     engine.index.build()
     assert {q: top(engine, alice, q, 50) for q in queries} == refreshed
+
+
+def test_index_commands(cli):  # type: ignore[no-untyped-def]
+    cli.ok("crm", "seed")
+    assert "not built" in cli.ok("index", "status")
+    refused = cli("index", "refresh")
+    assert refused.code == 1 and refused.err.strip() == (
+        "error: the people index is not built yet; run `crm-contacts index build`"
+    )
+    assert "Indexed 12 people" in cli.ok("index", "build")
+    assert "ready: 12 live people" in cli.ok("index", "status")
+    assert "John Smith" in cli.ok("search", "smth", "--as", "alice@example.com")
+    cli.ok("crm", "add-person", "--first", "Bob", "--last", "Stone")
+    assert "1 people re-read" in cli.ok("index", "refresh")
+    assert "Bob Stone" in cli.ok("search", "Stne", "--as", "alice@example.com")
+    assert "after a full sweep" in cli.ok("index", "refresh", "--sweep")
+
+
+def test_one_build_at_a_time(engine):  # type: ignore[no-untyped-def]
+    from sync_engine.index.state import claim_build, release_build
+
+    claim_build(engine.store.engine)  # as another process building
+    with pytest.raises(IndexBusy, match="another process is building"):
+        engine.index.build()
+    assert engine.index.refresh().skipped  # a refresh waits for the build
+    release_build(engine.store.engine)
+    engine.index.build()
+    assert engine.index.status().ready

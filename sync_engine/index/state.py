@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, or_, select, text, update
 
 from sync_engine import tables as t
 from sync_engine.store import as_utc, utcnow
@@ -55,12 +55,21 @@ def lock_writer(conn: Connection) -> None:
         conn.execute(update(t.index_state).where(t.index_state.c.id == 1).values(id=1))
 
 
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(t.index_state)
+
+
 def claim_build(db: Engine, now: datetime | None = None) -> None:
     """Mark the index as being built (not ready) by us; IndexBusy if another build runs."""
     now = now or utcnow()
     with db.begin() as conn:
         if conn.execute(select(t.index_state.c.id)).first() is None:
-            conn.execute(insert(t.index_state).values(id=1, ready=False, people=0))
+            # two processes may both find no row: the second insert does nothing
+            conn.execute(_insert(conn).values(id=1, ready=False, people=0).on_conflict_do_nothing())
         claimed = conn.execute(
             update(t.index_state)
             .where(
