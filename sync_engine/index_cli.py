@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -14,8 +15,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from sync_engine.cli import app, engine, err, fail, friendly, local_time, out
+from sync_engine.cli import app, engine, err, fail, friendly, out
 from sync_engine.index import IndexBusy
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
 
 index_app = typer.Typer(
     help="The people index search reads (built from the CRM, kept fresh by the clock).",
@@ -75,7 +81,7 @@ def index_status() -> None:
     """Whether the index is built and how fresh it is."""
     s = engine().index.status()
     if s.building_since:
-        out.print(f"being built since {local_time(s.building_since)}")
+        out.print(f"being built since {_local(s.building_since)}")
     if not s.ready:
         out.print("not built: search reads the CRM; run `crm-contacts index build`")
         return
@@ -86,6 +92,6 @@ def index_status() -> None:
         ("swept for hard deletes", s.swept_at),
     ):
         if at:
-            out.print(f"{label}: {local_time(at)}")
+            out.print(f"{label}: {_local(at)}")
     if s.watermark:
         out.print(f"CRM changes applied up to: {s.watermark:%Y-%m-%d %H:%M:%S} (CRM clock)")
