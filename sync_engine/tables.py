@@ -179,6 +179,7 @@ index_terms = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("word", _KEY, nullable=False),
+    Column("people", Integer, nullable=False, server_default=text("0")),  # live people with it
     Index("ux_index_terms_word", "word", unique=True),
 )
 

@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.index import IndexBusy
@@ -179,8 +179,17 @@ def test_a_rebuild_gives_the_same_answers_as_the_refreshed_index(engine, alice):
     engine.index.refresh()
     queries = ("Granite", "Chan", "Chen", "Lindqvist", "Smith", "Desing Right")
     refreshed = {q: top(engine, alice, q, 50) for q in queries}
+    counts = word_counts(engine)
     engine.index.build()
     assert {q: top(engine, alice, q, 50) for q in queries} == refreshed
+    assert word_counts(engine) == counts  # how many people have each word: search plans by it
+
+
+def word_counts(engine) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with engine.store.engine.connect() as conn:
+        return dict(
+            conn.execute(text("SELECT word, people FROM index_terms WHERE people > 0")).all()
+        )
 
 
 def test_index_commands(cli):  # type: ignore[no-untyped-def]

@@ -64,6 +64,7 @@ class _Part:
     word: str
     quality: dict[str, int] = field(default_factory=dict)  # index word -> how well it matches
     term_ids: dict[int, int] = field(default_factory=dict)  # term id -> quality
+    people: dict[int, int] = field(default_factory=dict)  # term id -> live people with it
 
 
 @dataclass
@@ -160,91 +161,115 @@ def _look_up_terms(conn: Connection, clauses: list[_Clause]) -> None:
     keys = sorted({k for p in parts for k in typo_keys(p.word)})
     k, terms = t.index_term_keys, t.index_terms
     found = conn.execute(
-        select(k.c.key, terms.c.id, terms.c.word)
+        select(k.c.key, terms.c.id, terms.c.word, terms.c.people)
         .select_from(k.join(terms, terms.c.id == k.c.term_id))
-        .where(k.c.key.in_(keys))
+        .where(k.c.key.in_(keys), terms.c.people > 0)
     ).all()
     for part in parts:
         mine = typo_keys(part.word)
-        for key, term_id, word in found:
+        for key, term_id, word, people in found:
             if key not in mine:
                 continue
             if word == part.word:
-                _note(part, term_id, word, _EXACT)
+                _note(part, term_id, word, people, _EXACT)
             elif len(part.word) >= FUZZY_MIN and within_one_edit(part.word, word):
-                _note(part, term_id, word, _TYPO)
+                _note(part, term_id, word, people, _TYPO)
         if len(part.word) >= 2:
             prefixed = conn.execute(
-                select(terms.c.id, terms.c.word)
-                .where(terms.c.word > part.word, terms.c.word < prefix_end(part.word))
+                select(terms.c.id, terms.c.word, terms.c.people)
+                .where(
+                    terms.c.word > part.word,
+                    terms.c.word < prefix_end(part.word),
+                    terms.c.people > 0,
+                )
                 .order_by(terms.c.word)
                 .limit(_PREFIX_TERMS)
             )
-            for term_id, word in prefixed:
-                _note(part, term_id, word, _PREFIX)
+            for term_id, word, people in prefixed:
+                _note(part, term_id, word, people, _PREFIX)
 
 
-def _note(part: _Part, term_id: int, word: str, quality: int) -> None:
+def _note(part: _Part, term_id: int, word: str, people: int, quality: int) -> None:
     if quality > part.quality.get(word, 0):
         part.quality[word] = quality
         part.term_ids[term_id] = quality
+        part.people[term_id] = people
+
+
+@dataclass
+class _Unit:
+    """One condition every result meets: one of these terms, or an email prefix."""
+
+    term_ids: list[int]
+    people: int  # how many rows its postings hold (an estimate for an email prefix)
+    email: int | None = None  # the clause number of an email prefix
+
+
+def _units(clauses: list[_Clause], *, exact_only: bool) -> list[_Unit] | None:
+    units = []
+    for n, clause in enumerate(clauses):
+        if clause.emailish:
+            units.append(_Unit([], 1, email=n))
+            continue
+        for part in clause.parts:
+            if not part.term_ids:
+                continue  # nothing in the index is like this word: ranking judges it
+            ids = [i for i, q in part.term_ids.items() if q == _EXACT or not exact_only]
+            if not ids:
+                return None  # a word with no exact match: no exact candidates
+            units.append(_Unit(sorted(ids), sum(part.people[i] for i in ids)))
+    return units
 
 
 def _candidates(
     conn: Connection, clauses: list[_Clause], company: str | None, *, exact_only: bool
 ) -> list[tuple]:
-    """Rows of the live people every clause matches (at most MAX_RESULTS, any order)."""
+    """Rows of the live people every clause matches (at most MAX_RESULTS, any order).
+
+    The condition with the fewest postings per probe of the others drives: its people are
+    read and each is checked against the other conditions with index probes (EXISTS), so
+    "Summit Smith" reads Smith's 15,000 postings, not Summit's 70,000 as well."""
+    units = _units(clauses, exact_only=exact_only)
+    if not units:
+        return []
+    probes = [len(u.term_ids) if u.email is None else 1 for u in units]
+    driver = min(
+        range(len(units)),
+        key=lambda d: units[d].people * (1 + sum(probes) - probes[d]),
+    )
     params: dict[str, object] = {"live": True}
     where = ["p.live = :live"]
     if company is not None:
         where.append("p.company_key = :company")
         params["company"] = company
-    columns = ", ".join(f"p.{c}" for c in _COLUMNS)
-    expressions = []
-    for n, clause in enumerate(clauses):
-        members = []
-        for part in clause.parts:
-            ids = [i for i, q in part.term_ids.items() if q == _EXACT or not exact_only]
-            if ids:
-                listed = ", ".join(str(int(i)) for i in sorted(ids))
-                members.append(f"SELECT person_id FROM index_postings WHERE term_id IN ({listed})")
-        if clause.emailish:
-            params[f"e{n}"], params[f"e{n}_end"] = clause.text, prefix_end(clause.text)
-            members.append(
-                f"SELECT person_id FROM people_index WHERE email_key >= :e{n} "
-                f"AND email_key < :e{n}_end"
-            )
-        if not members:
-            return []  # a word with no exact match: no exact candidates
-        expressions.append(
-            members[0]
-            if len(members) == 1
-            else f"SELECT person_id FROM ({' INTERSECT '.join(members)}) AS c{n}"
-        )
-    if len(expressions) == 1 and expressions[0].startswith("SELECT person_id FROM index_postings"):
-        # one word: stream its postings and stop at the cap (a common word has 100,000s)
-        term_filter = expressions[0].partition(" WHERE ")[2]
-        sql = (
-            f"SELECT {columns} FROM index_postings x JOIN people_index p "
-            f"ON p.person_id = x.person_id WHERE x.{term_filter} AND {' AND '.join(where)} "
-            f"LIMIT {MAX_RESULTS}"
-        )
-    elif conn.dialect.name == "postgresql":
-        # a join: PostgreSQL merges (or hashes) the postings, ~3x faster than its INTERSECT
-        joined = " JOIN ".join(
-            f"({e}) AS c{n}" + (f" ON c{n}.person_id = c0.person_id" if n else "")
-            for n, e in enumerate(expressions)
-        )
-        sql = (
-            f"SELECT {columns} FROM {joined} JOIN people_index p ON p.person_id = c0.person_id "
-            f"WHERE {' AND '.join(where)} LIMIT {MAX_RESULTS}"
-        )
+
+    def email(n: int, alias: str) -> str:
+        params[f"e{n}"], params[f"e{n}_end"] = clauses[n].text, prefix_end(clauses[n].text)
+        return f"{alias}.email_key >= :e{n} AND {alias}.email_key < :e{n}_end"
+
+    def listed(ids: list[int]) -> str:
+        return ", ".join(str(int(i)) for i in ids)
+
+    lead = units[driver]
+    key = "d.person_id" if lead.email is None else "p.person_id"  # checked before p is read
+    if lead.email is None:
+        source = "index_postings d JOIN people_index p ON p.person_id = d.person_id"
+        where.append(f"d.term_id IN ({listed(lead.term_ids)})")
     else:
-        # SQLite plans joins of postings without statistics; its INTERSECT is steady
-        where.append(f"p.person_id IN ({' INTERSECT '.join(expressions)})")
-        sql = (
-            f"SELECT {columns} FROM people_index p WHERE {' AND '.join(where)} LIMIT {MAX_RESULTS}"
-        )
+        source = "people_index p"
+        where.append(email(lead.email, "p"))
+    for n, unit in enumerate(units):
+        if n == driver:
+            continue
+        if unit.email is not None:
+            where.append(email(unit.email, "p"))
+        else:
+            where.append(
+                f"EXISTS (SELECT 1 FROM index_postings y{n} WHERE y{n}.person_id = {key} "
+                f"AND y{n}.term_id IN ({listed(unit.term_ids)}))"
+            )
+    columns = ", ".join(f"p.{c}" for c in _COLUMNS)
+    sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} LIMIT {MAX_RESULTS}"
     return list(conn.execute(text(sql), params).all())
 
 

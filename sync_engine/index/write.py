@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,9 +36,6 @@ log = logging.getLogger("crm_contacts.index")
 
 # How often a refresh is a full sweep (every id and change time compared with the CRM).
 SWEEP_EVERY = timedelta(hours=1)
-# Changes this close before the watermark are read again: a CRM transaction that commits a
-# little after it stamped its rows is not missed (re-applying a person changes nothing).
-OVERLAP = timedelta(seconds=5)
 _BATCH = 5000
 _CHUNK = 900
 
@@ -181,7 +179,12 @@ def build(
                 progress(len(chunk))
         with db.begin() as conn:
             _insert(conn, "people_index", _PEOPLE_COLUMNS, deleted)
-            _insert(conn, "index_terms", ("id", "word"), sorted((i, w) for w, i in vocab.items()))
+            _insert(
+                conn,
+                "index_terms",
+                ("id", "word", "people"),
+                sorted((i, w, len(postings[i])) for w, i in vocab.items()),
+            )
             _insert(
                 conn,
                 "index_term_keys",
@@ -264,8 +267,10 @@ def refresh(
     elif latest is None or (state.watermark is not None and latest <= state.watermark):
         return RefreshReport(seconds=time.monotonic() - started)
     else:
-        since = state.watermark - OVERLAP if state.watermark is not None else None
-        stamps = crm.changes_since(since)
+        # strictly after the watermark: an import stamps thousands of rows with one time,
+        # and re-listing them every cycle would cost seconds. A transaction that commits
+        # after a later one stamped its rows is caught by the hourly sweep instead.
+        stamps = crm.changes_since(state.watermark)
         indexed = _changed_at(db, list(stamps))
         changed = [pid for pid, at in stamps.items() if pid not in indexed or indexed[pid] != at]
     people = crm.people_by_ids(changed) if changed else {}
@@ -355,6 +360,17 @@ def _apply(
     ]
     _insert(conn, "people_index", _PEOPLE_COLUMNS, rows)
     _insert(conn, "index_postings", ("term_id", "person_id"), sorted(new_postings))
+    counts = Counter(tid for tid, _ in new_postings)
+    counts.subtract(Counter(p["t"] for p in old_postings))
+    changed_counts = [{"i": tid, "d": d} for tid, d in sorted(counts.items()) if d]
+    if changed_counts:  # how many people each word has: search plans by it
+        terms = t.index_terms
+        conn.execute(
+            update(terms)
+            .where(terms.c.id == bindparam("i"))
+            .values(people=terms.c.people + bindparam("d")),
+            changed_counts,
+        )
     return len(live_people) - was_live
 
 

@@ -50,6 +50,7 @@ def upgrade() -> None:
         "index_terms",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("word", _key(), nullable=False),
+        sa.Column("people", sa.Integer, nullable=False, server_default=sa.text("0")),
     )
     op.create_index("ux_index_terms_word", "index_terms", ["word"], unique=True)
     op.create_table(
