@@ -4,7 +4,7 @@ Plain tables and B-tree indexes only: no database extension, so the state databa
 ordinary owner can run it (no CREATE privilege on the database or superuser needed).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-28
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
