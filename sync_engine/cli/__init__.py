@@ -39,4 +39,4 @@ __all__ = [
     "settings",
 ]
 
-from sync_engine import index_cli  # noqa: E402, F401 - registers `index` on the app
+from sync_engine import index_cli  # noqa: F401 - registers `index` on the app

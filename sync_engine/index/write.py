@@ -274,9 +274,15 @@ def refresh(
         indexed = _changed_at(db, list(stamps))
         changed = [pid for pid, at in stamps.items() if pid not in indexed or indexed[pid] != at]
     people = crm.people_by_ids(changed) if changed else {}
+    # no Person row (hard-deleted; its email or phone links may still carry change times):
+    # not in the index at all
+    vanished = [pid for pid in changed if pid not in people]
+    if vanished:
+        changed = [pid for pid in changed if pid in people]
+        gone = sorted(set(gone) | set(vanished))
     with db.begin() as conn:
         lock_writer(conn)
-        live_delta = _apply(conn, changed, people, stamps, gone)
+        live_delta, removed = _apply(conn, changed, people, stamps, gone)
         values: dict[str, object] = {
             "refreshed_at": now,
             "people": t.index_state.c.people + live_delta,
@@ -287,9 +293,9 @@ def refresh(
             values["swept_at"] = now
         conn.execute(update(t.index_state).where(t.index_state.c.id == 1).values(**values))
     report = RefreshReport(
-        changed=len(changed), removed=len(gone), swept=sweep, seconds=time.monotonic() - started
+        changed=len(changed), removed=removed, swept=sweep, seconds=time.monotonic() - started
     )
-    if changed or gone or sweep:
+    if changed or removed or sweep:
         log.info(
             "people index refreshed",
             extra={
@@ -323,12 +329,13 @@ def _apply(
     people: dict[int, CrmPerson],
     stamps: dict[int, datetime],
     gone: list[int],
-) -> int:
-    """Replace the rows of `changed` (live, soft-deleted or vanished) and drop `gone`; returns
-    the change in the number of live people."""
+) -> tuple[int, int]:
+    """Replace the rows of `changed` (live or soft-deleted) and drop `gone`; returns the
+    change in the number of live people and how many rows of `gone` were there."""
     pi, postings = t.people_index, t.index_postings
     ids = sorted(set(changed) | set(gone))
-    was_live = 0
+    was_live = removed = 0
+    leaving = set(gone)
     old_postings: list[dict[str, int]] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
@@ -336,6 +343,7 @@ def _apply(
             select(pi.c.person_id, pi.c.live, pi.c.term_ids).where(pi.c.person_id.in_(chunk))
         ):
             was_live += bool(live)
+            removed += pid in leaving
             old_postings += [{"t": int(x), "p": pid} for x in term_ids.split()]
         conn.execute(delete(pi).where(pi.c.person_id.in_(chunk)))
     if old_postings:
@@ -371,7 +379,7 @@ def _apply(
             .values(people=terms.c.people + bindparam("d")),
             changed_counts,
         )
-    return len(live_people) - was_live
+    return len(live_people) - was_live, removed
 
 
 def _term_ids(conn: Connection, words: set[str]) -> dict[str, int]:
