@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync_engine import queue
 from sync_engine.config import ConfigError
 from sync_engine.crm.source import CrmError
+from sync_engine.index import IndexBusy, RefreshReport
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import CrmUser, DigestPrefs
 from sync_engine.queue import MailboxRow
@@ -215,6 +216,7 @@ class CycleReport:
     taken_by_others: int = 0  # claimed elsewhere, or already done by another process
     backing_off: int = 0
     requests: int = 0  # mailbox round trips made by this cycle's syncs
+    index: RefreshReport | None = None  # the people index's refresh (None: built or failed)
     seconds: float = 0.0
     error: str | None = None
 
@@ -292,7 +294,9 @@ class Scheduler:
         report = CycleReport(started=self.now())
         began = time.monotonic()
         try:
-            self._cycle(report)
+            latest = self.crm.latest_change()  # one look serves the index and the mailboxes
+            self._refresh_index(report, latest)
+            self._cycle(report, latest)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)
             log.error("cycle failed", extra={"event": "cycle_failed", "error": str(exc)})
@@ -318,13 +322,34 @@ class Scheduler:
         )
         return report
 
-    def _cycle(self, report: CycleReport) -> None:
+    def _refresh_index(self, report: CycleReport, latest: datetime | None) -> None:
+        """Bring search's people index up to date with the CRM (built on the first cycle
+        that finds it missing). A failure is logged and leaves the syncs to run."""
+        index = self.engine.index
+        try:
+            status = index.status()
+            if not status.ready and status.building_since is None:
+                log.info("building the people index", extra={"event": "index_build"})
+                index.build(now=self.now())
+            else:
+                report.index = index.refresh(now=self.now(), latest=latest)
+        except IndexBusy:
+            pass
+        except Exception as exc:
+            log.error(
+                "people index refresh failed",
+                extra={
+                    "event": "index_refresh_failed",
+                    "error": str(exc) if isinstance(exc, _KNOWN_ERRORS) else type(exc).__name__,
+                },
+            )
+
+    def _cycle(self, report: CycleReport, latest: datetime | None) -> None:
         now = self.now()
         rows = queue.mailboxes(self.store)
         report.mailboxes = len(rows)
         if not rows:
             return
-        latest = self.crm.latest_change()
         # Watched for CRM changes: mailboxes synced before and not failing. A failing one is
         # retried when its back-off ends whatever changed (a full sync), so its old
         # watermark must not widen every cycle's change query while it is down.

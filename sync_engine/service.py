@@ -6,14 +6,16 @@ acts for one CRM user and only ever on that user's own list (DESIGN rule 10).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync_engine.config import Settings, load_settings
-from sync_engine.crm.search import SearchError, search_ids
+from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.files import private_dir, private_sqlite
+from sync_engine.index import IndexBusy, IndexedPerson, PeopleIndex
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.model import (
@@ -29,6 +31,8 @@ from sync_engine.model import (
 from sync_engine.schedule import zone
 from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
 from sync_engine.sync import sync_mailbox
+
+log = logging.getLogger("crm_contacts.index")
 
 
 class EngineError(Exception):
@@ -157,6 +161,8 @@ class Engine:
             private_dir(self.settings.crm_contacts_home)
             private_sqlite(self.settings.crm_url)
         self.crm = SageCrm(self.settings.crm_url, writable=embedded)
+        self.index = PeopleIndex(self.store.engine, self.crm)
+        self._said_fallback = False
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
@@ -231,21 +237,55 @@ class Engine:
 
     # -- finding people ------------------------------------------------------------------
 
+    # A CRM this small is indexed on the first search (a few seconds); a bigger one is
+    # indexed by `crm-contacts index build` or the clock, and searched in the CRM meanwhile.
+    INDEX_ON_FIRST_SEARCH_MAX = 50_000
+
     def search(self, user: CrmUser, query: str, *, limit: int = 10, offset: int = 0) -> SearchPage:
         try:
-            ranked = search_ids(self.crm, query)
+            parsed = parse_query(query)
         except SearchError as exc:
             raise BadQuery(str(exc)) from None
         mine = self.store.subscriptions(self._stored(user).id)
-        page = ranked[offset : offset + limit] if limit else ranked[offset:]
-        people = self.crm.people_by_ids(page)  # only the shown page is loaded in full
+        found = self._search_index(parsed)
+        if found is not None:
+            page = found[offset : offset + limit] if limit else found[offset:]
+            views = [p.view(in_list=p.id in mine) for p in page]
+            return SearchPage(query.strip(), len(found), offset, limit, views)
+        ranked = search_ids(self.crm, query)
+        ids = ranked[offset : offset + limit] if limit else ranked[offset:]
+        people = self.crm.people_by_ids(ids)  # only the shown page is loaded in full
         return SearchPage(
             query=query.strip(),
             total=len(ranked),
             offset=offset,
             limit=limit,
-            people=[view(people[i], in_list=i in mine) for i in page if i in people],
+            people=[view(people[i], in_list=i in mine) for i in ids if i in people],
         )
+
+    def _search_index(self, parsed) -> list[IndexedPerson] | None:  # type: ignore[no-untyped-def]
+        """The index's answer; None (search the CRM) while it is missing or being built."""
+        found = self.index.search(parsed)
+        if found is not None:
+            return found
+        if (
+            not self._said_fallback
+            and self.index.status().building_since is None
+            and (self.crm.count_live_people() <= self.INDEX_ON_FIRST_SEARCH_MAX)
+        ):
+            try:
+                self.index.build()
+                return self.index.search(parsed)
+            except IndexBusy:
+                pass
+        if not self._said_fallback:  # said once; the first search alone tries a build
+            self._said_fallback = True
+            log.warning(
+                "people index not built yet: searching the CRM directly; "
+                "run `crm-contacts index build` (the clock builds it too)",
+                extra={"event": "index_fallback"},
+            )
+        return None
 
     def person(self, user: CrmUser, person_id: int) -> PersonView:
         person = self.crm.people_by_ids([person_id]).get(person_id)

@@ -139,3 +139,80 @@ digest_prefs = Table(
     Column("off", Boolean, nullable=False, server_default=false()),
     Column("changed_at", DateTime(timezone=True), nullable=False),
 )
+
+# -- the people index (migration 0008): what search reads instead of the customer's CRM ----
+
+# Folded keys compare byte by byte ("C" collation on PostgreSQL; SQLite's default BINARY), so
+# a prefix is one B-tree range whatever the database's locale.
+_KEY = String(320).with_variant(String(320, collation="C"), "postgresql")
+
+# One row per CRM person we have seen: what the picker shows, the folded forms search ranks,
+# and the CRM change time the row reflects. Soft-deleted people stay as `live = false` so the
+# periodic sweep can tell "unchanged and deleted" from "new to us".
+people_index = Table(
+    "people_index",
+    metadata,
+    Column("person_id", Integer, primary_key=True, autoincrement=False),
+    Column("live", Boolean, nullable=False),
+    Column("first_name", String(255), nullable=False, server_default=""),
+    Column("middle_name", String(255), nullable=False, server_default=""),
+    Column("last_name", String(255), nullable=False, server_default=""),
+    Column("company", String(255), nullable=False, server_default=""),
+    Column("email", String(320), nullable=False, server_default=""),
+    Column("job_title", String(255), nullable=False, server_default=""),
+    Column("business_phone", String(64), nullable=False, server_default=""),
+    Column("mobile_phone", String(64), nullable=False, server_default=""),
+    Column("manager", String(255), nullable=False, server_default=""),
+    Column("name_key", _KEY, nullable=False, server_default=""),  # folded "first middle last"
+    Column("company_key", _KEY, nullable=False, server_default=""),  # folded company
+    Column("email_key", _KEY, nullable=False, server_default=""),  # folded email
+    Column("words", Text, nullable=False, server_default=""),  # folded words, space-separated
+    Column("term_ids", Text, nullable=False, server_default=""),  # their index_terms ids
+    Column("changed_at", DateTime(timezone=False)),  # the CRM's change time (CRM clock)
+    Index("ix_people_index_company", "company_key"),
+    Index("ix_people_index_email", "email_key"),
+)
+
+# The vocabulary: every distinct folded word of a name, company or email local part.
+index_terms = Table(
+    "index_terms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("word", _KEY, nullable=False),
+    Column("people", Integer, nullable=False, server_default=text("0")),  # live people with it
+    Index("ux_index_terms_word", "word", unique=True),
+)
+
+# Typo look-up (one edit): each term under itself and under every form with one letter
+# deleted (a "deletion neighbourhood", as in SymSpell). A query word's own deletions meet
+# the term's when they differ by one substitution, insertion, deletion or transposition.
+index_term_keys = Table(
+    "index_term_keys",
+    metadata,
+    Column("key", _KEY, primary_key=True),
+    Column("term_id", Integer, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+# Postings: which live person has which term.
+index_postings = Table(
+    "index_postings",
+    metadata,
+    Column("term_id", Integer, primary_key=True, autoincrement=False),
+    Column("person_id", Integer, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+# One row (id = 1): whether the index is usable and how far it has followed the CRM.
+index_state = Table(
+    "index_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("ready", Boolean, nullable=False, server_default=false()),
+    Column("building_since", DateTime(timezone=True)),  # a build's claim (one at a time)
+    Column("built_at", DateTime(timezone=True)),
+    Column("watermark", DateTime(timezone=False)),  # latest CRM change applied (CRM clock)
+    Column("refreshed_at", DateTime(timezone=True)),
+    Column("swept_at", DateTime(timezone=True)),  # last full id sweep (hard deletes)
+    Column("people", Integer, nullable=False, server_default=text("0")),  # live people
+)

@@ -3,6 +3,7 @@ process, and a throw-away PostgreSQL database (127.0.0.1:5432, database `test`).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -73,6 +74,7 @@ class Cli:
         from sync_engine.cli import reset_engine, run_cli
 
         reset_engine()
+        handlers = list(logging.getLogger().handlers)
         try:
             with self.runner.isolation() as (out, err, _):
                 code = run_cli(list(args))
@@ -81,6 +83,11 @@ class Cli:
                 return CliResult(code, out.getvalue().decode(), err.getvalue().decode())
         finally:
             reset_engine()
+            # a command that set up logging (scheduler, serve) pointed it at this run's
+            # stderr, closed now: later log lines would fail there ("--- Logging error ---")
+            for handler in list(logging.getLogger().handlers):
+                if handler not in handlers:
+                    logging.getLogger().removeHandler(handler)
 
     def ok(self, *args: str) -> str:
         result = self(*args)

@@ -38,3 +38,5 @@ __all__ = [
     "runs",
     "settings",
 ]
+
+from sync_engine import index_cli  # noqa: F401 - registers `index` on the app

@@ -1,0 +1,312 @@
+"""Searching the people index: candidates by exact, prefix and one-typo word look-ups,
+then ranking in Python (rapidfuzz for the closeness of the whole name).
+
+Each query word is a clause every result must meet: one of its index words equals the
+query word, starts with it, or is one edit away (OSA distance 1: a substitution anywhere,
+a missing, extra or doubled letter, or two neighbours swapped). Words come from the
+vocabulary (distinct words, far fewer than people), their people from the postings, and
+the clauses meet in one INTERSECT, so a search is a handful of indexed look-ups
+whatever the number of people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import repeat
+
+from rapidfuzz import fuzz, process
+from sqlalchemy import Connection, select, text
+
+from sync_engine import tables as t
+from sync_engine.crm.search import ParsedQuery, fold
+from sync_engine.index.words import FUZZY_MIN, prefix_end, typo_keys, within_one_edit, words
+from sync_engine.model import PersonView
+
+MAX_RESULTS = 1000  # ranked results kept (the picker pages through them)
+ENOUGH_EXACT = 50  # this many exact matches: prefix and typo matches are not added
+_PREFIX_TERMS = 200  # words taken per prefix ("jo" -> john, jones, …)
+_EXACT, _PREFIX, _TYPO, _EMAIL_PREFIX = 100, 90, 80, 95
+
+
+@dataclass(frozen=True)
+class IndexedPerson:
+    """One search result: what the picker shows, read from the index alone."""
+
+    id: int
+    first_name: str
+    middle_name: str
+    last_name: str
+    company: str
+    email: str
+    job_title: str
+    business_phone: str
+    mobile_phone: str
+    manager: str
+
+    def view(self, *, in_list: bool = False) -> PersonView:
+        return PersonView(
+            id=self.id,
+            first_name=self.first_name,
+            middle_name=self.middle_name,
+            last_name=self.last_name,
+            company=self.company,
+            email=self.email,
+            job_title=self.job_title,
+            business_phone=self.business_phone,
+            mobile_phone=self.mobile_phone,
+            manager=self.manager,
+            in_list=in_list,
+        )
+
+
+@dataclass
+class _Part:
+    word: str
+    quality: dict[str, int] = field(default_factory=dict)  # index word -> how well it matches
+    term_ids: dict[int, int] = field(default_factory=dict)  # term id -> quality
+    people: dict[int, int] = field(default_factory=dict)  # term id -> live people with it
+
+
+@dataclass
+class _Clause:
+    text: str  # the folded query word, for email prefixes
+    parts: list[_Part]
+    emailish: bool
+
+    @property
+    def usable(self) -> bool:
+        return self.emailish or any(p.term_ids for p in self.parts)
+
+
+_COLUMNS = (
+    "person_id",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "company",
+    "email",
+    "job_title",
+    "business_phone",
+    "mobile_phone",
+    "manager",
+    "name_key",
+    "email_key",
+    "words",
+)
+
+
+def search(conn: Connection, parsed: ParsedQuery) -> list[IndexedPerson]:
+    """Live people matching the query, best first (at most MAX_RESULTS)."""
+    company = fold(parsed.company).strip() if parsed.company is not None else None
+    clauses = [_clause(token) for token in parsed.tokens]
+    clauses = [c for c in clauses if c.parts or c.emailish]
+    if not clauses:
+        if company is None:
+            return []
+        sql = (
+            f"SELECT {', '.join(_COLUMNS)} FROM people_index WHERE live = :live "
+            f"AND company_key = :company ORDER BY name_key, person_id LIMIT {MAX_RESULTS}"
+        )
+        rows = conn.execute(text(sql), {"live": True, "company": company}).all()
+        return [_person(r) for r in rows]
+    _look_up_terms(conn, clauses)
+    for clause in clauses:
+        if clause.emailish:
+            _settle_email(conn, clause)
+    usable = [c for c in clauses if c.usable]
+    if not usable:
+        return []
+    rows: dict[int, tuple] = {}
+    if all(all(_exact(p) for p in c.parts if p.term_ids) for c in usable):
+        for r in _candidates(conn, usable, company, exact_only=True):
+            rows.setdefault(r[0], r)
+    if len(rows) < ENOUGH_EXACT:
+        for r in _candidates(conn, usable, company, exact_only=False):
+            rows.setdefault(r[0], r)
+    return _rank(parsed, clauses, list(rows.values()))
+
+
+def _settle_email(conn: Connection, clause: _Clause) -> None:
+    """A word with "@" or "." is an email (prefix) when some live person's email starts
+    with it; otherwise its words count ("o'brien.sean" -> o, brien, sean)."""
+    hit = conn.execute(
+        text(
+            "SELECT 1 FROM people_index WHERE email_key >= :e AND email_key < :end "
+            "AND live = :live LIMIT 1"
+        ),
+        {"e": clause.text, "end": prefix_end(clause.text), "live": True},
+    ).first()
+    if hit:
+        clause.parts = []
+    else:
+        clause.emailish = False
+
+
+def _exact(part: _Part) -> bool:
+    return _EXACT in part.term_ids.values()
+
+
+def _clause(token: str) -> _Clause:
+    folded = fold(token).strip()
+    return _Clause(
+        text=folded,
+        parts=[_Part(w) for w in words(token)],
+        emailish=len(folded) >= 3 and ("@" in folded or "." in folded),
+    )
+
+
+def _look_up_terms(conn: Connection, clauses: list[_Clause]) -> None:
+    """Fill each part's matching index words: itself, one typo away, or by prefix."""
+    parts = [p for c in clauses for p in c.parts]
+    keys = sorted({k for p in parts for k in typo_keys(p.word)})
+    k, terms = t.index_term_keys, t.index_terms
+    found = conn.execute(
+        select(k.c.key, terms.c.id, terms.c.word, terms.c.people)
+        .select_from(k.join(terms, terms.c.id == k.c.term_id))
+        .where(k.c.key.in_(keys), terms.c.people > 0)
+    ).all()
+    for part in parts:
+        mine = typo_keys(part.word)
+        for key, term_id, word, people in found:
+            if key not in mine:
+                continue
+            if word == part.word:
+                _note(part, term_id, word, people, _EXACT)
+            elif len(part.word) >= FUZZY_MIN and within_one_edit(part.word, word):
+                _note(part, term_id, word, people, _TYPO)
+        if len(part.word) >= 2:
+            prefixed = conn.execute(
+                select(terms.c.id, terms.c.word, terms.c.people)
+                .where(
+                    terms.c.word > part.word,
+                    terms.c.word < prefix_end(part.word),
+                    terms.c.people > 0,
+                )
+                .order_by(terms.c.word)
+                .limit(_PREFIX_TERMS)
+            )
+            for term_id, word, people in prefixed:
+                _note(part, term_id, word, people, _PREFIX)
+
+
+def _note(part: _Part, term_id: int, word: str, people: int, quality: int) -> None:
+    if quality > part.quality.get(word, 0):
+        part.quality[word] = quality
+        part.term_ids[term_id] = quality
+        part.people[term_id] = people
+
+
+@dataclass
+class _Unit:
+    """One condition every result meets: one of these terms, or an email prefix."""
+
+    term_ids: list[int]
+    people: int  # how many rows its postings hold (an estimate for an email prefix)
+    email: int | None = None  # the clause number of an email prefix
+
+
+def _units(clauses: list[_Clause], *, exact_only: bool) -> list[_Unit] | None:
+    units = []
+    for n, clause in enumerate(clauses):
+        if clause.emailish:
+            units.append(_Unit([], 1, email=n))
+            continue
+        for part in clause.parts:
+            if not part.term_ids:
+                continue  # nothing in the index is like this word: ranking judges it
+            ids = [i for i, q in part.term_ids.items() if q == _EXACT or not exact_only]
+            if not ids:
+                return None  # a word with no exact match: no exact candidates
+            units.append(_Unit(sorted(ids), sum(part.people[i] for i in ids)))
+    return units
+
+
+def _candidates(
+    conn: Connection, clauses: list[_Clause], company: str | None, *, exact_only: bool
+) -> list[tuple]:
+    """Rows of the live people every clause matches (at most MAX_RESULTS, any order).
+
+    The condition with the fewest postings per probe of the others drives: its people are
+    read and each is checked against the other conditions with index probes (EXISTS), so
+    "Summit Smith" reads Smith's 15,000 postings, not Summit's 70,000 as well."""
+    units = _units(clauses, exact_only=exact_only)
+    if not units:
+        return []
+    probes = [len(u.term_ids) if u.email is None else 1 for u in units]
+    driver = min(
+        range(len(units)),
+        key=lambda d: units[d].people * (1 + sum(probes) - probes[d]),
+    )
+    params: dict[str, object] = {"live": True}
+    where = ["p.live = :live"]
+    if company is not None:
+        where.append("p.company_key = :company")
+        params["company"] = company
+
+    def email(n: int, alias: str) -> str:
+        params[f"e{n}"], params[f"e{n}_end"] = clauses[n].text, prefix_end(clauses[n].text)
+        return f"{alias}.email_key >= :e{n} AND {alias}.email_key < :e{n}_end"
+
+    def listed(ids: list[int]) -> str:
+        return ", ".join(str(int(i)) for i in ids)
+
+    lead = units[driver]
+    key = "d.person_id" if lead.email is None else "p.person_id"  # checked before p is read
+    if lead.email is None:
+        source = "index_postings d JOIN people_index p ON p.person_id = d.person_id"
+        where.append(f"d.term_id IN ({listed(lead.term_ids)})")
+    else:
+        source = "people_index p"
+        where.append(email(lead.email, "p"))
+    for n, unit in enumerate(units):
+        if n == driver:
+            continue
+        if unit.email is not None:
+            where.append(email(unit.email, "p"))
+        else:
+            where.append(
+                f"EXISTS (SELECT 1 FROM index_postings y{n} WHERE y{n}.person_id = {key} "
+                f"AND y{n}.term_id IN ({listed(unit.term_ids)}))"
+            )
+    columns = ", ".join(f"p.{c}" for c in _COLUMNS)
+    sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} LIMIT {MAX_RESULTS}"
+    return list(conn.execute(text(sql), params).all())
+
+
+def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> list[IndexedPerson]:
+    """Best first: how well every query word is met (exact > email prefix > prefix > typo),
+    then how close the whole name is to the query, then the name."""
+    if not rows:
+        return []
+    zeros = repeat(0)
+    scores = []
+    for row in rows:
+        own = row[12].split()
+        total = 0
+        for clause in clauses:
+            score = 0
+            if clause.parts:
+                score = 100
+                for part in clause.parts:
+                    met = max(map(part.quality.get, own, zeros), default=0)
+                    if not met and any(w.startswith(part.word) for w in own):
+                        met = _PREFIX
+                    score = min(score, met)
+            if clause.emailish and row[11].startswith(clause.text):
+                score = max(score, _EXACT if row[11] == clause.text else _EMAIL_PREFIX)
+            total += score
+        scores.append(total / len(clauses))
+    closeness = [0.0] * len(rows)
+    names = [row[10] for row in rows]
+    for _, sc, index in process.extract(
+        fold(parsed.text), names, scorer=fuzz.token_sort_ratio, limit=None
+    ):
+        closeness[index] = sc
+    order = sorted(
+        range(len(rows)), key=lambda k: (-scores[k], -closeness[k], names[k], rows[k][0])
+    )
+    return [_person(rows[k]) for k in order[:MAX_RESULTS]]
+
+
+def _person(row) -> IndexedPerson:  # type: ignore[no-untyped-def]
+    return IndexedPerson(*(row[:10]))
