@@ -118,7 +118,17 @@ class Applier:
         match action:
             case CreateContact(person_id=pid, name=name, fingerprint=fp):
                 assert outcome is not None and outcome.item_id
-                w.put_link(Link(pid, outcome.item_id, outcome.change_key or "", fp, "created"))
+                w.put_link(
+                    Link(
+                        pid,
+                        outcome.item_id,
+                        outcome.change_key or "",
+                        fp,
+                        "created",
+                        action.crm_values,
+                        action.mailbox_values,
+                    )
+                )
                 why = "in My CRM Contacts and not in the mailbox"
                 w.event(pid, "created", why, outcome.item_id, name)
                 out.append(Outcome(pid, name, "created"))
@@ -132,7 +142,15 @@ class Applier:
                 reason=why,
             ):
                 w.put_link(
-                    Link(pid, item, (outcome.change_key if outcome else None) or ck, fp, origin)
+                    Link(
+                        pid,
+                        item,
+                        (outcome.change_key if outcome else None) or ck,
+                        fp,
+                        origin,
+                        action.crm_values,
+                        action.mailbox_values,
+                    )
                 )
                 w.event(pid, "linked", why, item, name)
                 out.append(Outcome(pid, name, "linked", why))
@@ -140,14 +158,26 @@ class Applier:
                 person_id=pid, name=name, change=change, fingerprint=fp, origin=origin, reason=why
             ):
                 ck = (outcome.change_key if outcome else None) or change.change_key
-                w.put_link(Link(pid, change.item_id, ck, fp, origin))
+                w.put_link(
+                    Link(
+                        pid,
+                        change.item_id,
+                        ck,
+                        fp,
+                        origin,
+                        action.crm_values,
+                        action.mailbox_values,
+                    )
+                )
                 fields = ", ".join(k for k, _ in change.set_fields) or "category"
                 w.event(pid, "updated", f"{why}: {fields}", change.item_id, name)
                 out.append(Outcome(pid, name, "updated", fields))
             case RefreshLink(
                 person_id=pid, item_id=item, change_key=ck, fingerprint=fp, origin=origin
             ):
-                w.put_link(Link(pid, item, ck, fp, origin))
+                w.put_link(
+                    Link(pid, item, ck, fp, origin, action.crm_values, action.mailbox_values)
+                )
             case UnlinkContact(person_id=pid, name=name, item_id=item, reason=why):
                 w.drop_link(pid)
                 w.event(

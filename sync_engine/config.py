@@ -38,6 +38,20 @@ class Settings(BaseSettings):
     mass_delete_share: float = Field(default=0.25, ge=0, le=1)
     mass_delete_min: int = Field(default=5, ge=0)
 
+    # Write-back (issue 14): Outlook edits of linked contacts go to the CRM. Who wins when
+    # both sides changed a field: the CRM (Sage's default) or the latest edit.
+    write_back_conflict: Literal["crm", "latest"] = "crm"
+    # The mass-edit guard, like rule 8: hold write-backs above this share AND this count.
+    mass_edit_share: float = Field(default=0.25, ge=0, le=1)
+    mass_edit_min: int = Field(default=5, ge=0)
+    # A real Sage CRM is written through its REST API only, never its database; write-back
+    # is off for it until SAGE_REST_URL is set (https://{server}/sdata/{install}j/sagecrm2/-).
+    sage_rest_url: str | None = None
+    sage_rest_user: str | None = None
+    sage_rest_password: SecretStr | None = None
+    sage_rest_timeout: float = Field(default=30, gt=0)
+    sage_rest_retry_max_wait: float = Field(default=60, ge=0)
+
     ews_url: str | None = None
     ews_username: str | None = None
     ews_password: SecretStr | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 
@@ -122,6 +123,43 @@ class ContactFields:
 
 assert tuple(f.name for f in fields(ContactFields)) == FIELD_NAMES
 
+# The fields a salesperson's Outlook edit writes back to the CRM (issue 14): every mapped
+# field but the company and the mailing address, which Sage's own Exchange integration
+# also sends CRM -> Exchange only, and the two derived from the names.
+WRITE_BACK_FIELDS: tuple[str, ...] = tuple(
+    name
+    for name in FIELD_NAMES
+    if name
+    not in {
+        "company",
+        "street",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "display_name",
+        "file_as",
+    }
+)
+EMAIL_FIELDS = frozenset({"email", "email2"})
+PHONE_FIELDS = frozenset({"business_phone", "business_fax", "home_phone", "mobile_phone"})
+
+
+def normalised(name: str, value: str) -> str:
+    """A value as compared for change detection: formatting noise is no edit. Outlook
+    re-spaces phone numbers, people type trailing spaces, and an email's case means nothing."""
+    text = " ".join(clean(value).split())
+    if name in EMAIL_FIELDS:
+        return text.casefold()
+    if name in PHONE_FIELDS:
+        return "".join(c for c in text if c.isdigit() or c == "+")
+    return text
+
+
+def write_back_values(values: ContactFields) -> dict[str, str]:
+    """The write-back fields of a contact, as remembered on its link."""
+    return {name: getattr(values, name) for name in WRITE_BACK_FIELDS}
+
 
 @dataclass(frozen=True, slots=True)
 class CrmPerson:
@@ -197,6 +235,11 @@ class Link:
     change_key: str
     fingerprint: str
     origin: str  # "created" or "linked"
+    # What both sides held after our last sync of this contact (write-back fields only),
+    # so a later difference says which side edited which field. None on links made before
+    # write-back existed: their first sync just records them.
+    crm_values: Mapping[str, str] | None = None
+    mailbox_values: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +343,9 @@ class Outcome:
 
     person_id: int
     name: str
-    action: str  # created, linked, updated, unlinked, deleted, forgotten, failed, held
+    # created, linked, updated, unlinked, deleted, forgotten, failed, held, written_back
+    # (an Outlook edit sent to the CRM), conflict (an Outlook edit that lost to the CRM)
+    action: str
     detail: str = ""
 
 
@@ -317,6 +362,7 @@ class SyncResult:
     busy: bool = False  # another sync of this mailbox was running; nothing was done
     requests: int = 0  # round trips to the mailbox: listing pages plus write batches
     write_requests: int = 0
+    crm_requests: int = 0  # write-back round trips to the CRM (REST calls; 1 per person embedded)
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -342,6 +388,8 @@ class SyncResult:
             "unlinked": self.count("unlinked"),
             "deleted": self.count("deleted"),
             "forgotten": self.count("forgotten"),
+            "written_back": self.count("written_back"),
+            "conflicts": self.count("conflict"),
             "failed": len(self.failed),
             "failures": [
                 {"id": o.person_id, "name": o.name, "reason": o.detail} for o in self.failed
@@ -351,6 +399,7 @@ class SyncResult:
             "error": self.error,
             "requests": self.requests,
             "write_requests": self.write_requests,
+            "crm_requests": self.crm_requests,
         }
 
 

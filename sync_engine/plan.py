@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
@@ -21,6 +21,7 @@ from sync_engine.model import (
     Link,
     MailboxContact,
     NewContact,
+    write_back_values,
 )
 
 NEAR_MATCH_SCORE = 90.0  # rapidfuzz ratio from which a near match is reported
@@ -35,6 +36,8 @@ class CreateContact:
     name: str
     new: NewContact
     fingerprint: str
+    crm_values: Mapping[str, str] | None = None
+    mailbox_values: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class LinkContact:
     fingerprint: str
     origin: str  # "linked" (dedupe) or "created" (found again by the CRM id)
     reason: str
+    crm_values: Mapping[str, str] | None = None
+    mailbox_values: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class UpdateContact:
     fingerprint: str
     origin: str
     reason: str
+    crm_values: Mapping[str, str] | None = None
+    mailbox_values: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ class RefreshLink:
     change_key: str
     fingerprint: str
     origin: str
+    crm_values: Mapping[str, str] | None = None
+    mailbox_values: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,9 @@ class PlanInput:
     mass_delete_share: float = 0.25
     mass_delete_min: int = 5
     allow_mass_delete: bool = False
+    # person id -> fields whose Outlook edit is not in the CRM yet (write-back held or
+    # failed): not overwritten, and their remembered mailbox value is kept (issue 14)
+    pending: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -193,6 +205,7 @@ def claim_change(
     person_id: int,
     *,
     write_fields: bool,
+    keep: Collection[str] = (),
 ) -> ContactChange | None:
     """The write that makes `contact` ours and current; None when it already is.
 
@@ -204,7 +217,9 @@ def claim_change(
         set_fields = tuple(
             (name, getattr(desired, name))
             for name in FIELD_NAMES
-            if getattr(desired, name) and getattr(desired, name) != getattr(contact.fields, name)
+            if name not in keep
+            and getattr(desired, name)
+            and getattr(desired, name) != getattr(contact.fields, name)
         )
     categories = None if _has(contact.categories, category) else (*contact.categories, category)
     set_crm_id = person_id if contact.crm_id != person_id else None
@@ -223,11 +238,33 @@ def release_change(contact: MailboxContact, category: str) -> ContactChange | No
     return None if change.is_empty() else change
 
 
+def baselines(
+    person: CrmPerson,
+    contact: MailboxContact | None,
+    change: ContactChange | None,
+    link: Link | None = None,
+    pending: Collection[str] = (),
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What both sides hold once an action is done, remembered on the link so the next
+    sync tells an Outlook edit from a CRM edit. A pending field keeps its old mailbox
+    value, so its Outlook edit is seen (and written back) again."""
+    crm = write_back_values(person.fields)
+    if contact is None:  # a contact we create holds the CRM values
+        return crm, dict(crm)
+    after = change.applied_to(contact) if change is not None else contact
+    mailbox = write_back_values(after.fields)
+    if link is not None and link.mailbox_values is not None:
+        for name in pending:
+            mailbox[name] = link.mailbox_values.get(name, "")
+    return crm, mailbox
+
+
 def link_to(
     contact: MailboxContact, person: CrmPerson, category: str, origin: str, reason: str
 ) -> LinkContact:
     """Take `contact` over for `person`: CRM values, our category and the CRM id."""
     change = claim_change(contact, person.fields, category, person.id, write_fields=True)
+    crm_values, mailbox_values = baselines(person, contact, change)
     return LinkContact(
         person.id,
         person.name,
@@ -237,6 +274,8 @@ def link_to(
         person.fields.fingerprint(),
         origin,
         reason,
+        crm_values,
+        mailbox_values,
     )
 
 
@@ -334,19 +373,43 @@ def plan_mailbox(given: PlanInput) -> Plan:
                     )
                 )
             crm_changed = fingerprint != link.fingerprint or linked.item_id != link.item_id
+            pending = given.pending.get(pid, frozenset())
             change = claim_change(
-                linked, desired, given.category, pid, write_fields=crm_changed
+                linked, desired, given.category, pid, write_fields=crm_changed, keep=pending
             )  # rule 4
+            crm_values, mailbox_values = baselines(person, linked, change, link, pending)
             if change is not None:
                 reason = (
                     "changed in the CRM" if change.set_fields else "category or CRM id put back"
                 )
                 plan.actions.append(
-                    UpdateContact(pid, name, change, fingerprint, link.origin, reason)
+                    UpdateContact(
+                        pid,
+                        name,
+                        change,
+                        fingerprint,
+                        link.origin,
+                        reason,
+                        crm_values,
+                        mailbox_values,
+                    )
                 )
-            elif crm_changed or linked.change_key != link.change_key:
+            elif (
+                crm_changed
+                or linked.change_key != link.change_key
+                or link.crm_values != crm_values
+                or link.mailbox_values != mailbox_values
+            ):
                 plan.actions.append(
-                    RefreshLink(pid, linked.item_id, linked.change_key, fingerprint, link.origin)
+                    RefreshLink(
+                        pid,
+                        linked.item_id,
+                        linked.change_key,
+                        fingerprint,
+                        link.origin,
+                        crm_values,
+                        mailbox_values,
+                    )
                 )
             continue
 
@@ -398,7 +461,10 @@ def _plan_creates(
                 )
             continue
         new = NewContact(fields=desired, categories=(given.category,), crm_id=pid)
-        plan.actions.append(CreateContact(pid, name, new, desired.fingerprint()))
+        crm_values, mailbox_values = baselines(person, None, None)
+        plan.actions.append(
+            CreateContact(pid, name, new, desired.fingerprint(), crm_values, mailbox_values)
+        )
         if near_keys:
             key = near_key(desired)
             for _, score, index in process.extract(

@@ -5,11 +5,15 @@ from __future__ import annotations
 from sync_engine.model import SyncResult
 
 ACTIONS = ("created", "linked", "updated", "unlinked", "deleted", "forgotten", "failed")
+# write-back (issue 14): Outlook edits sent to the CRM, and those that lost to a CRM edit
+WRITE_BACK_LABELS = (("written_back", "written back to the CRM"), ("conflict", "lost to the CRM"))
 
 
 def counts_line(r: SyncResult) -> str:
     """'8 created, 1 linked' or 'nothing to do'."""
-    return ", ".join(f"{r.count(a)} {a}" for a in ACTIONS if r.count(a)) or "nothing to do"
+    parts = [f"{r.count(a)} {a}" for a in ACTIONS if r.count(a)]
+    parts += [f"{r.count(a)} {label}" for a, label in WRITE_BACK_LABELS if r.count(a)]
+    return ", ".join(parts) or "nothing to do"
 
 
 def detail_lines(r: SyncResult) -> list[str]:
@@ -17,7 +21,8 @@ def detail_lines(r: SyncResult) -> list[str]:
     lines = []
     for o in r.outcomes:
         detail = f" ({o.detail})" if o.detail and o.action != "created" else ""
-        lines.append(f"  {o.action:<9} {o.name}{detail}")
+        action = o.action.replace("_", " ")
+        lines.append(f"  {action:<9} {o.name}{detail}")
     lines += [f"  possible duplicate: {d}" for d in r.possible_duplicates]
     lines += [f"  warning: {w}" for w in r.warnings]
     return lines

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.crm.writer import CrmWriter, EmbeddedWriter, write_back_status
 from sync_engine.files import private_dir, private_sqlite
 from sync_engine.index import IndexBusy, IndexedPerson, PeopleIndex
 from sync_engine.mailbox import open_mailbox
@@ -163,15 +164,32 @@ class Engine:
         self.crm = SageCrm(self.settings.crm_url, writable=embedded)
         self.index = PeopleIndex(self.store.engine, self.crm)
         self._said_fallback = False
+        self.writer = self._open_writer(embedded)
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
     def _open_mailbox(self, settings: Settings, address: str) -> Mailbox:
         return open_mailbox(settings, address, identities=self.store)
 
+    def _open_writer(self, embedded: bool) -> CrmWriter | None:
+        """Write-back (issue 14): on for the embedded CRM, through Sage's REST API for a
+        real one once SAGE_REST_URL is set, else off."""
+        if embedded:
+            return EmbeddedWriter(self.crm)
+        if self.settings.sage_rest_url:
+            from sync_engine.crm.sage_rest import SageRestWriter
+
+            return SageRestWriter.from_settings(self.settings)
+        return None
+
+    def write_back_status(self) -> str:
+        return write_back_status(not self.settings.crm_database_url, self.settings.sage_rest_url)
+
     def close(self) -> None:
         self.store.close()
         self.crm.close()
+        if self.writer is not None:
+            self.writer.close()
 
     # -- who is asking -------------------------------------------------------------------
 
@@ -395,6 +413,7 @@ class Engine:
         *,
         dry_run: bool = False,
         allow_mass_delete: bool = False,
+        allow_mass_edit: bool = False,
         trigger: str = "manual",
         progress: Callable[[int], None] | None = None,
     ) -> SyncResult:
@@ -411,6 +430,8 @@ class Engine:
                 allow_mass_delete=allow_mass_delete,
                 trigger=trigger,
                 progress=progress,
+                writer=self.writer,
+                allow_mass_edit=allow_mass_edit,
             )
         finally:
             mailbox.close()
@@ -429,7 +450,7 @@ class Engine:
     def check_mailbox(self, user: CrmUser) -> list[str]:
         mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
         try:
-            return mailbox.check()
+            return [*mailbox.check(), self.write_back_status()]
         finally:
             mailbox.close()
 

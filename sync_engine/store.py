@@ -11,7 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -336,10 +336,37 @@ class Store:
             )
         return {
             r["person_id"]: Link(
-                r["person_id"], r["item_id"], r["change_key"], r["fingerprint"], r["origin"]
+                r["person_id"],
+                r["item_id"],
+                r["change_key"],
+                r["fingerprint"],
+                r["origin"],
+                _values(r["crm_values"]),
+                _values(r["mailbox_values"]),
             )
             for r in rows
         }
+
+    def recent_write_backs(
+        self, person_ids: Iterable[int], *, other_than: int
+    ) -> dict[int, dict[str, tuple[str, str]]]:
+        """person -> field -> (value, mailbox): the last Outlook edit another mailbox wrote
+        to the CRM, so this mailbox can tell it from an edit made in the CRM."""
+        ids = sorted(set(person_ids))
+        out: dict[int, dict[str, tuple[str, str]]] = {}
+        if not ids:
+            return out
+        wb, users = t.write_backs, t.users
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(wb.c.person_id, wb.c.field, wb.c.value, users.c.mailbox)
+                    .join(users, users.c.id == wb.c.user_id)
+                    .where(wb.c.person_id.in_(ids[start : start + 500]), wb.c.user_id != other_than)
+                )
+                for pid, name, value, mailbox in rows:
+                    out.setdefault(pid, {})[name] = (value, mailbox)
+        return out
 
     @contextmanager
     def writer(self, user_id: int, run_id: int | None, actor: str) -> Iterator[StateWriter]:
@@ -652,6 +679,7 @@ class StateWriter:
         self._dropped_links: set[int] = set()
         self._dropped_subscriptions: set[int] = set()
         self._events: list[tuple] = []
+        self._write_backs: dict[tuple[int, str], str] = {}
 
     def put_link(self, link: Link) -> None:
         self._dropped_links.discard(link.person_id)
@@ -663,6 +691,11 @@ class StateWriter:
 
     def drop_subscription(self, person_id: int) -> None:
         self._dropped_subscriptions.add(person_id)
+
+    def wrote_back(self, person_id: int, changes: Iterable[tuple[str, str]]) -> None:
+        """Remember the Outlook edits this mailbox wrote to the CRM (see recent_write_backs)."""
+        for name, value in changes:
+            self._write_backs[(person_id, name)] = value
 
     def event(
         self,
@@ -705,11 +738,38 @@ class StateWriter:
                         "origin": link.origin,
                         "linked_at": linked_at.get(link.person_id) or now,
                         "updated_at": now,
+                        "crm_values": _json(link.crm_values),
+                        "mailbox_values": _json(link.mailbox_values),
                     }
                     for link in self._links.values()
                 ],
             )
+        if self._write_backs:
+            wb, now = t.write_backs, utcnow()
+            for pid, name in self._write_backs:
+                self.conn.execute(delete(wb).where(wb.c.person_id == pid, wb.c.field == name))
+            self.conn.execute(
+                insert(wb),
+                [
+                    {
+                        "person_id": pid,
+                        "field": name,
+                        "value": value,
+                        "user_id": self.user_id,
+                        "written_at": now,
+                    }
+                    for (pid, name), value in self._write_backs.items()
+                ],
+            )
         self.store._events(self.conn, self.user_id, self.run_id, self.actor, self._events)
+
+
+def _json(values: Mapping[str, str] | None) -> str | None:
+    return None if values is None else json.dumps(dict(values), sort_keys=True)
+
+
+def _values(text_: str | None) -> dict[str, str] | None:
+    return None if text_ is None else dict(json.loads(text_))
 
 
 def state_fields(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.apply import Applier
 from sync_engine.config import Settings
 from sync_engine.crm.source import CrmError, SageCrm
+from sync_engine.crm.writer import CrmUnavailable, CrmWriter
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
-from sync_engine.model import Outcome, SyncResult
+from sync_engine.model import CrmPerson, Outcome, SyncResult
 from sync_engine.plan import (
     CreateContact,
     DeleteContact,
@@ -28,6 +30,13 @@ from sync_engine.plan import (
     plan_mailbox,
 )
 from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
+from sync_engine.write_back import (
+    RecentWriteBack,
+    WriteBack,
+    WriteBackInput,
+    WriteBackPlan,
+    plan_write_back,
+)
 
 log = logging.getLogger("crm_contacts.sync")
 
@@ -51,8 +60,11 @@ def sync_mailbox(
     allow_mass_delete: bool = False,
     trigger: str = "manual",
     progress: Callable[[int], None] | None = None,
+    writer: CrmWriter | None = None,
+    allow_mass_edit: bool = False,
 ) -> SyncResult:
-    """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it."""
+    """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it.
+    With a `writer`, Outlook edits of linked contacts are written to the CRM first."""
     result = SyncResult(mailbox=user.mailbox, dry_run=dry_run)
     try:
         with store.mailbox_lock(user.mailbox):
@@ -67,6 +79,8 @@ def sync_mailbox(
                 allow_mass_delete,
                 trigger,
                 progress,
+                writer,
+                allow_mass_edit,
             )
     except MailboxBusy:
         result.error = "another sync of this mailbox is running; try again in a minute"
@@ -86,6 +100,8 @@ def _locked_sync(
     allow_mass_delete: bool,
     trigger: str,
     progress: Callable[[int], None] | None,
+    writer: CrmWriter | None,
+    allow_mass_edit: bool,
 ) -> None:
     started = utcnow()
     try:
@@ -107,6 +123,34 @@ def _locked_sync(
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
         people = crm.people_by_ids(relevant)
+        pending: dict[int, frozenset[str]] = {}
+        if writer is not None:
+            wb_plan = plan_write_back(
+                WriteBackInput(
+                    links=links,
+                    people=people,
+                    contacts=contacts,
+                    subscriptions=subscriptions,
+                    recent={
+                        pid: {name: RecentWriteBack(*v) for name, v in by_field.items()}
+                        for pid, by_field in store.recent_write_backs(
+                            links, other_than=user.id
+                        ).items()
+                    },
+                    conflict_policy=settings.write_back_conflict,
+                    mass_edit_share=settings.mass_edit_share,
+                    mass_edit_min=settings.mass_edit_min,
+                    allow_mass_edit=allow_mass_edit,
+                )
+            )
+            failed = _write_back(store, writer, user, run_id, result, wb_plan, people, dry_run)
+            pending = wb_plan.pending(failed)
+            if wb_plan.writes and not dry_run and watermark is not None:
+                # our own CRM writes must not bring this mailbox back as a CRM change; other
+                # people's changes since the start must, so move only past ours
+                written = {wb.person_id for wb in wb_plan.writes}
+                if set(crm.changes_since(watermark)) <= written:
+                    watermark = crm.latest_change()
         plan = plan_mailbox(
             PlanInput(
                 category=settings.crm_category,
@@ -118,10 +162,11 @@ def _locked_sync(
                 mass_delete_share=settings.mass_delete_share,
                 mass_delete_min=settings.mass_delete_min,
                 allow_mass_delete=allow_mass_delete,
+                pending=pending,
             )
         )
         result.possible_duplicates = [d.describe() for d in plan.possible_duplicates]
-        result.warnings = list(plan.warnings)
+        result.warnings += plan.warnings
         if dry_run:
             for action in plan.actions:
                 verb = _DRY_VERBS.get(type(action))
@@ -166,3 +211,72 @@ def _locked_sync(
             next_due_at=None,
         )
     store.update_mailbox_state(user.id, **state)
+
+
+def _write_back(
+    store: Store,
+    writer: CrmWriter,
+    user: StoredUser,
+    run_id: int,
+    result: SyncResult,
+    plan: WriteBackPlan,
+    people: dict[int, CrmPerson],
+    dry_run: bool,
+) -> list[WriteBack]:
+    """Write the Outlook edits to the CRM, one person at a time; return those not written.
+
+    `people` is updated with what was written, so the CRM -> Exchange plan that follows
+    sees the new values and the links remember them (no echo either way). A person the
+    CRM refuses fails alone; a CRM that is down stops the write-back, and the edits wait
+    for the next sync (nothing is lost: the links still remember the old values)."""
+    failed: list[WriteBack] = []
+    result.warnings += plan.warnings
+    with store.writer(user.id, None if dry_run else run_id, "sync") as w:
+        for i, wb in enumerate(plan.writes):
+            why = f"changed in Outlook, written to the CRM: {wb.field_names}"
+            if wb.replaces:
+                why += "; newer than the edit from " + ", ".join(
+                    f"{mailbox} ({name})" for name, mailbox in wb.replaces
+                )
+            if dry_run:
+                result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", "dry run"))
+                continue
+            try:
+                written = writer.write(wb.person_id, dict(wb.changes))
+            except CrmUnavailable as exc:
+                result.crm_requests += exc.requests
+                failed.extend(plan.writes[i:])
+                reason = (
+                    f"the CRM took no write-back ({mask_urls(str(exc))}); the next sync retries"
+                )
+                for rest in plan.writes[i:]:
+                    w.event(rest.person_id, "failed", reason, rest.item_id, rest.name)
+                    result.outcomes.append(Outcome(rest.person_id, rest.name, "failed", reason))
+                break
+            result.crm_requests += written.requests
+            if not written.ok:
+                failed.append(wb)
+                reason = (
+                    f"the CRM refused the Outlook edit ({written.error}); the next sync retries"
+                )
+                w.event(wb.person_id, "failed", reason, wb.item_id, wb.name)
+                result.outcomes.append(Outcome(wb.person_id, wb.name, "failed", reason))
+                continue
+            person = people[wb.person_id]
+            fields = replace(person.fields, **dict(wb.changes)).with_derived()
+            people[wb.person_id] = replace(person, fields=fields)
+            w.wrote_back(wb.person_id, wb.changes)
+            w.event(wb.person_id, "written_back", why, wb.item_id, wb.name)
+            result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", wb.field_names))
+        for lost in plan.conflicts:
+            why = (
+                f"{lost.field} changed in Outlook and in the CRM since the last sync; the CRM "
+                "wins (WRITE_BACK_CONFLICT=crm), so Outlook gets the CRM's value"
+            )
+            if not dry_run:
+                w.event(lost.person_id, "conflict", why, lost.item_id, lost.name)
+            result.outcomes.append(Outcome(lost.person_id, lost.name, "conflict", lost.field))
+        if plan.held and not dry_run:
+            for warning in plan.warnings:
+                w.event(None, "held", warning, None, None)
+    return failed

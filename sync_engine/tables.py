@@ -54,6 +54,21 @@ links = Table(
     Column("origin", String(16), nullable=False),
     Column("linked_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # JSON objects: the write-back fields both sides held after our last sync (issue 14)
+    Column("crm_values", Text),
+    Column("mailbox_values", Text),
+)
+
+# The last Outlook edit written to the CRM per person and field, and from which mailbox:
+# another mailbox that finds this value in the CRM knows it was an Outlook edit (issue 14).
+write_backs = Table(
+    "write_backs",
+    metadata,
+    Column("person_id", Integer, primary_key=True),
+    Column("field", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
 )
 
 runs = Table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sync_engine.model import ContactFields, CrmPerson, Link, MailboxContact
+from sync_engine.model import ContactFields, CrmPerson, Link, MailboxContact, write_back_values
 from sync_engine.plan import (
     CreateContact,
     DeleteContact,
@@ -52,7 +52,15 @@ def ours(p: CrmPerson, item: str, **kw: object) -> tuple[MailboxContact, Link]:
     """A contact as the engine created it for `p`, and its link."""
     c = MailboxContact(item, f"ck-{item}", p.fields, (CAT,), p.id, "2026-01-01T00:00:00")
     c = replace(c, **kw)  # type: ignore[arg-type]
-    return c, Link(p.id, item, c.change_key, p.fields.fingerprint(), "created")
+    return c, Link(
+        p.id,
+        item,
+        c.change_key,
+        p.fields.fingerprint(),
+        "created",
+        write_back_values(p.fields),
+        write_back_values(c.fields),
+    )
 
 
 def plan(subs=(), links=(), people=(), contacts=(), **kw):  # type: ignore[no-untyped-def]

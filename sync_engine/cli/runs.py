@@ -58,13 +58,23 @@ def sync(
         bool,
         typer.Option("--allow-mass-delete", help="Carry out deletes the safety limit held back."),
     ] = False,
+    allow_mass_edit: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-edit", help="Write back the Outlook edits the safety limit held back."
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Bring the mailbox in line with My CRM Contacts and the CRM."""
     if bool(as_) == all_:
         raise fail("give --as EMAIL for one mailbox, or --all")
     e = engine()
-    options = {"dry_run": dry_run, "allow_mass_delete": allow_mass_delete}
+    options = {
+        "dry_run": dry_run,
+        "allow_mass_delete": allow_mass_delete,
+        "allow_mass_edit": allow_mass_edit,
+    }
     results: list[SyncResult] = []
     show_progress = not as_json and err.is_terminal
     if as_:

@@ -1,0 +1,155 @@
+"""The write-back planner: which Outlook edits of linked contacts go to the CRM (issue 14).
+
+Pure, like plan.py: plain values in, a `WriteBackPlan` out. Each link remembers what both
+sides held after our last sync (`Link.crm_values`, `Link.mailbox_values`), so a field
+that differs from it now was edited on that side since. Sage CRM's own Exchange
+integration is the model: Outlook edits of linked contacts flow back, company and the
+mailing address do not, the CRM wins a conflict by default, and the latest edit wins
+when several mailboxes edit one person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sync_engine.model import (
+    WRITE_BACK_FIELDS,
+    CrmPerson,
+    Link,
+    MailboxContact,
+    normalised,
+)
+
+CONFLICT_POLICIES = ("crm", "latest")
+
+
+@dataclass(frozen=True)
+class RecentWriteBack:
+    """A value another mailbox's sync wrote to the CRM: when the CRM holds it, that CRM
+    change was an Outlook edit too, and mailbox against mailbox the latest edit wins."""
+
+    value: str
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class WriteBack:
+    """Outlook edits of one linked contact to write to one CRM person."""
+
+    person_id: int
+    name: str
+    item_id: str
+    changes: tuple[tuple[str, str], ...]  # (field, Outlook's value), never a blank
+    replaces: tuple[tuple[str, str], ...] = ()  # (field, mailbox) whose earlier edit it replaces
+
+    @property
+    def field_names(self) -> str:
+        return ", ".join(name for name, _ in self.changes)
+
+
+@dataclass(frozen=True)
+class LostConflict:
+    """An Outlook edit not written because the CRM changed the same field (CRM wins)."""
+
+    person_id: int
+    name: str
+    item_id: str
+    field: str
+
+
+@dataclass(frozen=True)
+class WriteBackInput:
+    links: Mapping[int, Link]
+    people: Mapping[int, CrmPerson]
+    contacts: Sequence[MailboxContact]
+    subscriptions: frozenset[int]
+    recent: Mapping[int, Mapping[str, RecentWriteBack]] = field(default_factory=dict)
+    conflict_policy: str = "crm"
+    mass_edit_share: float = 0.25
+    mass_edit_min: int = 5
+    allow_mass_edit: bool = False
+
+
+@dataclass
+class WriteBackPlan:
+    writes: list[WriteBack] = field(default_factory=list)
+    conflicts: list[LostConflict] = field(default_factory=list)
+    held: list[WriteBack] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def pending(self, failed: Sequence[WriteBack] = ()) -> dict[int, frozenset[str]]:
+        """Fields whose Outlook edit is not in the CRM yet (held, or its write failed): the
+        CRM -> Exchange plan must not overwrite them, and the next sync must see them again."""
+        out: dict[int, set[str]] = {}
+        for wb in [*self.held, *failed]:
+            out.setdefault(wb.person_id, set()).update(name for name, _ in wb.changes)
+        return {pid: frozenset(names) for pid, names in out.items()}
+
+
+def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
+    """Compare each linked contact with what both sides held after the last sync."""
+    plan = WriteBackPlan()
+    by_item = {c.item_id: c for c in given.contacts}
+    for pid in sorted(given.links):
+        link = given.links[pid]
+        person = given.people.get(pid)
+        contact = by_item.get(link.item_id)
+        if (
+            link.crm_values is None
+            or link.mailbox_values is None
+            or contact is None
+            or person is None
+            or person.deleted
+            or pid not in given.subscriptions
+        ):
+            continue  # nothing to compare with, or the main plan removes the link
+        changes: list[tuple[str, str]] = []
+        replaces: list[tuple[str, str]] = []
+        for name in WRITE_BACK_FIELDS:
+            mine = getattr(contact.fields, name)
+            crm = getattr(person.fields, name)
+            if not mine or normalised(name, mine) == normalised(
+                name, link.mailbox_values.get(name, "")
+            ):
+                continue  # not edited in Outlook (an Outlook blank never erases the CRM)
+            if normalised(name, mine) == normalised(name, crm):
+                continue  # both sides already agree
+            if normalised(name, crm) == normalised(name, link.crm_values.get(name, "")):
+                changes.append((name, mine))  # only Outlook changed it
+                continue
+            other = given.recent.get(pid, {}).get(name)
+            if other is not None and normalised(name, other.value) == normalised(name, crm):
+                # The CRM change was another mailbox's Outlook edit. We have no modified time
+                # from the targets, so the edit seen last (this sync) counts as the latest.
+                changes.append((name, mine))
+                replaces.append((name, other.mailbox))
+            elif given.conflict_policy == "latest":
+                changes.append((name, mine))  # seen now, so newer than the CRM's change
+            elif not crm:
+                continue  # the CRM blanked it: a CRM blank never erases Outlook (rule 4)
+            else:
+                plan.conflicts.append(LostConflict(pid, person.name, link.item_id, name))
+        if changes:
+            plan.writes.append(
+                WriteBack(pid, person.name, link.item_id, tuple(changes), tuple(replaces))
+            )
+    _guard_mass_edit(given, plan)
+    return plan
+
+
+def _guard_mass_edit(given: WriteBackInput, plan: WriteBackPlan) -> None:
+    """Like rule 8: a phone app rewriting every contact must not rewrite the CRM."""
+    linked = max(len(given.links), 1)
+    n = len(plan.writes)
+    if given.allow_mass_edit or not (
+        n > given.mass_edit_min and n > given.mass_edit_share * linked
+    ):
+        return
+    plan.held, plan.writes = plan.writes, []
+    plan.warnings.append(
+        f"Held back {n} write-backs: {n} of {len(given.links)} linked contacts changed in "
+        f"Outlook at once (the limit is {given.mass_edit_share:.0%} and "
+        f"{given.mass_edit_min}). Nothing was written to the CRM and the Outlook edits are "
+        "kept. If they are real, sync again with --allow-mass-edit."
+    )
