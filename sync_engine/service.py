@@ -179,7 +179,7 @@ class Engine:
         if self.settings.sage_rest_url:
             from sync_engine.crm.sage_rest import SageRestWriter
 
-            return SageRestWriter.from_settings(self.settings)
+            return SageRestWriter.from_settings(self.settings, self.crm)
         return None
 
     def write_back_status(self) -> str:
