@@ -116,6 +116,16 @@ def _story(engine: Engine, console: Console, user, box: LocalMailbox) -> None:  
     _result(console, engine.sync(user))
     _mailbox(console, box)
 
+    john = next(p for p in engine.my_list(user) if p.last_name == "Smith")
+    _step(console, 11, f"Alice fixes {john.name}'s phone number in Outlook, then syncs")
+    [item] = [c for page in box.list_contacts() for c in page if c.crm_id == john.id]
+    before = engine.crm.people_by_ids([john.id])[john.id].fields.business_phone
+    box.user_edit(item.item_id, fields={"business_phone": "+1 512 555 0123"})
+    console.print(f"In Outlook: {before} -> +1 512 555 0123", markup=False)
+    _result(console, engine.sync(user))
+    after = engine.crm.people_by_ids([john.id])[john.id].fields.business_phone
+    console.print(f"The CRM now has {after} for {john.name}.", markup=False)
+
     console.print()
     console.print("Try it yourself:", style="bold")
     exe = _command_name()
@@ -157,6 +167,11 @@ def _start_over(engine: Engine, console: Console) -> None:
                     Pers_MiddleName=p.middle or None,
                 )
             )
+    from sync_engine.crm.embedded import EmbeddedCrm
+
+    for person_id, p in enumerate(DEMO_PEOPLE, start=1):  # step 11 wrote a phone back
+        if p.last == "Smith" and p.phone:
+            EmbeddedCrm(crm).update_person(person_id, phone=p.phone)
     user = engine.user(ALICE)
     stored = engine.store.ensure_user(user.id, user.email)
     with engine.store.engine.begin() as conn:

@@ -217,8 +217,12 @@ def test_demo_walks_the_story_and_can_run_again(cli):
     ):
         assert step in first, step
     assert "Sync: 9 created, 1 linked" in first and "0 writes" in first
+    # issue 14: Alice's phone fix in Outlook reaches the CRM
+    assert "1 written back to the CRM" in first
+    assert "The CRM now has +1 512 555 0123 for John Paul Smith." in first
     again = cli.ok("demo")
     assert "starting Alice's story over" in again and "Sync: 9 created, 1 linked" in again
+    assert "1 written back to the CRM" in again
     box = mailbox(cli)
     assert len(box) == 9 and len([c for c in box if c["last_name"] == "Chen"]) == 1
     assert next(c for c in box if c["last_name"] == "Natarajan")["categories"] == []

@@ -204,6 +204,11 @@ def crm_check() -> None:
             crm.close()
     for line in report.lines:
         out.print(line, markup=False)
+    from sync_engine.crm.writer import write_back_status
+
+    out.print(
+        write_back_status(not settings.crm_database_url, settings.sage_rest_url), markup=False
+    )
     for problem in report.problems:
         out.print(f"MISSING  {problem}", markup=False)
     if report.indexes:

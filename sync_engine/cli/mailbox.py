@@ -141,11 +141,17 @@ def mailbox_update(
     last: str | None = None,
     company: str | None = None,
     email: str | None = None,
+    email2: str | None = None,
+    job_title: Annotated[str | None, typer.Option("--job-title")] = None,
+    phone: Annotated[str | None, typer.Option(help="The business phone.")] = None,
+    mobile: str | None = None,
+    home_phone: Annotated[str | None, typer.Option("--home-phone")] = None,
     category: Annotated[
         list[str] | None, typer.Option(help="Replace the categories (repeat for several).")
     ] = None,
 ) -> None:
-    """Edit a contact as the user would in Outlook."""
+    """Edit a contact as the user would in Outlook (a linked contact's edits are written
+    back to the CRM at the next sync)."""
     box = local_mailbox(as_)
     names = {
         "first_name": first,
@@ -153,6 +159,11 @@ def mailbox_update(
         "last_name": last,
         "company": company,
         "email": email,
+        "email2": email2,
+        "job_title": job_title,
+        "business_phone": phone,
+        "mobile_phone": mobile,
+        "home_phone": home_phone,
     }
     fields = {k: v.strip() for k, v in names.items() if v is not None}
     done = box.user_edit(
