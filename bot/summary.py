@@ -51,6 +51,8 @@ ACTIONS: tuple[tuple[str, str], ...] = (
     ("unlinked", "Unlinked (still in your mailbox, no longer kept up to date)"),
     ("deleted", "Deleted from your mailbox (gone from the CRM)"),
     ("forgotten", "Deleted by you in Outlook, so taken off My CRM Contacts"),
+    ("written_back", "Your Outlook edits, sent to the CRM"),
+    ("conflict", "Your Outlook edits the CRM overruled (it changed the same field)"),
     ("held", "Held back for safety"),
 )
 SHORT = {
@@ -60,6 +62,8 @@ SHORT = {
     "unlinked": "unlinked",
     "deleted": "deleted",
     "forgotten": "deleted in Outlook",
+    "written_back": "sent to the CRM",
+    "conflict": "overruled by the CRM",
     "held": "held back",
     "failed": "failed",
 }

@@ -48,7 +48,16 @@ SummaryPoster = Callable[[CrmUser, str, datetime, datetime], bool]
 
 TEAM_MARK = "team_summary"
 _KNOWN_ERRORS = (MailboxError, CrmError, StoreError, ConfigError)
-_ACTIONS = ("created", "linked", "updated", "unlinked", "deleted", "forgotten")
+_ACTIONS = (
+    "created",
+    "linked",
+    "updated",
+    "unlinked",
+    "deleted",
+    "forgotten",
+    "written_back",
+    "conflict",
+)
 
 
 # -- the rules (pure) ---------------------------------------------------------------------

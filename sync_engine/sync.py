@@ -238,8 +238,9 @@ def _write_back(
                 why += "; newer than the edit from " + ", ".join(
                     f"{mailbox} ({name})" for name, mailbox in wb.replaces
                 )
-            if dry_run:
+            if dry_run:  # shown, and the plan below sees the CRM as it would be
                 result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", "dry run"))
+                _took(people, wb)
                 continue
             try:
                 written = writer.write(wb.person_id, dict(wb.changes))
@@ -262,9 +263,7 @@ def _write_back(
                 w.event(wb.person_id, "failed", reason, wb.item_id, wb.name)
                 result.outcomes.append(Outcome(wb.person_id, wb.name, "failed", reason))
                 continue
-            person = people[wb.person_id]
-            fields = replace(person.fields, **dict(wb.changes)).with_derived()
-            people[wb.person_id] = replace(person, fields=fields)
+            _took(people, wb)
             w.wrote_back(wb.person_id, wb.changes)
             w.event(wb.person_id, "written_back", why, wb.item_id, wb.name)
             result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", wb.field_names))
@@ -280,3 +279,10 @@ def _write_back(
             for warning in plan.warnings:
                 w.event(None, "held", warning, None, None)
     return failed
+
+
+def _took(people: dict[int, CrmPerson], wb: WriteBack) -> None:
+    """The CRM person as it is once it took the write-back."""
+    person = people[wb.person_id]
+    fields = replace(person.fields, **dict(wb.changes)).with_derived()
+    people[wb.person_id] = replace(person, fields=fields)
