@@ -1,0 +1,57 @@
+"""Write-back (issue 14) under the scheduler: an Outlook edit written to the CRM makes the
+other mailboxes listing that person due in the next cycle (the CRM changed for them),
+not the mailbox it came from (its watermark moved past its own write: no echo)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_schedule import Clock, CountingTarget, contacts
+
+from sync_engine.config import load_settings
+from sync_engine.crm.embedded import seed_demo
+from sync_engine.mailbox.local import LocalMailbox
+from sync_engine.schedule import Scheduler
+from sync_engine.service import Engine
+
+ALICE, BOB = "alice@example.com", "bob@example.com"
+
+
+@pytest.fixture
+def engine(home: Path) -> Iterator[Engine]:
+    target = CountingTarget()
+    e = Engine(load_settings(), mailbox_factory=target)
+    e.target = target  # type: ignore[attr-defined]
+    seed_demo(e.crm)
+    yield e
+    e.close()
+
+
+def test_the_other_mailboxes_get_the_edit_in_the_next_cycle_the_editor_is_not_resynced(
+    engine: Engine,
+):
+    clock = Clock()
+    alice, bob = engine.user(ALICE), engine.user(BOB)
+    design_right = [p.id for p in engine.search(alice, 'company:"Design Right Inc."').people]
+    engine.add(alice, design_right)
+    engine.add(bob, design_right)
+    scheduler = Scheduler(engine, now=clock)
+    assert sorted(scheduler.run_cycle().synced) == [ALICE, BOB]
+    clock.advance(seconds=60)
+    assert scheduler.run_cycle().due == 0
+
+    # Alice fixes a phone number in Outlook and syncs by hand: it reaches the CRM
+    box = LocalMailbox(engine.settings.local_mailbox_url, ALICE)
+    item = contacts(engine, ALICE)["John Paul Smith"]
+    box.user_edit(item.item_id, fields={"business_phone": "+1 512 555 0123"})
+    box.close()
+    assert engine.sync(alice).count("written_back") == 1
+
+    clock.advance(seconds=60)
+    cycle = scheduler.run_cycle()
+    assert cycle.synced == [BOB]  # Bob's copy is out of date; Alice's is not
+    assert contacts(engine, BOB)["John Paul Smith"].fields.business_phone == "+1 512 555 0123"
+    clock.advance(seconds=60)
+    assert scheduler.run_cycle().due == 0
