@@ -173,3 +173,26 @@ def test_mass_edit_guard_holds_then_lets_through(engine: Engine):
     assert allowed.count("written_back") == len(mine)
     assert crm_person(engine, ids["Brontë"]).fields.home_phone == "+1 555 0000"
     assert not engine.sync(alice).outcomes
+
+
+def test_links_from_before_write_back_are_recorded_first_then_edits_flow(engine: Engine):
+    """Migration 0011 leaves existing links without remembered values: their first sync
+    only records both sides (an edit made before it is taken as the starting point, not
+    sent), and from then on Outlook edits flow back."""
+    from sqlalchemy import update
+
+    from sync_engine import tables as t
+
+    alice, ids = synced(engine)
+    with engine.store.engine.begin() as conn:  # what the migration leaves behind
+        conn.execute(update(t.links).values(crm_values=None, mailbox_values=None))
+    outlook_edit(engine, by_last(engine, "Brontë"), job_title="Before the upgrade")
+    first = engine.sync(alice)
+    assert first.count("written_back") == 0 and first.write_requests == 0
+    assert all(
+        link.mailbox_values is not None
+        for link in engine.store.links(engine.store.user_by_email(ALICE).id).values()
+    )
+    outlook_edit(engine, by_last(engine, "Brontë"), job_title="After the upgrade")
+    assert engine.sync(alice).count("written_back") == 1
+    assert crm_person(engine, ids["Brontë"]).fields.job_title == "After the upgrade"
