@@ -2,7 +2,7 @@
 last Outlook edit written to the CRM per person and field.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-28
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
