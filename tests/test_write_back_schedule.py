@@ -55,3 +55,32 @@ def test_the_other_mailboxes_get_the_edit_in_the_next_cycle_the_editor_is_not_re
     assert contacts(engine, BOB)["John Paul Smith"].fields.business_phone == "+1 512 555 0123"
     clock.advance(seconds=60)
     assert scheduler.run_cycle().due == 0
+
+
+def test_fault_run_the_embedded_crm_locked_during_write_back_loses_nothing(engine: Engine):
+    """Another process holds the CRM database's write lock past the busy timeout: that
+    write-back fails for this run (reported), the edit stays in Outlook, the rest of the
+    sync goes on, and the next sync writes it."""
+    import sqlite3
+
+    alice = engine.user(ALICE)
+    engine.add(alice, [p.id for p in engine.search(alice, 'company:"Design Right Inc."').people])
+    assert engine.sync(alice).error is None
+    box = LocalMailbox(engine.settings.local_mailbox_url, ALICE)
+    item = contacts(engine, ALICE)["John Paul Smith"]
+    box.user_edit(item.item_id, fields={"mobile_phone": "+1 512 555 0155"})
+    box.close()
+    other = sqlite3.connect(engine.settings.crm_url.removeprefix("sqlite:///"))
+    other.execute("BEGIN IMMEDIATE")  # the write lock, held
+    try:
+        locked = engine.sync(alice)
+    finally:
+        other.rollback()
+        other.close()
+    assert locked.error is None and locked.count("failed") == 1
+    assert "busy" in locked.failed[0].detail
+    assert contacts(engine, ALICE)["John Paul Smith"].fields.mobile_phone == "+1 512 555 0155"
+    back = engine.sync(alice)
+    assert back.count("written_back") == 1
+    [pid] = [p.id for p in engine.my_list(alice) if p.last_name == "Smith"]
+    assert engine.crm.people_by_ids([pid])[pid].fields.mobile_phone == "+1 512 555 0155"

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.crm.source import CrmError, SageCrm
 
@@ -82,6 +84,8 @@ class EmbeddedWriter:
             )
         except CrmError as exc:
             return CrmWriteResult(str(exc), requests=1)
+        except SQLAlchemyError as exc:  # busy or unreachable: the next sync tries again
+            raise CrmUnavailable(f"the CRM database is busy ({type(exc).__name__})", 1) from None
         return CrmWriteResult(requests=1)
 
     def close(self) -> None:
