@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sync_engine import migrate
 from sync_engine import tables as t
-from sync_engine.files import private_dir, private_sqlite
+from sync_engine.files import SYNCHRONOUS_NORMAL, private_dir, private_sqlite
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
 
@@ -120,6 +120,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(SYNCHRONOUS_NORMAL)
     cursor.close()
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from sync_engine.crm import schema as s
+from sync_engine.files import SYNCHRONOUS_NORMAL
 from sync_engine.model import ContactFields, CrmPerson, CrmUser, clean
 
 # Chunk size for `IN (...)` lists: well under SQLite's and SQL Server's parameter limits.
@@ -501,6 +502,7 @@ def _sqlite_embedded(dbapi_connection, _record) -> None:  # type: ignore[no-unty
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(SYNCHRONOUS_NORMAL)
     cursor.close()
 
 

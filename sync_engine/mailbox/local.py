@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError
 
-from sync_engine.files import private_sqlite
+from sync_engine.files import SYNCHRONOUS_NORMAL, private_sqlite
 from sync_engine.model import (
     FIELD_NAMES,
     ContactChange,
@@ -72,6 +72,7 @@ def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(SYNCHRONOUS_NORMAL)
     cursor.close()
 
 
