@@ -129,3 +129,26 @@ def test_the_users_own_extra_email_and_phone_are_kept(engine: Engine):
         "+1 typed",
         "+1 1",
     )
+
+
+def test_a_private_only_email_stays_one_address(engine: Engine):
+    """A person whose only email is Private (Sage's email2). Graph's emailAddresses has no
+    empty slots (contact resource, msgraph-metadata: a collection of emailAddress), so there
+    it is the first entry and reads back as email 1; a later CRM edit must not add it again."""
+    graph = engine.settings.mailbox_backend == "graph"
+    crm = EmbeddedCrm(engine.crm)
+    pid = crm.add_person(first="Pat", last="Home", email2="pat@home.example")
+    alice = engine.user(ALICE)
+    engine.add(alice, [pid])
+    assert engine.sync(alice).count("created") == 1
+    held = ("pat@home.example", "") if graph else ("", "pat@home.example")
+    got = contact(engine, pid).fields
+    assert (got.email, got.email2) == held
+    assert engine.sync(alice).write_requests == 0
+
+    crm.update_person(pid, home_phone="+44 20 7946 0010")  # a later CRM edit
+    assert engine.sync(alice).count("updated") == 1
+    got = contact(engine, pid).fields
+    assert (got.email, got.email2, got.home_phone) == (*held, "+44 20 7946 0010")
+    assert engine.sync(alice).write_requests == 0  # rule 9
+    assert contact(engine, pid).fields.email2 == held[1]

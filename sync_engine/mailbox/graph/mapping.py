@@ -164,6 +164,20 @@ def without_unmapped(change: ContactChange) -> ContactChange:
     return change if kept == change.set_fields else replace(change, set_fields=kept)
 
 
+def held_before(slots: list[dict[str, Any]], n: int, address: str, named: dict[str, str]) -> bool:
+    """Whether `address` already sits in an entry before slot `n` that this change keeps.
+
+    Graph has no empty slots, so a Private email with no Business one was written as the
+    first entry and reads back as email 1; the planner then names it as email 2 again on
+    the next CRM edit. Writing it into slot 2 as well would show it twice in Outlook.
+    """
+    return any(
+        str(slots[k].get("address", "")).casefold() == address.casefold()
+        for k in range(min(n, len(slots)))
+        if not named.get(EMAILS[k])
+    )
+
+
 def patch_body(
     change: ContactChange, current: dict[str, Any] | None, crm_category: str, *, fresh: bool
 ) -> dict[str, Any]:
@@ -179,6 +193,8 @@ def patch_body(
         slots = [e for e in current.get("emailAddresses") or [] if isinstance(e, dict)]
         for n, name in enumerate(EMAILS):
             if named.get(name):
+                if held_before(slots, n, named[name], named):
+                    continue  # a Private email alone sits in the first entry (see new_body)
                 entry = email_entry(named[name], display)
                 if len(slots) > n:
                     slots[n] = entry
