@@ -154,6 +154,7 @@ class Engine:
         settings: Settings | None = None,
         *,
         mailbox_factory: MailboxFactory | None = None,
+        recreate_stale_crm: bool = False,
     ) -> None:
         self.settings = settings or load_settings()
         self.store = Store.open(self.settings.state_url, self.settings.crm_contacts_home)
@@ -161,7 +162,11 @@ class Engine:
         if embedded:  # ours to create, private; a real Sage CRM is never touched
             private_dir(self.settings.crm_contacts_home)
             private_sqlite(self.settings.crm_url)
-        self.crm = SageCrm(self.settings.crm_url, writable=embedded)
+        self.crm = SageCrm(
+            self.settings.crm_url,
+            writable=embedded,
+            recreate_stale=embedded and recreate_stale_crm,  # only the demo asks
+        )
         self.index = PeopleIndex(self.store.engine, self.crm)
         self._said_fallback = False
         self.writer = self._open_writer(embedded)

@@ -91,11 +91,12 @@ def settings() -> Settings:
     return engine().settings if _engine else load_settings()
 
 
-def engine() -> Engine:
-    """One engine per process, opened (and migrated) on first use."""
+def engine(*, recreate_stale_crm: bool = False) -> Engine:
+    """One engine per process, opened (and migrated) on first use. Only the demo may
+    recreate an embedded CRM an older release left behind."""
     global _engine
     if _engine is None:
-        _engine = Engine(load_settings())
+        _engine = Engine(load_settings(), recreate_stale_crm=recreate_stale_crm)
     return _engine
 
 

@@ -240,4 +240,4 @@ def demo() -> None:
     """Walk the seed story on the embedded default, printing each step and the mailbox."""
     from sync_engine.demo import run_demo
 
-    run_demo(engine(), out)
+    run_demo(engine(recreate_stale_crm=True), out)

@@ -16,7 +16,18 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    and_,
+    create_engine,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+)
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from sync_engine.crm import schema as s
@@ -85,10 +96,25 @@ def open_engine(url: str) -> Engine:
         ) from None
 
 
-class SageCrm:
-    """A CRM reachable through SQLAlchemy, with Sage's table and column names."""
+class StaleEmbeddedCrm(CrmError):
+    """The embedded demo CRM was made by an older release, with another table layout."""
 
-    def __init__(self, url: str, *, writable: bool = False) -> None:
+    def __init__(self, path: str, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            f"the embedded demo CRM {path} was made by an older release (another table "
+            "layout); `crm-contacts demo` recreates it, or delete the file"
+        )
+
+
+class SageCrm:
+    """A CRM reachable through SQLAlchemy, with Sage's table and column names.
+
+    `writable` means our own embedded demo CRM (created here, seeded by the demo);
+    `recreate_stale` lets the demo drop an embedded CRM left by an older release.
+    """
+
+    def __init__(self, url: str, *, writable: bool = False, recreate_stale: bool = False) -> None:
         self.url = url
         self.writable = writable
         self.engine: Engine = open_engine(url)
@@ -107,10 +133,17 @@ class SageCrm:
         elif dialect == "postgresql" and not writable:
             event.listen(self.engine, "connect", _postgres_read_only)
         if writable:
-            self._create_embedded()
+            self._create_embedded(recreate_stale=recreate_stale)
 
-    def _create_embedded(self) -> None:
+    def _create_embedded(self, *, recreate_stale: bool) -> None:
         try:
+            missing = _missing_columns(self.engine)
+            if missing and not recreate_stale:
+                raise StaleEmbeddedCrm(self.engine.url.database or self.url, missing)
+            if missing:  # our own demo data: dropped whole, the file (and its mode) kept
+                old = MetaData()
+                old.reflect(self.engine)
+                old.drop_all(self.engine)
             s.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
             raise CrmError(f"cannot open the embedded CRM at {self.url}: {exc.orig}") from None
@@ -496,6 +529,18 @@ def _user(row) -> CrmUser:  # type: ignore[no-untyped-def]
         resource=_set(row["User_Resource"]),
         template=_set(row["User_IsTemplate"]),
     )
+
+
+def _missing_columns(engine: Engine) -> list[str]:
+    """Table.Column names of our layout absent from tables the file already has."""
+    found = inspect(engine)
+    present = set(found.get_table_names())
+    missing = []
+    for table in s.metadata.sorted_tables:
+        if table.name in present:
+            have = {c["name"] for c in found.get_columns(table.name)}
+            missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in have]
+    return missing
 
 
 def _sqlite_embedded(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
