@@ -34,13 +34,13 @@ def crm_user_for(client: WebClient, engine: Engine, slack_user_id: str) -> CrmUs
     cached = engine.slack_email(slack_user_id)
     if cached:
         try:
-            return _checked(engine.user(cached))
+            return engine.user(cached)  # UnknownUser for an inactive one too
         except UnknownUser:
             pass  # the address may have changed in Slack, or the CRM user went: ask Slack again
     team = engine.settings.slack_team_id or _our_team(client)
     email, tz = _slack_profile(client, slack_user_id, team)
     try:
-        user = _checked(engine.user(email))
+        user = engine.user(email)
     except UnknownUser as exc:
         raise NotMapped(_sentence(str(exc))) from None
     try:
@@ -111,15 +111,6 @@ def _gone(client: WebClient, slack_user_id: str, team: str, email: str) -> bool:
         return error in ("user_not_found", "user_not_visible")
     now = str((info.get("profile") or {}).get("email") or "").strip().lower()
     return bool(info.get("deleted")) or not _in_team(info, team) or now != email.strip().lower()
-
-
-def _checked(user: CrmUser) -> CrmUser:
-    if user.deleted:
-        raise NotMapped(
-            f"Your CRM user ({user.email}) is deactivated, so I can't keep contacts for you. "
-            "Ask your CRM administrator to reactivate it."
-        )
-    return user
 
 
 def _sentence(text: str) -> str:
