@@ -24,7 +24,7 @@ from sync_engine.crm.embedded import DEMO_PEOPLE, DESIGN_RIGHT, seed_demo
 from sync_engine.crm.search import search_people
 from sync_engine.mailbox.local import LocalMailbox, contacts
 from sync_engine.model import ContactFields, NewContact, SyncResult
-from sync_engine.report import counts_line, detail_lines
+from sync_engine.report import contacts_table, counts_line, detail_lines
 from sync_engine.service import Engine, EngineError
 
 ALICE = "alice@example.com"
@@ -200,18 +200,7 @@ def _mailbox(console: Console, box: LocalMailbox) -> None:
         (c for page in box.list_contacts() for c in page),
         key=lambda c: (c.fields.last_name.casefold(), c.fields.first_name.casefold()),
     )
-    table = Table(title=f"Alice's Contacts folder ({len(items)})", title_justify="left")
-    for column in ("name", "company", "emails", "phones", "categories"):
-        table.add_column(column)
-    for c in items:
-        table.add_row(
-            c.fields.full_name(),
-            c.fields.company,
-            "\n".join(e for e in (c.fields.email, c.fields.email2) if e),
-            "\n".join(c.fields.phone_lines()),
-            ", ".join(c.categories),
-        )
-    console.print(table)
+    console.print(contacts_table(f"Alice's Contacts folder ({len(items)})", items, item_ids=False))
 
 
 def _result(console: Console, r: SyncResult) -> None:

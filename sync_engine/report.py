@@ -1,8 +1,13 @@
-"""Plain-text lines for a sync result, shared by the command line and the demo."""
+"""What the command line and the demo both print: a sync result as plain-text lines, a
+Contacts folder as a table (cells printed as text by sync_engine.terminal.PlainConsole)."""
 
 from __future__ import annotations
 
-from sync_engine.model import SyncResult
+from collections.abc import Iterable
+
+from rich.table import Table
+
+from sync_engine.model import MailboxContact, SyncResult
 
 ACTIONS = ("created", "linked", "updated", "unlinked", "deleted", "forgotten", "failed")
 # write-back (issue 14): Outlook edits sent to the CRM, and those that lost to a CRM edit
@@ -26,3 +31,23 @@ def detail_lines(r: SyncResult) -> list[str]:
     lines += [f"  possible duplicate: {d}" for d in r.possible_duplicates]
     lines += [f"  warning: {w}" for w in r.warnings]
     return lines
+
+
+def contacts_table(title: str, contacts: Iterable[MailboxContact], *, item_ids: bool) -> Table:
+    """One row per contact: name, company, emails, phones, categories (and the item id,
+    which `mailbox list` shows so a contact can be edited by it)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("name", "company", "emails", "phones", "categories"):
+        table.add_column(column)
+    if item_ids:
+        table.add_column("item id")
+    for c in contacts:
+        row = [
+            c.fields.full_name(),
+            c.fields.company,
+            "\n".join(e for e in (c.fields.email, c.fields.email2) if e),
+            "\n".join(c.fields.phone_lines()),
+            ", ".join(c.categories),
+        ]
+        table.add_row(*row, *([c.item_id[:12]] if item_ids else []))
+    return table

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from sync_engine.cli.core import (
     As,
@@ -18,7 +17,8 @@ from sync_engine.cli.core import (
     out,
     print_json,
 )
-from sync_engine.model import ContactFields, NewContact
+from sync_engine.model import FIELD_NAMES, ContactFields, MailboxContact, NewContact
+from sync_engine.report import contacts_table
 
 # -- mailboxes ----------------------------------------------------------------------------
 
@@ -36,29 +36,9 @@ def local_mailbox(email: str):  # type: ignore[no-untyped-def]
     return LocalMailbox(e.settings.local_mailbox_url, stored.mailbox)
 
 
-# Every mapped field of DESIGN section 4 under its stable key (DESIGN section 5b).
-JSON_FIELDS = (
-    "first_name",
-    "middle_name",
-    "last_name",
-    "company",
-    "email",
-    "email2",
-    "job_title",
-    "department",
-    "title",
-    "suffix",
-    "web_page",
-    "business_phone",
-    "business_fax",
-    "home_phone",
-    "mobile_phone",
-    "street",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-)
+# Every mapped field of DESIGN section 4 under its stable key (DESIGN section 5b); the
+# derived display name and File As are Outlook's, not CRM values.
+JSON_FIELDS = tuple(name for name in FIELD_NAMES if name not in ("display_name", "file_as"))
 
 
 @mailbox_app.command("list")
@@ -91,20 +71,8 @@ def mailbox_list(as_: As, as_json: Json = False) -> None:
     print_mailbox(box.address, contacts)
 
 
-def print_mailbox(address: str, contacts: list) -> None:  # type: ignore[type-arg]
-    table = Table(title=f"Contacts of {address} ({len(contacts)})", title_justify="left")
-    for column in ("name", "company", "email", "phones", "categories", "item id"):
-        table.add_column(column)
-    for c in contacts:
-        table.add_row(
-            c.fields.full_name(),
-            c.fields.company,
-            "\n".join(e for e in (c.fields.email, c.fields.email2) if e),
-            "\n".join(c.fields.phone_lines()),
-            ", ".join(c.categories),
-            c.item_id[:12],
-        )
-    out.print(table)
+def print_mailbox(address: str, contacts: list[MailboxContact]) -> None:
+    out.print(contacts_table(f"Contacts of {address} ({len(contacts)})", contacts, item_ids=True))
 
 
 @mailbox_app.command("add")
