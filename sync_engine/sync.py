@@ -123,6 +123,8 @@ def _locked_sync(
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
         people = crm.people_by_ids(relevant)
+        if hasattr(mailbox, "as_held"):  # Graph: a lone Private email is email 1 there
+            people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
         pending: dict[int, frozenset[str]] = {}
         if writer is not None:
             wb_plan = plan_write_back(

@@ -152,3 +152,12 @@ def test_a_private_only_email_stays_one_address(engine: Engine):
     assert (got.email, got.email2, got.home_phone) == (*held, "+44 20 7946 0010")
     assert engine.sync(alice).write_requests == 0  # rule 9
     assert contact(engine, pid).fields.email2 == held[1]
+
+    crm.update_person(pid, email2="pat.new@home.example")  # the Private email changes
+    assert engine.sync(alice).write_requests == 1
+    got = contact(engine, pid).fields
+    new = ("pat.new@home.example", "") if graph else ("", "pat.new@home.example")
+    assert (got.email, got.email2) == new
+    assert engine.sync(alice).write_requests == 0
+    # never taken for an Outlook edit: the CRM still has no Business email (issue 14)
+    assert engine.crm.people_by_ids([pid])[pid].fields.email == ""

@@ -16,12 +16,13 @@ from sync_engine.config import ConfigError, Settings
 from sync_engine.mailbox.base import PROCESS_IDENTITIES, MailboxError, MailboxIdentities
 from sync_engine.mailbox.graph.errors import AccessWords, token_roles
 from sync_engine.mailbox.graph.listing import Listing
-from sync_engine.mailbox.graph.mapping import to_contact
+from sync_engine.mailbox.graph.mapping import as_held, to_contact
 from sync_engine.mailbox.graph.state import SavedState
 from sync_engine.mailbox.graph.transport import BATCH_LIMIT, DeltaUnsupported, Transport, gate_for
 from sync_engine.mailbox.graph.users import LOOKUP_PERMISSION, Users
 from sync_engine.mailbox.graph.writes import Writes
 from sync_engine.model import (
+    ContactFields,
     MailboxContact,
 )
 
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 
 class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
     """One Exchange Online mailbox's default Contacts folder, through Microsoft Graph."""
+
+    @staticmethod
+    def as_held(fields: ContactFields) -> ContactFields:
+        """CRM fields as this target holds them (see mapping.as_held)."""
+        return as_held(fields)
 
     def __init__(
         self,

@@ -135,6 +135,17 @@ def to_contact(raw: dict[str, Any]) -> MailboxContact:
     )
 
 
+def as_held(fields: ContactFields) -> ContactFields:
+    """The fields as Graph can hold them. `emailAddresses` is a collection with no empty
+    slots (msgraph-metadata, EntityType contact: Collection(graph.emailAddress)), so a
+    Private email with no Business one is its first entry and reads back as email 1. The
+    sync compares the CRM person in this form, so that address is written once, stays
+    one address after later CRM edits, and is never taken for an Outlook edit."""
+    if fields.email2 and not fields.email:
+        return replace(fields, email=fields.email2, email2="")
+    return fields
+
+
 def email_entry(email: str, display: str) -> dict[str, str]:
     return {"address": email, "name": f"{display} ({email})" if display else email}
 
@@ -164,20 +175,6 @@ def without_unmapped(change: ContactChange) -> ContactChange:
     return change if kept == change.set_fields else replace(change, set_fields=kept)
 
 
-def held_before(slots: list[dict[str, Any]], n: int, address: str, named: dict[str, str]) -> bool:
-    """Whether `address` already sits in an entry before slot `n` that this change keeps.
-
-    Graph has no empty slots, so a Private email with no Business one was written as the
-    first entry and reads back as email 1; the planner then names it as email 2 again on
-    the next CRM edit. Writing it into slot 2 as well would show it twice in Outlook.
-    """
-    return any(
-        str(slots[k].get("address", "")).casefold() == address.casefold()
-        for k in range(min(n, len(slots)))
-        if not named.get(EMAILS[k])
-    )
-
-
 def patch_body(
     change: ContactChange, current: dict[str, Any] | None, crm_category: str, *, fresh: bool
 ) -> dict[str, Any]:
@@ -193,8 +190,6 @@ def patch_body(
         slots = [e for e in current.get("emailAddresses") or [] if isinstance(e, dict)]
         for n, name in enumerate(EMAILS):
             if named.get(name):
-                if held_before(slots, n, named[name], named):
-                    continue  # a Private email alone sits in the first entry (see new_body)
                 entry = email_entry(named[name], display)
                 if len(slots) > n:
                     slots[n] = entry
