@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 # Mapped contact fields, in the order of DESIGN section 4. `display_name` and `file_as`
 # are built from the names and company, so they follow the CRM like the others.
@@ -220,10 +220,30 @@ class MailboxContact:
     categories: tuple[str, ...] = ()
     crm_id: int | None = None  # the extended property carrying the CRM person id
     created_at: str = ""  # ISO 8601; orders exact duplicates so the oldest is linked
+    # ISO 8601, when the item last changed (EWS LastModifiedTime, Graph lastModifiedDateTime,
+    # the local target's modified_at): which of two mailboxes' edits is the latest ("" unknown)
+    modified_at: str = ""
 
     @property
     def name(self) -> str:
         return self.fields.full_name() or self.fields.company or self.item_id
+
+    @property
+    def modified(self) -> datetime | None:
+        return instant(self.modified_at)
+
+
+def instant(value: str | datetime | None) -> datetime | None:
+    """An aware UTC datetime from an ISO 8601 string or a datetime (naive = UTC, as the
+    CRM's UpdatedDate columns and our state store keep them); None when unknown or bad."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from sync_engine.config import ConfigError
 from sync_engine.crm.source import CrmError
 from sync_engine.index import IndexBusy, RefreshReport
 from sync_engine.mailbox.base import MailboxError
-from sync_engine.model import CrmUser, DigestPrefs
+from sync_engine.model import CrmUser, DigestPrefs, SyncResult
 from sync_engine.queue import MailboxRow
 from sync_engine.store import StoreError, utcnow
 
@@ -395,11 +395,48 @@ class Scheduler:
         # Shuffled within a priority so processes starting together spread over the work.
         self.rng.shuffle(due)
         due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
+        stale: set[int] = set()  # mailboxes listing a person an earlier sync wrote back
         for row, _ in due:
             if self.stop.is_set():
                 log.info("stopping: the rest of the cycle is left to the next run")
-                break
-            self._claim_and_sync(row, changes, interest, report)
+                return
+            result = self._claim_and_sync(row, changes, interest, report)
+            stale.discard(row.user.id)
+            stale |= self._listing_written(result, row.user.id)
+        self._sync_written(rows, stale, report)
+
+    def _listing_written(self, result: SyncResult | None, writer: int) -> set[int]:
+        """The other mailboxes that list a person this sync wrote back to the CRM."""
+        if result is None:
+            return set()
+        written = {o.person_id for o in result.outcomes if o.action == "written_back"}
+        if not written:
+            return set()
+        return {uid for uid in queue.interested(self.store, written) if uid != writer}
+
+    def _sync_written(self, rows: list[MailboxRow], stale: set[int], report: CycleReport) -> None:
+        """Issue 14: the latest Outlook edit reaches the other linked mailboxes in the same
+        cycle. Bounded: only mailboxes listing a written person and not synced since the
+        write, each once; what their own syncs write back waits for the next cycle."""
+        for row in rows:
+            if row.user.id not in stale:
+                continue
+            if self.stop.is_set():
+                log.info("stopping: the rest of the cycle is left to the next run")
+                return
+            with queue.claim(self.store, row.user.mailbox) as mine:
+                if not mine:
+                    report.taken_by_others += 1
+                    continue
+                fresh = queue.mailbox(self.store, row.user.id)
+                if fresh is None:
+                    continue
+                # the CRM changed for it (the write-back), unless it is failing and backing off
+                decision = decide(fresh, self.now(), _watched(fresh), self.policy)
+                if not decision.due:
+                    continue
+                report.due += 1
+                self._sync(fresh, (*decision.reasons, "written back"), report)
 
     def _claim_and_sync(
         self,
@@ -407,24 +444,27 @@ class Scheduler:
         changes: dict[int, datetime],
         interest: dict[int, set[int]],
         report: CycleReport,
-    ) -> None:
+    ) -> SyncResult | None:
         with queue.claim(self.store, row.user.mailbox) as mine:
             if not mine:
                 report.taken_by_others += 1
-                return
+                return None
             # Decide again on fresh data: another process may have synced it meanwhile.
             fresh = queue.mailbox(self.store, row.user.id)
             if fresh is None:
-                return
+                return None
             people = interest.get(row.user.id, set())
             changed = _watched(fresh) and crm_changed(fresh, changes, people)
             decision = decide(fresh, self.now(), changed, self.policy)
             if not decision.due:
                 report.taken_by_others += 1
-                return
-            self._sync(fresh, decision.reasons, report)
+                return None
+            return self._sync(fresh, decision.reasons, report)
 
-    def _sync(self, row: MailboxRow, reasons: tuple[str, ...], report: CycleReport) -> None:
+    def _sync(
+        self, row: MailboxRow, reasons: tuple[str, ...], report: CycleReport
+    ) -> SyncResult | None:
+        """Sync one claimed mailbox and record the outcome; the result, or None if none."""
         began = time.monotonic()
         mailbox = row.user.mailbox
         error: str | None = None
@@ -455,7 +495,7 @@ class Scheduler:
             # The engine's own lock said another sync (a hand-run one) is on it.
             report.taken_by_others += 1
             log.info("mailbox busy", extra={"event": "sync_busy", "mailbox": mailbox})
-            return
+            return None
         if not ran:  # the engine recorded nothing (no mailbox, no CRM user): record it here
             failures = row.consecutive_failures + 1
             values: dict[str, object] = {
@@ -501,6 +541,7 @@ class Scheduler:
             log.warning("mailbox sync failed", extra=extra)
         else:
             log.info("mailbox synced", extra=extra)
+        return result
 
     # -- digests ----------------------------------------------------------------------------
 

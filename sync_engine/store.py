@@ -350,23 +350,24 @@ class Store:
 
     def recent_write_backs(
         self, person_ids: Iterable[int], *, other_than: int
-    ) -> dict[int, dict[str, tuple[str, str]]]:
-        """person -> field -> (value, mailbox): the last Outlook edit another mailbox wrote
-        to the CRM, so this mailbox can tell it from an edit made in the CRM."""
+    ) -> dict[int, dict[str, tuple[str, str, datetime | None]]]:
+        """person -> field -> (value, mailbox, edited at): the last Outlook edit another
+        mailbox wrote to the CRM, so this mailbox can tell it from an edit made in the CRM
+        and the later of two mailboxes' edits wins."""
         ids = sorted(set(person_ids))
-        out: dict[int, dict[str, tuple[str, str]]] = {}
+        out: dict[int, dict[str, tuple[str, str, datetime | None]]] = {}
         if not ids:
             return out
         wb, users = t.write_backs, t.users
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(
-                    select(wb.c.person_id, wb.c.field, wb.c.value, users.c.mailbox)
+                    select(wb.c.person_id, wb.c.field, wb.c.value, users.c.mailbox, wb.c.edited_at)
                     .join(users, users.c.id == wb.c.user_id)
                     .where(wb.c.person_id.in_(ids[start : start + 500]), wb.c.user_id != other_than)
                 )
-                for pid, name, value, mailbox in rows:
-                    out.setdefault(pid, {})[name] = (value, mailbox)
+                for pid, name, value, mailbox, edited_at in rows:
+                    out.setdefault(pid, {})[name] = (value, mailbox, edited_at)
         return out
 
     @contextmanager
@@ -680,7 +681,7 @@ class StateWriter:
         self._dropped_links: set[int] = set()
         self._dropped_subscriptions: set[int] = set()
         self._events: list[tuple] = []
-        self._write_backs: dict[tuple[int, str], str] = {}
+        self._write_backs: dict[tuple[int, str], tuple[str, datetime | None]] = {}
 
     def put_link(self, link: Link) -> None:
         self._dropped_links.discard(link.person_id)
@@ -693,10 +694,15 @@ class StateWriter:
     def drop_subscription(self, person_id: int) -> None:
         self._dropped_subscriptions.add(person_id)
 
-    def wrote_back(self, person_id: int, changes: Iterable[tuple[str, str]]) -> None:
+    def wrote_back(
+        self,
+        person_id: int,
+        changes: Iterable[tuple[str, str]],
+        edited_at: datetime | None = None,
+    ) -> None:
         """Remember the Outlook edits this mailbox wrote to the CRM (see recent_write_backs)."""
         for name, value in changes:
-            self._write_backs[(person_id, name)] = value
+            self._write_backs[(person_id, name)] = (value, edited_at)
 
     def event(
         self,
@@ -758,8 +764,9 @@ class StateWriter:
                         "value": value,
                         "user_id": self.user_id,
                         "written_at": now,
+                        "edited_at": edited_at,
                     }
-                    for (pid, name), value in self._write_backs.items()
+                    for (pid, name), (value, edited_at) in self._write_backs.items()
                 ],
             )
         self.store._events(self.conn, self.user_id, self.run_id, self.actor, self._events)

@@ -266,14 +266,25 @@ def _write_back(
                 result.outcomes.append(Outcome(wb.person_id, wb.name, "failed", reason))
                 continue
             _took(people, wb)
-            w.wrote_back(wb.person_id, wb.changes)
+            w.wrote_back(wb.person_id, wb.changes, wb.edited_at)
             w.event(wb.person_id, "written_back", why, wb.item_id, wb.name)
             result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", wb.field_names))
         for lost in plan.conflicts:
-            why = (
-                f"{lost.field} changed in Outlook and in the CRM since the last sync; the CRM "
-                "wins (WRITE_BACK_CONFLICT=crm), so Outlook gets the CRM's value"
-            )
+            if lost.newer_from:
+                why = (
+                    f"{lost.field} was edited here before {lost.newer_from} edited it in "
+                    "Outlook; the latest edit wins, so this contact gets that value"
+                )
+            elif lost.policy == "latest":
+                why = (
+                    f"{lost.field} changed in the CRM after it was edited in Outlook; the "
+                    "latest edit wins (WRITE_BACK_CONFLICT=latest), so Outlook gets the CRM's value"
+                )
+            else:
+                why = (
+                    f"{lost.field} changed in Outlook and in the CRM since the last sync; the "
+                    "CRM wins (WRITE_BACK_CONFLICT=crm), so Outlook gets the CRM's value"
+                )
             if not dry_run:
                 w.event(lost.person_id, "conflict", why, lost.item_id, lost.name)
             result.outcomes.append(Outcome(lost.person_id, lost.name, "conflict", lost.field))

@@ -69,6 +69,9 @@ write_backs = Table(
     Column("value", Text, nullable=False),
     Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
     Column("written_at", DateTime(timezone=True), nullable=False),
+    # when the Outlook edit was made (the contact's modified time; NULL when the target
+    # gave none): a later edit from another mailbox wins, an earlier one loses
+    Column("edited_at", DateTime(timezone=True)),
 )
 
 runs = Table(

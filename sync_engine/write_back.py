@@ -5,23 +5,30 @@ sides held after our last sync (`Link.crm_values`, `Link.mailbox_values`), so a 
 that differs from it now was edited on that side since. Sage CRM's own Exchange
 integration is the model: Outlook edits of linked contacts flow back, company and the
 mailing address do not, the CRM wins a conflict by default, and the latest edit wins
-when several mailboxes edit one person.
+when several mailboxes edit one person (by the contacts' modified times).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sync_engine.model import (
+    EMAIL_FIELDS,
+    PHONE_FIELDS,
     WRITE_BACK_FIELDS,
     CrmPerson,
     Link,
     MailboxContact,
+    instant,
     normalised,
 )
 
 CONFLICT_POLICIES = ("crm", "latest")
+# Fields kept on Sage's Person row, so Pers_UpdatedDate says when the CRM last changed
+# them; emails and phones live in their own rows, whose dates the sync does not read.
+PERSON_ROW_FIELDS = frozenset(WRITE_BACK_FIELDS) - EMAIL_FIELDS - PHONE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class RecentWriteBack:
 
     value: str
     mailbox: str
+    edited_at: datetime | None = None  # when that mailbox's contact was edited, if known
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class WriteBack:
     item_id: str
     changes: tuple[tuple[str, str], ...]  # (field, Outlook's value), never a blank
     replaces: tuple[tuple[str, str], ...] = ()  # (field, mailbox) whose earlier edit it replaces
+    edited_at: datetime | None = None  # the Outlook edit's time (the contact's modified time)
 
     @property
     def field_names(self) -> str:
@@ -50,12 +59,16 @@ class WriteBack:
 
 @dataclass(frozen=True)
 class LostConflict:
-    """An Outlook edit not written because the CRM changed the same field (CRM wins)."""
+    """An Outlook edit not written because the CRM changed the same field: the CRM wins
+    (WRITE_BACK_CONFLICT=crm), the CRM's change is later (`latest`), or the CRM holds
+    another mailbox's later Outlook edit (`newer_from` names that mailbox)."""
 
     person_id: int
     name: str
     item_id: str
     field: str
+    newer_from: str = ""
+    policy: str = "crm"
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
             continue  # nothing to compare with, or the main plan removes the link
         changes: list[tuple[str, str]] = []
         replaces: list[tuple[str, str]] = []
+        edited = contact.modified
         for name in WRITE_BACK_FIELDS:
             mine = getattr(contact.fields, name)
             crm = getattr(person.fields, name)
@@ -120,22 +134,39 @@ def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
                 continue
             other = given.recent.get(pid, {}).get(name)
             if other is not None and normalised(name, other.value) == normalised(name, crm):
-                # The CRM change was another mailbox's Outlook edit. We have no modified time
-                # from the targets, so the edit seen last (this sync) counts as the latest.
+                # The CRM change was another mailbox's Outlook edit: the later edit wins,
+                # by the targets' modified times; without them, the edit seen last (now).
+                if _earlier(edited, other.edited_at):
+                    plan.conflicts.append(
+                        LostConflict(pid, person.name, link.item_id, name, other.mailbox)
+                    )
+                    continue
                 changes.append((name, mine))
                 replaces.append((name, other.mailbox))
             elif given.conflict_policy == "latest":
-                changes.append((name, mine))  # seen now, so newer than the CRM's change
+                crm_at = instant(person.updated_at) if name in PERSON_ROW_FIELDS else None
+                if _earlier(edited, crm_at):  # the CRM's change came after the Outlook edit
+                    plan.conflicts.append(
+                        LostConflict(pid, person.name, link.item_id, name, policy="latest")
+                    )
+                    continue
+                changes.append((name, mine))  # newer than the CRM's change, or seen now
             elif not crm:
                 continue  # the CRM blanked it: a CRM blank never erases Outlook (rule 4)
             else:
                 plan.conflicts.append(LostConflict(pid, person.name, link.item_id, name))
         if changes:
             plan.writes.append(
-                WriteBack(pid, person.name, link.item_id, tuple(changes), tuple(replaces))
+                WriteBack(pid, person.name, link.item_id, tuple(changes), tuple(replaces), edited)
             )
     _guard_mass_edit(given, plan)
     return plan
+
+
+def _earlier(mine: datetime | None, theirs: datetime | None) -> bool:
+    """Whether this Outlook edit is known to be older than the other change."""
+    mine, theirs = instant(mine), instant(theirs)  # the state store may give naive UTC
+    return mine is not None and theirs is not None and mine < theirs
 
 
 def _guard_mass_edit(given: WriteBackInput, plan: WriteBackPlan) -> None:

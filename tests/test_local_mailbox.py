@@ -41,6 +41,21 @@ def test_item_ids_are_stable_and_change_keys_change_on_every_write(url: str):
     assert edited is not None and edited.change_key != after.change_key
 
 
+def test_the_modified_time_moves_on_every_write_like_lastmodifiedtime(url: str):
+    """Our writes and `mailbox update` (an Outlook edit) both stamp the item, as Exchange
+    does: the write-back tells the latest of two mailboxes' edits by it (issue 14)."""
+    box = LocalMailbox(url, "a@example.com")
+    [made] = box.create([new("Wei", "Chen", 7)])
+    created = box.get(made.item_id)
+    assert created is not None and created.modified is not None
+    box.update([ContactChange(made.item_id, made.change_key, (("email", "w@acme.example"),))])
+    ours = box.get(made.item_id)
+    assert ours is not None and ours.modified > created.modified  # type: ignore[operator]
+    edited = box.user_edit(made.item_id, fields={"job_title": "CTO"})
+    assert edited is not None and edited.modified > ours.modified  # type: ignore[operator]
+    assert [c.modified_at for page in box.list_contacts() for c in page] == [edited.modified_at]
+
+
 def test_a_partial_change_leaves_everything_else(url: str):
     box = LocalMailbox(url, "a@example.com")
     [made] = box.create([new("Wei", "Chen", 7)], notes="private notes")

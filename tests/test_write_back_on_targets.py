@@ -5,6 +5,7 @@ nothing echoes, the conflict rules, several mailboxes, and the mass-edit guard."
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -154,6 +155,28 @@ def test_the_latest_of_two_mailboxes_wins_and_reaches_the_other(engine: Engine):
     to_bob = engine.sync(bob)
     assert to_bob.count("updated") == 1 and to_bob.count("written_back") == 0
     assert by_last(engine, "Brontë", BOB).fields.job_title == "Design Director"
+    assert not engine.sync(alice).outcomes and not engine.sync(bob).outcomes
+
+
+def test_the_later_edit_wins_even_when_its_mailbox_syncs_first(engine: Engine):
+    """Bob edits first, Alice later; Alice's sync runs first. Her edit is the latest (by
+    the contacts' modified times), so it stays in the CRM and reaches Bob's mailbox."""
+    alice, ids = synced(engine)
+    bob, _ = synced(engine, BOB)
+    pid = ids["Brontë"]
+    outlook_edit(engine, by_last(engine, "Brontë", BOB), BOB, job_title="Head of Design")
+    time.sleep(1.1)  # EWS LastModifiedTime has whole seconds
+    outlook_edit(engine, by_last(engine, "Brontë"), job_title="Design Director")
+
+    assert engine.sync(alice).count("written_back") == 1  # Alice's later edit first
+    earlier = engine.sync(bob)  # Bob's earlier edit is seen later: it loses
+    assert earlier.count("written_back") == 0 and earlier.count("conflict") == 1
+    assert earlier.crm_requests == 0
+    [event] = [e for e in engine.why(bob, pid) if e.action == "conflict"]
+    assert ALICE in event.reason and "latest edit wins" in event.reason
+    assert crm_person(engine, pid).fields.job_title == "Design Director"
+    assert by_last(engine, "Brontë", BOB).fields.job_title == "Design Director"
+    assert by_last(engine, "Brontë").fields.job_title == "Design Director"
     assert not engine.sync(alice).outcomes and not engine.sync(bob).outcomes
 
 

@@ -4,6 +4,7 @@ the CRM, which lose to a CRM edit, and that nothing echoes once both sides agree
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -158,6 +159,41 @@ def test_another_mailboxs_edit_in_the_crm_is_replaced_by_this_later_edit():
     [write] = plan.writes
     assert write.replaces == (("business_phone", "bob@example.com"),)
     assert plan.conflicts == []
+
+
+def test_an_earlier_edit_loses_to_another_mailboxs_later_edit_already_in_the_crm():
+    # Bob's later edit (09:05) reached the CRM first; Alice's 09:00 edit is seen now but
+    # made earlier: Bob's stays, Alice's loses (and gets his value from the main plan).
+    p = person(1)
+    c, link = synced(p)
+    crm_now = person(1, business_phone="+1 555 0111")
+    bob_at = datetime(2026, 11, 28, 9, 5, tzinfo=UTC)
+    recent = {1: {"business_phone": RecentWriteBack("+1 555 0111", "bob@example.com", bob_at)}}
+    mine = replace(edited(c, business_phone="+1 555 0199"), modified_at="2026-11-28T09:00:00Z")
+    plan = wb([crm_now], [mine], [link], recent=recent)
+    assert plan.writes == []
+    [lost] = plan.conflicts
+    assert (lost.field, lost.newer_from) == ("business_phone", "bob@example.com")
+    # the same edit made after Bob's wins
+    later = replace(mine, modified_at="2026-11-28T09:10:00+00:00")
+    [write] = wb([crm_now], [later], [link], recent=recent).writes
+    assert write.replaces == (("business_phone", "bob@example.com"),)
+    assert write.edited_at == datetime(2026, 11, 28, 9, 10, tzinfo=UTC)
+
+
+def test_latest_policy_compares_pers_updateddate_with_the_outlook_edit_time():
+    p = person(1)
+    c, link = synced(p)
+    crm_now = replace(person(1, job_title="CTO"), updated_at=datetime(2026, 11, 28, 9, 5))
+    earlier = replace(edited(c, job_title="CEO"), modified_at="2026-11-28T09:00:00Z")
+    plan = wb([crm_now], [earlier], [link], conflict_policy="latest")
+    assert plan.writes == [] and [x.policy for x in plan.conflicts] == ["latest"]
+    later = replace(earlier, modified_at="2026-11-28T09:10:00Z")
+    plan = wb([crm_now], [later], [link], conflict_policy="latest")
+    assert [w.changes for w in plan.writes] == [(("job_title", "CEO"),)]
+    # the default policy is unchanged: the CRM wins whatever the times
+    plan = wb([crm_now], [later], [link])
+    assert plan.writes == [] and [x.policy for x in plan.conflicts] == ["crm"]
 
 
 def test_links_without_remembered_values_are_not_compared():

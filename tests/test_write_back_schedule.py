@@ -1,6 +1,7 @@
-"""Write-back (issue 14) under the scheduler: an Outlook edit written to the CRM makes the
-other mailboxes listing that person due in the next cycle (the CRM changed for them),
-not the mailbox it came from (its watermark moved past its own write: no echo)."""
+"""Write-back (issue 14) under the scheduler: an Outlook edit written to the CRM reaches
+the other mailboxes listing that person in the same cycle (a hand-run sync's write-back
+in the next one), and the mailbox it came from is not resynced (its watermark moved past
+its own write: no echo)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def engine(home: Path) -> Iterator[Engine]:
 def test_the_other_mailboxes_get_the_edit_in_the_next_cycle_the_editor_is_not_resynced(
     engine: Engine,
 ):
+    """A hand-run sync wrote back: the scheduler's next cycle brings the others."""
     clock = Clock()
     alice, bob = engine.user(ALICE), engine.user(BOB)
     design_right = [p.id for p in engine.search(alice, 'company:"Design Right Inc."').people]
@@ -55,6 +57,36 @@ def test_the_other_mailboxes_get_the_edit_in_the_next_cycle_the_editor_is_not_re
     assert contacts(engine, BOB)["John Paul Smith"].fields.business_phone == "+1 512 555 0123"
     clock.advance(seconds=60)
     assert scheduler.run_cycle().due == 0
+
+
+def test_a_cycle_that_writes_back_brings_the_edit_to_the_other_mailboxes_in_that_cycle(
+    engine: Engine,
+):
+    """Issue 14: the latest edit "reaches the other linked mailboxes in the same cycle"."""
+    clock = Clock()
+    alice, bob = engine.user(ALICE), engine.user(BOB)
+    design_right = [p.id for p in engine.search(alice, 'company:"Design Right Inc."').people]
+    engine.add(alice, design_right[:-1])
+    engine.add(bob, design_right[:-1])
+    scheduler = Scheduler(engine, now=clock)
+    assert sorted(scheduler.run_cycle().synced) == [ALICE, BOB]
+    clock.advance(seconds=60)
+    assert scheduler.run_cycle().due == 0
+
+    # Alice fixes a phone number in Outlook, then adds someone: her list changed, so the
+    # next cycle syncs her mailbox, which writes the phone back
+    box = LocalMailbox(engine.settings.local_mailbox_url, ALICE)
+    item = contacts(engine, ALICE)["John Paul Smith"]
+    box.user_edit(item.item_id, fields={"business_phone": "+1 512 555 0123"})
+    box.close()
+    engine.add(alice, design_right[-1:])
+
+    clock.advance(seconds=60)
+    cycle = scheduler.run_cycle()
+    assert cycle.synced == [ALICE, BOB]  # Bob in the same cycle, after Alice's write-back
+    assert contacts(engine, BOB)["John Paul Smith"].fields.business_phone == "+1 512 555 0123"
+    clock.advance(seconds=60)
+    assert scheduler.run_cycle().due == 0  # each once: nothing left over for the next cycle
 
 
 def test_fault_run_the_embedded_crm_locked_during_write_back_loses_nothing(engine: Engine):

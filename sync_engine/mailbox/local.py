@@ -53,6 +53,9 @@ def _contact_columns() -> list[Column]:  # type: ignore[type-arg]
         Column("crm_id", Integer),
         Column("notes", Text, nullable=False, default=""),
         Column("created_at", String(40), nullable=False),
+        # ISO 8601, set on every write (ours and `mailbox update`, the stand-in for an
+        # Outlook edit), like Exchange's LastModifiedTime: which mailbox edited last
+        Column("modified_at", String(40), nullable=False, default=""),
         Column("seq", Integer, nullable=False),
     ]
 
@@ -98,11 +101,19 @@ def _create_tables(engine: Engine) -> None:
 def _add_new_fields(engine: Engine) -> None:
     with engine.begin() as conn:
         have = {c["name"] for c in inspect(conn).get_columns("contacts")}
-        for name in FIELD_NAMES:
+        for name in (*FIELD_NAMES, "modified_at"):
             if name not in have:
                 conn.exec_driver_sql(
                     f"ALTER TABLE contacts ADD COLUMN {name} TEXT NOT NULL DEFAULT ''"
                 )
+        if "modified_at" not in {c["name"] for c in inspect(conn).get_columns("deleted_items")}:
+            conn.exec_driver_sql(
+                "ALTER TABLE deleted_items ADD COLUMN modified_at TEXT NOT NULL DEFAULT ''"
+            )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _new_change_key() -> str:
@@ -178,7 +189,7 @@ class LocalMailbox:
         self._check_batch(items)
         self.requests += 1
         results = []
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        now = _now()
         rows = []
         with self.engine.begin() as conn:
             seq = (
@@ -199,6 +210,7 @@ class LocalMailbox:
                         "crm_id": item.crm_id,
                         "notes": notes,
                         "created_at": now,
+                        "modified_at": now,
                         "seq": seq,
                         **item.fields.as_dict(),
                     }
@@ -241,6 +253,7 @@ class LocalMailbox:
                     .where(contacts.c.mailbox == self.address, contacts.c.item_id == change.item_id)
                     .values(
                         change_key=change_key,
+                        modified_at=_now(),
                         categories=json.dumps(list(after.categories), ensure_ascii=False),
                         crm_id=after.crm_id,
                         **after.fields.as_dict(),
@@ -311,7 +324,11 @@ class LocalMailbox:
                     display_name=new_fields.full_name(),
                     file_as=new_fields.file_as_name(),
                 )
-        values: dict[str, object] = {"change_key": _new_change_key(), **new_fields.as_dict()}
+        values: dict[str, object] = {
+            "change_key": _new_change_key(),
+            "modified_at": _now(),
+            **new_fields.as_dict(),
+        }
         if categories is not None:
             values["categories"] = json.dumps(list(categories), ensure_ascii=False)
         if notes is not None:
@@ -339,4 +356,5 @@ def _contact(row) -> MailboxContact:  # type: ignore[no-untyped-def]
         categories=tuple(json.loads(row["categories"] or "[]")),
         crm_id=row["crm_id"],
         created_at=row["created_at"],
+        modified_at=row["modified_at"] or "",
     )

@@ -112,11 +112,12 @@ def single_path(field: str, value_cls: Any, label: str) -> FieldPath:
 
 
 def listing_fields() -> list[FieldPath]:
-    """Only what the planner needs: the mapped fields, categories, CRM id, creation time."""
+    """Only what the planners need: the mapped fields, categories, CRM id, creation time,
+    and the last-modified time (item:LastModifiedTime: which mailbox's edit is the latest)."""
     paths = [FieldPath(field=contact_field(n)) for n in SIMPLE_FIELDS.values()]
     paths += [
         FieldPath(field=contact_field(n))
-        for n in ("categories", "datetime_created", "crm_person_id")
+        for n in ("categories", "datetime_created", "last_modified_time", "crm_person_id")
     ]
     paths += [
         FieldPath(field=contact_field("email_addresses"), label=lbl)
@@ -242,4 +243,5 @@ def mailbox_contact(c: Contact) -> MailboxContact:
         categories=tuple(c.categories or ()),
         crm_id=crm_id,
         created_at=created,
+        modified_at=c.last_modified_time.isoformat() if c.last_modified_time else "",
     )

@@ -61,6 +61,7 @@ SELECT = (
     "id",
     "changeKey",
     "createdDateTime",
+    "lastModifiedDateTime",  # which mailbox's edit is the latest (write-back, issue 14)
     "categories",
     *SCALARS.values(),
     "emailAddresses",
@@ -132,6 +133,7 @@ def to_contact(raw: dict[str, Any]) -> MailboxContact:
         categories=tuple(str(c) for c in raw.get("categories") or ()),
         crm_id=crm_id_of(raw),
         created_at=str(raw.get("createdDateTime") or ""),
+        modified_at=str(raw.get("lastModifiedDateTime") or ""),
     )
 
 

@@ -260,6 +260,9 @@ class EwsServer(Rendering, Operations):
             "EQAAABYA" + base64.b64encode(f"ck{next(self._keys):08d}".encode()).decode()
         )
         item.history.append(item.change_key)
+        # types.xsd ItemType: LastModifiedTime (xs:dateTime, read-only) is set by the server
+        # on every change of the item; whole seconds, as Exchange answers it. The engine's
+        # write-back uses it to tell which of two mailboxes' edits is the latest (issue 14).
         item.modified = datetime.now(UTC).replace(microsecond=0)
 
     _PLAIN: dict[str, Key] = {  # noqa: RUF012 - a constant table

@@ -92,6 +92,9 @@ class Store:
                 if updated.get(p)
             )
         updated["changeKey"] = new_change_key()
+        # contact resource (v1.0; msgraph-metadata EntityType outlookItem): changeKey and
+        # lastModifiedDateTime (DateTimeOffset, UTC) change on every update of the item; the
+        # engine's write-back compares it to tell the latest of two mailboxes' edits (issue 14)
         updated["lastModifiedDateTime"] = self._stamp()
         box.items[item_id] = updated
         box.ext[item_id] = ext
