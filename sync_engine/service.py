@@ -16,7 +16,7 @@ from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.crm.writer import CrmWriter, EmbeddedWriter, write_back_status
 from sync_engine.files import private_dir, private_sqlite
-from sync_engine.index import IndexBusy, IndexedPerson, PeopleIndex
+from sync_engine.index import IndexBusy, PeopleIndex
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.model import (
@@ -273,7 +273,7 @@ class Engine:
         found = self._search_index(parsed)
         if found is not None:
             page = found[offset : offset + limit] if limit else found[offset:]
-            views = [p.view(in_list=p.id in mine) for p in page]
+            views = [replace(p, in_list=p.id in mine) for p in page]
             return SearchPage(query.strip(), len(found), offset, limit, views)
         ranked = search_ids(self.crm, query)
         ids = ranked[offset : offset + limit] if limit else ranked[offset:]
@@ -286,7 +286,7 @@ class Engine:
             people=[view(people[i], in_list=i in mine) for i in ids if i in people],
         )
 
-    def _search_index(self, parsed) -> list[IndexedPerson] | None:  # type: ignore[no-untyped-def]
+    def _search_index(self, parsed) -> list[PersonView] | None:  # type: ignore[no-untyped-def]
         """The index's answer; None (search the CRM) while it is missing or being built."""
         found = self.index.search(parsed)
         if found is not None:

@@ -1,6 +1,7 @@
 """Search served from our own people index, on SQLite and PostgreSQL: every kind of typo a
-salesperson makes finds the person, the clock keeps the index fresh, no CRM statement runs
-per search once it is built, and the CRM is searched directly until then."""
+salesperson makes finds the person (and every query word must match), the clock keeps the
+index fresh, a refresh never writes into a build, no CRM query runs for a search once it is
+built (one user look-up per command), and the CRM is searched directly until then."""
 
 from __future__ import annotations
 
@@ -92,14 +93,28 @@ def test_the_closest_person_comes_first_and_the_company_filter_is_exact(engine, 
     assert engine.search(alice, "qqqqzzzz").total == 0
 
 
-def test_no_crm_statement_runs_per_search_once_built(engine, alice):  # type: ignore[no-untyped-def]
+def test_every_query_word_must_match(engine, alice):  # type: ignore[no-untyped-def]
+    engine.index.build()
+    # a word like nothing in the index (not exactly, by prefix, nor one edit away) used to
+    # be dropped, so `add "Zzyzx Andersson"` added Björn Andersson
+    for query in ("Zzyzx Andersson", "Natarajan Qqqqq", "Bob Qqqqq", "Stne Zzyzx"):
+        assert engine.search(alice, query).total == 0, query
+    assert top(engine, alice, "Andersson") == ["Björn Andersson"]
+    assert top(engine, alice, "Natarajan") == ["Priya Natarajan"]
+    assert "John Smith" in top(engine, alice, "J Smith")  # a one-letter word, by prefix
+    assert engine.search(alice, "Q Smith").total == 0
+
+
+def test_no_crm_query_for_the_search_itself_one_user_look_up_per_command(engine):  # type: ignore[no-untyped-def]
     engine.index.build()
     statements: list[str] = []
     event.listen(engine.crm.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     for query in ("Stne", "John Smith", "aiko.tan", 'company:"Acme Corp"', "Garnite"):
-        assert engine.search(alice, query).people
-    assert statements == []
-    page = engine.search(alice, "Wei Chen")
+        statements.clear()
+        user = engine.user("alice@example.com")  # as the CLI's --as and the bot do per command
+        assert engine.search(user, query).people
+        assert len(statements) == 1, statements  # the user look-up, nothing for the search
+    page = engine.search(user, "Wei Chen")
     person = page.people[0]
     assert (person.email, person.company, person.manager) == (
         "wei.chen@acme.example",
@@ -206,6 +221,78 @@ def test_index_commands(cli):  # type: ignore[no-untyped-def]
     assert "1 people re-read" in cli.ok("index", "refresh")
     assert "Bob Stone" in cli.ok("search", "Stne", "--as", "alice@example.com")
     assert "after a full sweep" in cli.ok("index", "refresh", "--sweep")
+
+
+def test_add_with_a_word_nobody_has_adds_nobody(cli):  # type: ignore[no-untyped-def]
+    cli.ok("crm", "seed")
+    cli.ok("index", "build")
+    for query in ("Zzyzx Andersson", "Natarajan Qqqqq"):
+        refused = cli("add", query, "--as", "alice@example.com")
+        assert refused.code == 1 and f"nobody matches '{query}'" in refused.err
+    assert "Natarajan" in cli.ok("search", "Natarajan", "--as", "alice@example.com")
+    listed = cli.ok("list", "--as", "alice@example.com")
+    assert "Andersson" not in listed and "Natarajan" not in listed
+
+
+def test_a_refresh_that_meets_a_build_writes_nothing(engine, alice, caplog):  # type: ignore[no-untyped-def]
+    from sync_engine.index.state import claim_build, release_build
+
+    engine.index.build()
+    EmbeddedCrm(engine.crm).add_person(first="Greta", last="Lindqvist", company="Fjord AB")
+    latest = engine.crm.latest_change()
+    armed = [True]
+
+    def another_build_starts(*_: object) -> None:
+        # after the refresh read the status (ready) and while it reads the CRM's changes,
+        # another process claims the index for a build
+        if armed[0]:
+            armed[0] = False
+            claim_build(engine.store.engine)
+
+    event.listen(engine.crm.engine, "before_cursor_execute", another_build_starts)
+    with caplog.at_level(logging.INFO, logger="crm_contacts.index"):
+        report = engine.index.refresh(latest=latest)
+    event.remove(engine.crm.engine, "before_cursor_execute", another_build_starts)
+    assert not armed[0], "the build was claimed during the refresh"
+    assert report.skipped == "a build of the people index started" and report.changed == 0
+    said = [r for r in caplog.records if getattr(r, "event", "") == "index_refresh_skipped"]
+    assert [r.reason for r in said] == [report.skipped]  # type: ignore[attr-defined]
+    with engine.store.engine.connect() as conn:
+        written = conn.execute(
+            text("SELECT count(*) FROM people_index WHERE last_name = 'Lindqvist'")
+        ).scalar()
+    assert written == 0  # nothing written into the index the build is rewriting
+    assert engine.index.refresh().skipped  # and not while it runs either
+
+    release_build(engine.store.engine)  # the other build gave up; ours runs
+    engine.index.build()
+    assert top(engine, alice, "Lindqvst") == ["Greta Lindqvist"]
+    assert engine.index.status().people == 16  # 12 demo people, 3 more and Greta
+    counts = word_counts(engine)
+    engine.index.refresh(sweep=True)  # nothing left to change: the build had it all
+    assert word_counts(engine) == counts and engine.index.status().people == 16
+
+
+def test_a_build_waits_for_a_refresh_that_is_writing(engine):  # type: ignore[no-untyped-def]
+    import threading
+
+    from sync_engine.index.state import claim_build, lock_writer, read_status
+
+    engine.index.build()
+    claimed = threading.Event()
+
+    def build_claim() -> None:
+        claim_build(engine.store.engine)
+        claimed.set()
+
+    with engine.store.engine.begin() as conn:
+        lock_writer(conn)  # as a refresh applying its changes
+        claimer = threading.Thread(target=build_claim)
+        claimer.start()
+        assert not claimed.wait(1.0), "the build claimed the index under a writing refresh"
+        assert read_status(conn).ready
+    claimer.join(20)
+    assert claimed.is_set() and not engine.index.status().ready
 
 
 def test_one_build_at_a_time(engine):  # type: ignore[no-untyped-def]

@@ -2,11 +2,11 @@
 
 One module per responsibility: `core` (the apps, the engine, errors, `run_cli`),
 `people` (search, add, remove, list), `runs` (sync, status, why, digest, demo), `crm`
-(the CRM: seed, people, `crm check`) and `mailbox` (a Contacts folder). Importing this
-package registers every command.
+(the CRM: seed, people, `crm check`), `index` (the people index search reads) and
+`mailbox` (a Contacts folder). Importing this package registers every command.
 """
 
-from sync_engine.cli import crm, mailbox, people, runs
+from sync_engine.cli import crm, index, mailbox, people, runs
 from sync_engine.cli.core import (
     app,
     engine,
@@ -28,6 +28,7 @@ __all__ = [
     "err",
     "fail",
     "friendly",
+    "index",
     "mailbox",
     "main",
     "out",
@@ -38,5 +39,3 @@ __all__ = [
     "runs",
     "settings",
 ]
-
-from sync_engine import index_cli  # noqa: F401 - registers `index` on the app

@@ -21,7 +21,7 @@ from sync_engine.model import CrmPerson
 
 _COMPANY = re.compile(r'company:(?:"([^"]*)"?|(\S*))', re.IGNORECASE)
 _PER_COLUMN = 400  # candidates fetched per column and token
-_MAX_RESULTS = 1000
+MAX_RESULTS = 1000  # ranked results kept (the picker pages through them), CRM or index
 
 
 class SearchError(ValueError):
@@ -74,7 +74,7 @@ def rank(
     hay = [rows[i][0] for i in ids]
     names = [rows[i][1] for i in ids]
     if not parsed.tokens:
-        return sorted(ids, key=lambda i: (rows[i][1], i))[:_MAX_RESULTS]
+        return sorted(ids, key=lambda i: (rows[i][1], i))[:MAX_RESULTS]
     total = [0.0] * len(ids)
     for token in parsed.tokens:
         for _, sc, index in process.extract(
@@ -89,7 +89,7 @@ def rank(
     n = len(parsed.tokens)
     kept = [k for k in range(len(ids)) if total[k] / n >= cutoff]
     kept.sort(key=lambda k: (-round(total[k] / n), -closeness[k], names[k], ids[k]))
-    return [ids[k] for k in kept[:_MAX_RESULTS]]
+    return [ids[k] for k in kept[:MAX_RESULTS]]
 
 
 def search_ids(crm: SageCrm, query: str) -> list[int]:
@@ -187,7 +187,7 @@ def _candidates(
         cut = [w[:prefix_len] if prefix_len else w for w in words]
         precise = []  # lookups that use every word; the per-word ones only when these find nobody
         if not words:
-            precise.append(base.limit(_MAX_RESULTS))
+            precise.append(base.limit(MAX_RESULTS))
         # "first last" and "last first": one range of the (last, first) index
         for a, b in permutations(cut, 2):
             precise.append(

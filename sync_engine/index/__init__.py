@@ -15,16 +15,15 @@ from sqlalchemy import Engine
 from sync_engine.crm.search import ParsedQuery
 from sync_engine.crm.source import SageCrm
 from sync_engine.index import query, write
-from sync_engine.index.query import IndexedPerson
 from sync_engine.index.state import IndexBusy, IndexStatus, read_status
 from sync_engine.index.write import BuildReport, RefreshReport
+from sync_engine.model import PersonView
 from sync_engine.store import utcnow
 
 __all__ = [
     "BuildReport",
     "IndexBusy",
     "IndexStatus",
-    "IndexedPerson",
     "PeopleIndex",
     "RefreshReport",
 ]
@@ -89,7 +88,7 @@ class PeopleIndex:
         self._known = status if status.ready else None
         return report
 
-    def search(self, parsed: ParsedQuery) -> list[IndexedPerson] | None:
+    def search(self, parsed: ParsedQuery) -> list[PersonView] | None:
         """Ranked live people, or None while the index is not built (or being rebuilt)."""
         with self.db.connect() as conn:
             if not read_status(conn).ready:

@@ -11,52 +11,20 @@ whatever the number of people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import repeat
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import Connection, select, text
 
 from sync_engine import tables as t
-from sync_engine.crm.search import ParsedQuery, fold
+from sync_engine.crm.search import MAX_RESULTS, ParsedQuery, fold
 from sync_engine.index.words import FUZZY_MIN, prefix_end, typo_keys, within_one_edit, words
 from sync_engine.model import PersonView
 
-MAX_RESULTS = 1000  # ranked results kept (the picker pages through them)
 ENOUGH_EXACT = 50  # this many exact matches: prefix and typo matches are not added
 _PREFIX_TERMS = 200  # words taken per prefix ("jo" -> john, jones, …)
 _EXACT, _PREFIX, _TYPO, _EMAIL_PREFIX = 100, 90, 80, 95
-
-
-@dataclass(frozen=True)
-class IndexedPerson:
-    """One search result: what the picker shows, read from the index alone."""
-
-    id: int
-    first_name: str
-    middle_name: str
-    last_name: str
-    company: str
-    email: str
-    job_title: str
-    business_phone: str
-    mobile_phone: str
-    manager: str
-
-    def view(self, *, in_list: bool = False) -> PersonView:
-        return PersonView(
-            id=self.id,
-            first_name=self.first_name,
-            middle_name=self.middle_name,
-            last_name=self.last_name,
-            company=self.company,
-            email=self.email,
-            job_title=self.job_title,
-            business_phone=self.business_phone,
-            mobile_phone=self.mobile_phone,
-            manager=self.manager,
-            in_list=in_list,
-        )
 
 
 @dataclass
@@ -75,27 +43,24 @@ class _Clause:
 
     @property
     def usable(self) -> bool:
+        """Index look-ups can find the people this clause matches."""
         return self.emailish or any(p.term_ids for p in self.parts)
 
-
-_COLUMNS = (
-    "person_id",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "company",
-    "email",
-    "job_title",
-    "business_phone",
-    "mobile_phone",
-    "manager",
-    "name_key",
-    "email_key",
-    "words",
-)
+    @property
+    def every_word_found(self) -> bool:
+        """Every word has index words like it, or is one letter ("J" in "J Smith": not
+        looked up by prefix, so ranking checks it on the candidates)."""
+        return all(p.term_ids or len(p.word) < 2 for p in self.parts)
 
 
-def search(conn: Connection, parsed: ParsedQuery) -> list[IndexedPerson]:
+# What a card shows (PersonView's fields that the index holds; its `id` is person_id),
+# then what ranking reads.
+_SHOWN = tuple(f.name for f in fields(PersonView) if f.name == "id" or f.name in t.people_index.c)
+_COLUMNS = (*("person_id" if f == "id" else f for f in _SHOWN), "name_key", "email_key", "words")
+_NAME_KEY, _EMAIL_KEY, _WORDS = len(_SHOWN), len(_SHOWN) + 1, len(_SHOWN) + 2
+
+
+def search(conn: Connection, parsed: ParsedQuery) -> list[PersonView]:
     """Live people matching the query, best first (at most MAX_RESULTS)."""
     company = fold(parsed.company).strip() if parsed.company is not None else None
     clauses = [_clause(token) for token in parsed.tokens]
@@ -113,6 +78,8 @@ def search(conn: Connection, parsed: ParsedQuery) -> list[IndexedPerson]:
     for clause in clauses:
         if clause.emailish:
             _settle_email(conn, clause)
+    if not all(c.usable or c.every_word_found for c in clauses):
+        return []  # a query word nothing in the index is like: nobody has every word
     usable = [c for c in clauses if c.usable]
     if not usable:
         return []
@@ -213,7 +180,7 @@ def _units(clauses: list[_Clause], *, exact_only: bool) -> list[_Unit] | None:
             continue
         for part in clause.parts:
             if not part.term_ids:
-                continue  # nothing in the index is like this word: ranking judges it
+                continue  # a one-letter word not looked up by prefix: ranking judges it
             ids = [i for i, q in part.term_ids.items() if q == _EXACT or not exact_only]
             if not ids:
                 return None  # a word with no exact match: no exact candidates
@@ -273,15 +240,15 @@ def _candidates(
     return list(conn.execute(text(sql), params).all())
 
 
-def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> list[IndexedPerson]:
+def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> list[PersonView]:
     """Best first: how well every query word is met (exact > email prefix > prefix > typo),
     then how close the whole name is to the query, then the name."""
     if not rows:
         return []
     zeros = repeat(0)
-    scores = []
+    scores, kept = [], []
     for row in rows:
-        own = row[12].split()
+        own = row[_WORDS].split()
         total = 0
         for clause in clauses:
             score = 0
@@ -292,12 +259,19 @@ def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> lis
                     if not met and any(w.startswith(part.word) for w in own):
                         met = _PREFIX
                     score = min(score, met)
-            if clause.emailish and row[11].startswith(clause.text):
-                score = max(score, _EXACT if row[11] == clause.text else _EMAIL_PREFIX)
+            if clause.emailish and row[_EMAIL_KEY].startswith(clause.text):
+                score = max(score, _EXACT if row[_EMAIL_KEY] == clause.text else _EMAIL_PREFIX)
             total += score
-        scores.append(total / len(clauses))
+            if not score:
+                break  # every query word must be met
+        else:
+            scores.append(total / len(clauses))
+            kept.append(row)
+    rows = kept
+    if not rows:
+        return []
     closeness = [0.0] * len(rows)
-    names = [row[10] for row in rows]
+    names = [row[_NAME_KEY] for row in rows]
     for _, sc, index in process.extract(
         fold(parsed.text), names, scorer=fuzz.token_sort_ratio, limit=None
     ):
@@ -308,5 +282,6 @@ def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> lis
     return [_person(rows[k]) for k in order[:MAX_RESULTS]]
 
 
-def _person(row) -> IndexedPerson:  # type: ignore[no-untyped-def]
-    return IndexedPerson(*(row[:10]))
+def _person(row) -> PersonView:  # type: ignore[no-untyped-def]
+    """A card read from the index alone (not in anyone's list: the caller says)."""
+    return PersonView(**dict(zip(_SHOWN, row, strict=False)))

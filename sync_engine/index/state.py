@@ -46,6 +46,12 @@ def read_status(conn: Connection) -> IndexStatus:
     )
 
 
+def building(status: IndexStatus, now: datetime | None = None) -> bool:
+    """A build claimed the index and has not finished (nor outlived its claim)."""
+    since = status.building_since
+    return since is not None and since >= (now or utcnow()) - BUILD_CLAIM_TTL
+
+
 def lock_writer(conn: Connection) -> None:
     """Serialise index writers: an advisory lock on PostgreSQL; on SQLite the first write
     takes the database's write lock, so write first, then read what to change."""
@@ -67,6 +73,7 @@ def claim_build(db: Engine, now: datetime | None = None) -> None:
     """Mark the index as being built (not ready) by us; IndexBusy if another build runs."""
     now = now or utcnow()
     with db.begin() as conn:
+        lock_writer(conn)  # waits for a refresh that is applying changes, which then skip
         if conn.execute(select(t.index_state.c.id)).first() is None:
             # two processes may both find no row: the second insert does nothing
             conn.execute(_insert(conn).values(id=1, ready=False, people=0).on_conflict_do_nothing())

@@ -23,6 +23,7 @@ from sync_engine import tables as t
 from sync_engine.crm.search import fold
 from sync_engine.crm.source import SageCrm
 from sync_engine.index.state import (
+    building,
     claim_build,
     lock_writer,
     read_status,
@@ -39,25 +40,8 @@ SWEEP_EVERY = timedelta(hours=1)
 _BATCH = 5000
 _CHUNK = 900
 
-_PEOPLE_COLUMNS = (
-    "person_id",
-    "live",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "company",
-    "email",
-    "job_title",
-    "business_phone",
-    "mobile_phone",
-    "manager",
-    "name_key",
-    "company_key",
-    "email_key",
-    "words",
-    "term_ids",
-    "changed_at",
-)
+# every column of people_index, in the order `_row` fills them
+_PEOPLE_COLUMNS = tuple(c.name for c in t.people_index.columns)
 
 
 @dataclass
@@ -253,6 +237,8 @@ def refresh(
         state = read_status(conn)
     if not state.ready:
         return RefreshReport(skipped="the people index is not built yet")
+    if building(state, now):
+        return _skipped("the people index is being built", started)
     if sweep is None:
         sweep = state.swept_at is None or now - state.swept_at >= sweep_every
     gone: list[int] = []
@@ -282,6 +268,11 @@ def refresh(
         gone = sorted(set(gone) | set(vanished))
     with db.begin() as conn:
         lock_writer(conn)
+        # a build may have claimed the index since the status was read: it rewrites every
+        # row, so these changes are its to read; writing them now would mix the two
+        state = read_status(conn)
+        if not state.ready or building(state, now):
+            return _skipped("a build of the people index started", started)
         live_delta, removed = _apply(conn, changed, people, stamps, gone)
         values: dict[str, object] = {
             "refreshed_at": now,
@@ -307,6 +298,15 @@ def refresh(
             },
         )
     return report
+
+
+def _skipped(why: str, started: float) -> RefreshReport:
+    log.info(
+        "people index refresh skipped: %s",
+        why,
+        extra={"event": "index_refresh_skipped", "reason": why},
+    )
+    return RefreshReport(skipped=why, seconds=time.monotonic() - started)
 
 
 def _changed_at(db: Engine, ids: list[int]) -> dict[int, datetime | None]:

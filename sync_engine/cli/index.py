@@ -15,7 +15,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from sync_engine.cli import app, engine, err, fail, friendly, out
+from sync_engine.cli.core import app, engine, err, fail, friendly, out
 from sync_engine.index import IndexBusy
 
 
@@ -68,6 +68,9 @@ def index_refresh(
     if not index.status().ready:
         raise fail("the people index is not built yet; run `crm-contacts index build`")
     report = index.refresh(sweep=True if sweep else None)
+    if report.skipped:
+        out.print(f"Nothing refreshed: {report.skipped}.")
+        return
     swept = " after a full sweep" if report.swept else ""
     out.print(
         f"Refreshed{swept}: {report.changed} people re-read, {report.removed} removed, "
