@@ -3,6 +3,7 @@ process, and a throw-away PostgreSQL database (127.0.0.1:5432, database `test`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -10,9 +11,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
+
+if TYPE_CHECKING:
+    from sync_engine.service import Engine
 
 ENV_NAMES = (
     "DATABASE_URL",
@@ -98,6 +103,27 @@ class Cli:
 @pytest.fixture
 def cli(home: Path) -> Cli:
     return Cli()
+
+
+@pytest.fixture(params=["local", "ews", "graph"])
+def engine_on_each_target(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    """The engine on the demo CRM, once per mailbox target: local, and EWS and Graph as
+    loopback servers speaking the real wire protocol."""
+    from servers.ews import ews_server
+    from servers.graph import graph_server
+
+    from sync_engine.config import load_settings
+    from sync_engine.crm.embedded import seed_demo
+    from sync_engine.service import Engine
+
+    servers = {"local": contextlib.nullcontext, "ews": ews_server, "graph": graph_server}
+    with servers[request.param]() as server:
+        for name, value in (server.env() if server else {}).items():
+            monkeypatch.setenv(name, value)
+        e = Engine(load_settings())
+        seed_demo(e.crm)
+        yield e
+        e.close()
 
 
 def _pg_reachable() -> bool:

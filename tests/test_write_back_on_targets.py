@@ -4,16 +4,11 @@ nothing echoes, the conflict rules, several mailboxes, and the mass-edit guard."
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator
 
 import pytest
-from servers.ews import ews_server
-from servers.graph import graph_server
 
-from sync_engine.config import load_settings
-from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.mailbox import open_mailbox
 from sync_engine.model import ContactChange, MailboxContact
 from sync_engine.service import Engine
@@ -22,16 +17,9 @@ ALICE = "alice@example.com"
 BOB = "bob@example.com"
 
 
-@pytest.fixture(params=["local", "ews", "graph"])
-def engine(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    servers = {"local": contextlib.nullcontext, "ews": ews_server, "graph": graph_server}
-    with servers[request.param]() as server:
-        for name, value in (server.env() if server else {}).items():
-            monkeypatch.setenv(name, value)
-        e = Engine(load_settings())
-        seed_demo(e.crm)
-        yield e
-        e.close()
+@pytest.fixture
+def engine(engine_on_each_target: Engine) -> Engine:
+    return engine_on_each_target
 
 
 def contacts(engine: Engine, address: str = ALICE) -> list[MailboxContact]:
