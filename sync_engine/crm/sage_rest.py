@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import select
 from tenacity import (
     RetryCallState,
     retry,
@@ -42,7 +41,7 @@ from tenacity import (
 
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
-from sync_engine.crm.source import SageCrm, _live
+from sync_engine.crm.source import SageCrm, shown_rows
 from sync_engine.crm.writer import CrmUnavailable, CrmWriteResult
 from sync_engine.masking import mask_urls
 
@@ -214,37 +213,9 @@ class SageRestWriter:
         )
 
     def _rows(self, person_id: int) -> dict[tuple[str, str], int]:
-        """(kind, type) -> the Email/Phone row id the person's first live link points to,
-        read from the CRM database (the same rows source.py reads the values from)."""
-        out: dict[tuple[str, str], int] = {}
+        """(kind, type) -> the Email/Phone row the person shows, read as source.py reads it."""
         with self.crm.engine.connect() as conn:
-            emails = conn.execute(
-                select(s.email_link.c.ELink_Type, s.email.c.Emai_EmailId)
-                .join(s.email, s.email.c.Emai_EmailId == s.email_link.c.ELink_EmailId)
-                .where(
-                    s.email_link.c.ELink_EntityID == s.PERSON_ENTITY_ID,
-                    s.email_link.c.ELink_RecordID == person_id,
-                    _live(s.email_link.c.ELink_Deleted),
-                    _live(s.email.c.Emai_Deleted),
-                )
-                .order_by(s.email_link.c.ELink_LinkID)
-            )
-            for link_type, row_id in emails:
-                out.setdefault(("email", str(link_type)), int(row_id))
-            phones = conn.execute(
-                select(s.phone_link.c.PLink_Type, s.phone.c.Phon_PhoneId)
-                .join(s.phone, s.phone.c.Phon_PhoneId == s.phone_link.c.PLink_PhoneId)
-                .where(
-                    s.phone_link.c.PLink_EntityID == s.PERSON_ENTITY_ID,
-                    s.phone_link.c.PLink_RecordID == person_id,
-                    _live(s.phone_link.c.PLink_Deleted),
-                    _live(s.phone.c.Phon_Deleted),
-                )
-                .order_by(s.phone_link.c.PLink_LinkID)
-            )
-            for link_type, row_id in phones:
-                out.setdefault(("phone", str(link_type)), int(row_id))
-        return out
+            return shown_rows(conn, person_id)
 
     # -- one request ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -35,6 +36,8 @@ from sync_engine.files import SYNCHRONOUS_NORMAL
 from sync_engine.model import ContactFields, CrmPerson, CrmUser, clean
 
 # Chunk size for `IN (...)` lists: well under SQLite's and SQL Server's parameter limits.
+T = TypeVar("T")
+
 _ID_CHUNK = 900
 
 MSSQL_EXTRA = "pip install 'crm-contacts[mssql]'"
@@ -345,7 +348,7 @@ def email_query(ids: list[int]):  # type: ignore[no-untyped-def]
     """The live Business and Private emails of these people, oldest link first."""
     el, e = s.email_link, s.email
     return (
-        select(el.c.ELink_RecordID, el.c.ELink_Type, e.c.Emai_EmailAddress)
+        select(el.c.ELink_RecordID, el.c.ELink_Type, e.c.Emai_EmailAddress, e.c.Emai_EmailId)
         .select_from(el.join(e, e.c.Emai_EmailId == el.c.ELink_EmailId))
         .where(
             el.c.ELink_EntityID == s.PERSON_ENTITY_ID,  # 5 would be a company's email
@@ -368,6 +371,7 @@ def phone_query(ids: list[int]):  # type: ignore[no-untyped-def]
             ph.c.Phon_CountryCode,
             ph.c.Phon_AreaCode,
             ph.c.Phon_Number,
+            ph.c.Phon_PhoneId,
         )
         .select_from(pl.join(ph, ph.c.Phon_PhoneId == pl.c.PLink_PhoneId))
         .where(
@@ -451,17 +455,19 @@ def change_queries(since: datetime | None) -> list[ChangeQuery]:
     return out
 
 
-def _typed(rows, types: tuple[str, ...]) -> dict[int, dict[str, str]]:  # type: ignore[no-untyped-def]
+def _typed(
+    rows: Iterable[tuple[object, object, T]], types: tuple[str, ...]
+) -> dict[int, dict[str, T]]:
     """Person id -> type -> value. Rows come oldest link first and the first non-blank
     value of a type wins, so a person with two Business emails (or two Mobile phones)
     always shows the one linked first (the lowest link id), whatever order the
     database returns otherwise."""
     canonical = {t.lower(): t for t in types}
-    out: dict[int, dict[str, str]] = {}
-    for record_id, kind, value in rows:
-        kind = canonical.get(clean(kind).lower())
+    out: dict[int, dict[str, T]] = {}
+    for record_id, raw_kind, value in rows:
+        kind = canonical.get(clean(raw_kind).lower())
         if kind and value:
-            out.setdefault(int(record_id), {}).setdefault(kind, value)
+            out.setdefault(int(record_id), {}).setdefault(kind, value)  # type: ignore[call-overload]
     return out
 
 
@@ -473,6 +479,25 @@ def _emails(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
 def _phones(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
     rows = ((r[0], r[1], _phone(r[2], r[3], r[4])) for r in conn.execute(phone_query(ids)))
     return _typed(rows, s.PHONE_TYPES)
+
+
+def shown_rows(conn: Connection, person_id: int) -> dict[tuple[str, str], int]:
+    """("email"|"phone", type) -> the Email/Phone row id whose value the person shows: the
+    same pick as `_emails`/`_phones`, so a write-back changes the row Outlook got."""
+    emails = _typed(
+        ((r[0], r[1], clean(r[2]) and r[3]) for r in conn.execute(email_query([person_id]))),
+        s.EMAIL_TYPES,
+    )
+    phones = _typed(
+        (
+            (r[0], r[1], _phone(r[2], r[3], r[4]) and r[5])
+            for r in conn.execute(phone_query([person_id]))
+        ),
+        s.PHONE_TYPES,
+    )
+    return {("email", t): int(i) for t, i in emails.get(person_id, {}).items()} | {
+        ("phone", t): int(i) for t, i in phones.get(person_id, {}).items()
+    }
 
 
 def _person(row, emails: dict[int, dict[str, str]], phones: dict[int, dict[str, str]]) -> CrmPerson:  # type: ignore[no-untyped-def]
