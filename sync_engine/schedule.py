@@ -34,7 +34,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sync_engine import queue
 from sync_engine.config import ConfigError
 from sync_engine.crm.source import CrmError
-from sync_engine.index import IndexBusy, RefreshReport
+from sync_engine.index import RefreshReport
+from sync_engine.index.clock import IndexKeeper
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import CrmUser, DigestPrefs, SyncResult
 from sync_engine.queue import MailboxRow
@@ -287,6 +288,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         # SUMMARY_CHANNEL as it was when the chat service refused it (no retry until it changes)
         self._refused_channel: str | None = None
+        self.index_keeper = IndexKeeper(engine.index, now=self.now, stopping=self.stop.is_set)
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -332,26 +334,9 @@ class Scheduler:
         return report
 
     def _refresh_index(self, report: CycleReport, latest: datetime | None) -> None:
-        """Bring search's people index up to date with the CRM (built on the first cycle
-        that finds it missing). A failure is logged and leaves the syncs to run."""
-        index = self.engine.index
-        try:
-            status = index.status()
-            if not status.ready and status.building_since is None:
-                log.info("building the people index", extra={"event": "index_build"})
-                index.build(now=self.now())
-            else:
-                report.index = index.refresh(now=self.now(), latest=latest)
-        except IndexBusy:
-            pass
-        except Exception as exc:
-            log.error(
-                "people index refresh failed",
-                extra={
-                    "event": "index_refresh_failed",
-                    "error": str(exc) if isinstance(exc, _KNOWN_ERRORS) else type(exc).__name__,
-                },
-            )
+        """Bring search's people index up to date with the CRM; its long jobs (first build,
+        hourly sweep) run beside the syncs (`index.clock`)."""
+        report.index = self.index_keeper.tick(latest)
 
     def _cycle(self, report: CycleReport, latest: datetime | None) -> None:
         now = self.now()
@@ -723,6 +708,7 @@ def run_forever(scheduler: Scheduler, *, summary_every: float = 60.0) -> None:
             pass
     finally:
         jobs.shutdown(wait=True)
+        scheduler.index_keeper.wait(timeout=30)  # a build stops between batches
         for s, handler in previous.items():
             signal.signal(s, handler)
     log.info("scheduler stopped", extra={"event": "stopped"})

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
@@ -167,7 +169,7 @@ class Engine:
             writable=embedded,
             recreate_stale=embedded and recreate_stale_crm,  # only the demo asks
         )
-        self.index = PeopleIndex(self.store.engine, self.crm)
+        self.index = PeopleIndex(self.store.engine, self.crm, self.store.home)
         self._said_fallback = False
         self.writer = self._open_writer(embedded)
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
@@ -293,7 +295,7 @@ class Engine:
             return found
         if (
             not self._said_fallback
-            and self.index.status().building_since is None
+            and not self.index.status().building
             and (self.crm.count_live_people() <= self.INDEX_ON_FIRST_SEARCH_MAX)
         ):
             try:
@@ -301,6 +303,11 @@ class Engine:
                 return self.index.search(parsed)
             except IndexBusy:
                 pass
+            except SQLAlchemyError as exc:  # the CRM's search still answers; the log says why
+                log.error(
+                    "people index build failed",
+                    extra={"event": "index_build_failed", "error": type(exc).__name__},
+                )
         if not self._said_fallback:  # said once; the first search alone tries a build
             self._said_fallback = True
             log.warning(

@@ -7,10 +7,7 @@ leaves the store consistent with what reached the mailbox (DESIGN rule 9).
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +24,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -35,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sync_engine import migrate
 from sync_engine import tables as t
 from sync_engine.files import SYNCHRONOUS_NORMAL, private_dir, private_sqlite
+from sync_engine.locks import held
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
 
@@ -613,47 +610,10 @@ class Store:
 
     @contextmanager
     def mailbox_lock(self, mailbox: str) -> Iterator[None]:
-        """Hold the mailbox's lock for a sync, or raise MailboxBusy at once.
-
-        PostgreSQL: a session advisory lock on a connection of its own, released by the
-        server when the holder's connection dies. SQLite: an flock on a file in the home,
-        released by the kernel when the holder dies. Either way a killed sync never
-        blocks the next one.
-        """
-        key = int.from_bytes(
-            hashlib.blake2b(f"crm-contacts:{mailbox.lower()}".encode(), digest_size=8).digest(),
-            "big",
-            signed=True,
-        )
-        if self.engine.dialect.name == "postgresql":
-            conn = self.engine.connect()
-            try:
-                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-                conn.commit()
-                if not got:
-                    raise MailboxBusy(mailbox)
-                try:
-                    yield
-                finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
-            finally:
-                conn.close()
-            return
-        locks = private_dir(self.home / "locks")
-        path = locks / f"{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise MailboxBusy(mailbox) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        """Hold the mailbox's lock for a sync, or raise MailboxBusy at once. It dies with
+        its holder (`sync_engine.locks`), so a killed sync never blocks the next one."""
+        with held(self.engine, self.home, mailbox.lower(), busy=lambda: MailboxBusy(mailbox)):
+            yield
 
     def counts(self, user_id: int) -> tuple[int, int]:
         with self.engine.connect() as conn:

@@ -164,62 +164,68 @@ digest_prefs = Table(
 # a prefix is one B-tree range whatever the database's locale.
 _KEY = String(320).with_variant(String(320, collation="C"), "postgresql")
 
-# One row per CRM person we have seen: what the picker shows, the folded forms search ranks,
-# and the CRM change time the row reflects. Soft-deleted people stay as `live = false` so the
-# periodic sweep can tell "unchanged and deleted" from "new to us".
-people_index = Table(
-    "people_index",
-    metadata,
-    Column("person_id", Integer, primary_key=True, autoincrement=False),
-    Column("live", Boolean, nullable=False),
-    Column("first_name", String(255), nullable=False, server_default=""),
-    Column("middle_name", String(255), nullable=False, server_default=""),
-    Column("last_name", String(255), nullable=False, server_default=""),
-    Column("company", String(255), nullable=False, server_default=""),
-    Column("email", String(320), nullable=False, server_default=""),
-    Column("job_title", String(255), nullable=False, server_default=""),
-    Column("business_phone", String(64), nullable=False, server_default=""),
-    Column("mobile_phone", String(64), nullable=False, server_default=""),
-    Column("manager", String(255), nullable=False, server_default=""),
-    Column("name_key", _KEY, nullable=False, server_default=""),  # folded "first middle last"
-    Column("company_key", _KEY, nullable=False, server_default=""),  # folded company
-    Column("email_key", _KEY, nullable=False, server_default=""),  # folded email
-    Column("words", Text, nullable=False, server_default=""),  # folded words, space-separated
-    Column("term_ids", Text, nullable=False, server_default=""),  # their index_terms ids
-    Column("changed_at", DateTime(timezone=False)),  # the CRM's change time (CRM clock)
-    Index("ix_people_index_company", "company_key"),
-    Index("ix_people_index_email", "email_key"),
-)
 
-# The vocabulary: every distinct folded word of a name, company or email local part.
-index_terms = Table(
-    "index_terms",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("word", _KEY, nullable=False),
-    Column("people", Integer, nullable=False, server_default=text("0")),  # live people with it
-    Index("ux_index_terms_word", "word", unique=True),
-)
+def _people_index_tables(suffix: str) -> tuple[Table, Table, Table, Table]:
+    """One set of the index's tables. There are two sets (migrations 0008 and 0014): search
+    reads the set `index_state.live_set` names while a rebuild fills the other one, so a
+    killed rebuild never takes a working index away."""
+    # One row per CRM person we have seen: what the picker shows, the folded forms search
+    # ranks, and the CRM change time the row reflects. Soft-deleted people stay as
+    # `live = false` so the periodic sweep can tell "unchanged and deleted" from "new to us".
+    people = Table(
+        f"people_index{suffix}",
+        metadata,
+        Column("person_id", Integer, primary_key=True, autoincrement=False),
+        Column("live", Boolean, nullable=False),
+        Column("first_name", String(255), nullable=False, server_default=""),
+        Column("middle_name", String(255), nullable=False, server_default=""),
+        Column("last_name", String(255), nullable=False, server_default=""),
+        Column("company", String(255), nullable=False, server_default=""),
+        Column("email", String(320), nullable=False, server_default=""),
+        Column("job_title", String(255), nullable=False, server_default=""),
+        Column("business_phone", String(64), nullable=False, server_default=""),
+        Column("mobile_phone", String(64), nullable=False, server_default=""),
+        Column("manager", String(255), nullable=False, server_default=""),
+        Column("name_key", _KEY, nullable=False, server_default=""),  # folded "first middle last"
+        Column("company_key", _KEY, nullable=False, server_default=""),  # folded company
+        Column("email_key", _KEY, nullable=False, server_default=""),  # folded email
+        Column("words", Text, nullable=False, server_default=""),  # folded words, space-separated
+        Column("term_ids", Text, nullable=False, server_default=""),  # their index_terms ids
+        Column("changed_at", DateTime(timezone=False)),  # the CRM's change time (CRM clock)
+        Index(f"ix_people_index{suffix}_company", "company_key"),
+        Index(f"ix_people_index{suffix}_email", "email_key"),
+    )
+    # The vocabulary: every distinct folded word of a name, company or email local part.
+    terms = Table(
+        f"index_terms{suffix}",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("word", _KEY, nullable=False),
+        Column("people", Integer, nullable=False, server_default=text("0")),  # live people
+        Index(f"ux_index_terms{suffix}_word", "word", unique=True),
+    )
+    # Typo look-up (one edit): each term under itself and under every form with one letter
+    # deleted (a "deletion neighbourhood", as in SymSpell). A query word's own deletions meet
+    # the term's when they differ by one substitution, insertion, deletion or transposition.
+    keys = Table(
+        f"index_term_keys{suffix}",
+        metadata,
+        Column("key", _KEY, primary_key=True),
+        Column("term_id", Integer, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
+    # Postings: which live person has which term.
+    postings = Table(
+        f"index_postings{suffix}",
+        metadata,
+        Column("term_id", Integer, primary_key=True, autoincrement=False),
+        Column("person_id", Integer, primary_key=True, autoincrement=False),
+        sqlite_with_rowid=False,
+    )
+    return people, terms, keys, postings
 
-# Typo look-up (one edit): each term under itself and under every form with one letter
-# deleted (a "deletion neighbourhood", as in SymSpell). A query word's own deletions meet
-# the term's when they differ by one substitution, insertion, deletion or transposition.
-index_term_keys = Table(
-    "index_term_keys",
-    metadata,
-    Column("key", _KEY, primary_key=True),
-    Column("term_id", Integer, primary_key=True, autoincrement=False),
-    sqlite_with_rowid=False,
-)
 
-# Postings: which live person has which term.
-index_postings = Table(
-    "index_postings",
-    metadata,
-    Column("term_id", Integer, primary_key=True, autoincrement=False),
-    Column("person_id", Integer, primary_key=True, autoincrement=False),
-    sqlite_with_rowid=False,
-)
+people_index, index_terms, index_term_keys, index_postings = _people_index_tables("")
 
 # One row (id = 1): whether the index is usable and how far it has followed the CRM.
 index_state = Table(
@@ -233,4 +239,8 @@ index_state = Table(
     Column("refreshed_at", DateTime(timezone=True)),
     Column("swept_at", DateTime(timezone=True)),  # last full id sweep (hard deletes)
     Column("people", Integer, nullable=False, server_default=text("0")),  # live people
+    Column("live_set", Integer, nullable=False, server_default=text("0")),  # 0 or 1 (0014)
 )
+
+# -- the people index's second set of tables (migration 0014): what a rebuild fills -------
+people_index_b, index_terms_b, index_term_keys_b, index_postings_b = _people_index_tables("_b")

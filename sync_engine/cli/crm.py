@@ -142,6 +142,7 @@ def crm_add_person(
             country=country,
         ),
     )
+    engine().index.follow()
     out.print(str(person_id))
 
 
@@ -173,6 +174,7 @@ def crm_update_person(
 ) -> None:
     """Change a CRM person's fields ('' makes a field blank)."""
     writer().update_person(person_id, **{k: v for k, v in locals().items() if k != "person_id"})
+    engine().index.follow()  # search sees the change at once, in every process
     out.print(f"Updated person {person_id}.")
 
 
@@ -181,6 +183,7 @@ def crm_update_person(
 def crm_delete_person(person_id: Annotated[int, typer.Argument(help="CRM person id")]) -> None:
     """Delete a CRM person the way Sage does (Pers_Deleted = 1)."""
     writer().delete_person(person_id)
+    engine().index.follow()
     out.print(f"Deleted person {person_id}; the next sync removes it from every mailbox.")
 
 

@@ -83,8 +83,13 @@ def index_refresh(
 def index_status() -> None:
     """Whether the index is built and how fresh it is."""
     s = engine().index.status()
-    if s.building_since:
+    if s.building and s.building_since:
         out.print(f"being built since {_local(s.building_since)}")
+    elif s.building_since:
+        out.print(
+            f"a build started {_local(s.building_since)} did not finish (its process ended); "
+            "the next build starts afresh"
+        )
     if not s.ready:
         out.print("not built: search reads the CRM; run `crm-contacts index build`")
         return

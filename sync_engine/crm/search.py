@@ -22,6 +22,7 @@ from sync_engine.model import CrmPerson
 _COMPANY = re.compile(r'company:(?:"([^"]*)"?|(\S*))', re.IGNORECASE)
 _PER_COLUMN = 400  # candidates fetched per column and token
 MAX_RESULTS = 1000  # ranked results kept (the picker pages through them), CRM or index
+MAX_QUERY_WORDS = 20  # different words in one query: every one is a condition to meet
 
 
 class SearchError(ValueError):
@@ -50,7 +51,10 @@ def parse_query(query: str) -> ParsedQuery:
     tokens = tuple(t for t in re.split(r"[\s,]+", query) if t)
     if not tokens and company is None:
         raise SearchError("give a name, a company or an email to search for")
-    return ParsedQuery(text=" ".join(tokens), tokens=tokens, company=company)
+    distinct = tuple(dict.fromkeys(tokens))  # a word said twice is one condition
+    if len(distinct) > MAX_QUERY_WORDS:
+        raise SearchError(f"a search takes at most {MAX_QUERY_WORDS} different words; give fewer")
+    return ParsedQuery(text=" ".join(tokens), tokens=distinct, company=company)
 
 
 def fold(text: str) -> str:

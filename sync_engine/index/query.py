@@ -15,11 +15,19 @@ from dataclasses import dataclass, field, fields
 from itertools import repeat
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select, text, true
 
 from sync_engine import tables as t
 from sync_engine.crm.search import MAX_RESULTS, ParsedQuery, fold
-from sync_engine.index.words import FUZZY_MIN, prefix_end, typo_keys, within_one_edit, words
+from sync_engine.index.sets import TableSet
+from sync_engine.index.words import (
+    FUZZY_MIN,
+    key,
+    prefix_end,
+    typo_keys,
+    within_one_edit,
+    words,
+)
 from sync_engine.model import PersonView
 
 ENOUGH_EXACT = 50  # this many exact matches: prefix and typo matches are not added
@@ -60,24 +68,25 @@ _COLUMNS = (*("person_id" if f == "id" else f for f in _SHOWN), "name_key", "ema
 _NAME_KEY, _EMAIL_KEY, _WORDS = len(_SHOWN), len(_SHOWN) + 1, len(_SHOWN) + 2
 
 
-def search(conn: Connection, parsed: ParsedQuery) -> list[PersonView]:
-    """Live people matching the query, best first (at most MAX_RESULTS)."""
-    company = fold(parsed.company).strip() if parsed.company is not None else None
+def search(conn: Connection, tables: TableSet, parsed: ParsedQuery) -> list[PersonView]:
+    """Live people matching the query, best first (at most MAX_RESULTS), from the live
+    table set."""
+    company = key(parsed.company.strip()) if parsed.company is not None else None
     clauses = [_clause(token) for token in parsed.tokens]
     clauses = [c for c in clauses if c.parts or c.emailish]
     if not clauses:
         if company is None:
             return []
         sql = (
-            f"SELECT {', '.join(_COLUMNS)} FROM people_index WHERE live = :live "
+            f"SELECT {', '.join(_COLUMNS)} FROM {tables.people.name} WHERE live = :live "
             f"AND company_key = :company ORDER BY name_key, person_id LIMIT {MAX_RESULTS}"
         )
         rows = conn.execute(text(sql), {"live": True, "company": company}).all()
         return [_person(r) for r in rows]
-    _look_up_terms(conn, clauses)
+    _look_up_terms(conn, tables, clauses)
     for clause in clauses:
         if clause.emailish:
-            _settle_email(conn, clause)
+            _settle_email(conn, tables, clause)
     if not all(c.usable or c.every_word_found for c in clauses):
         return []  # a query word nothing in the index is like: nobody has every word
     usable = [c for c in clauses if c.usable]
@@ -85,23 +94,24 @@ def search(conn: Connection, parsed: ParsedQuery) -> list[PersonView]:
         return []
     rows: dict[int, tuple] = {}
     if all(all(_exact(p) for p in c.parts if p.term_ids) for c in usable):
-        for r in _candidates(conn, usable, company, exact_only=True):
+        for r in _candidates(conn, tables, usable, company, exact_only=True):
             rows.setdefault(r[0], r)
     if len(rows) < ENOUGH_EXACT:
-        for r in _candidates(conn, usable, company, exact_only=False):
+        for r in _candidates(conn, tables, usable, company, exact_only=False):
             rows.setdefault(r[0], r)
     return _rank(parsed, clauses, list(rows.values()))
 
 
-def _settle_email(conn: Connection, clause: _Clause) -> None:
+def _settle_email(conn: Connection, tables: TableSet, clause: _Clause) -> None:
     """A word with "@" or "." is an email (prefix) when some live person's email starts
     with it; otherwise its words count ("o'brien.sean" -> o, brien, sean)."""
+    params: dict[str, object] = {"live": True}
     hit = conn.execute(
         text(
-            "SELECT 1 FROM people_index WHERE email_key >= :e AND email_key < :end "
+            f"SELECT 1 FROM {tables.people.name} WHERE {_starts('email_key', clause.text, 'e', params)} "
             "AND live = :live LIMIT 1"
         ),
-        {"e": clause.text, "end": prefix_end(clause.text), "live": True},
+        params,
     ).first()
     if hit:
         clause.parts = []
@@ -113,8 +123,18 @@ def _exact(part: _Part) -> bool:
     return _EXACT in part.term_ids.values()
 
 
+def _starts(column: str, prefix: str, name: str, params: dict[str, object]) -> str:
+    """SQL for "`column` starts with `prefix`": one B-tree range (keys compare bytewise)."""
+    params[name] = prefix
+    end = prefix_end(prefix)
+    if end is None:
+        return f"{column} >= :{name}"
+    params[f"{name}_end"] = end
+    return f"{column} >= :{name} AND {column} < :{name}_end"
+
+
 def _clause(token: str) -> _Clause:
-    folded = fold(token).strip()
+    folded = key(token.strip()).strip()
     return _Clause(
         text=folded,
         parts=[_Part(w) for w in words(token)],
@@ -122,11 +142,11 @@ def _clause(token: str) -> _Clause:
     )
 
 
-def _look_up_terms(conn: Connection, clauses: list[_Clause]) -> None:
+def _look_up_terms(conn: Connection, tables: TableSet, clauses: list[_Clause]) -> None:
     """Fill each part's matching index words: itself, one typo away, or by prefix."""
     parts = [p for c in clauses for p in c.parts]
     keys = sorted({k for p in parts for k in typo_keys(p.word)})
-    k, terms = t.index_term_keys, t.index_terms
+    k, terms = tables.keys, tables.terms
     found = conn.execute(
         select(k.c.key, terms.c.id, terms.c.word, terms.c.people)
         .select_from(k.join(terms, terms.c.id == k.c.term_id))
@@ -134,19 +154,20 @@ def _look_up_terms(conn: Connection, clauses: list[_Clause]) -> None:
     ).all()
     for part in parts:
         mine = typo_keys(part.word)
-        for key, term_id, word, people in found:
-            if key not in mine:
+        for typo_key, term_id, word, people in found:
+            if typo_key not in mine:
                 continue
             if word == part.word:
                 _note(part, term_id, word, people, _EXACT)
             elif len(part.word) >= FUZZY_MIN and within_one_edit(part.word, word):
                 _note(part, term_id, word, people, _TYPO)
         if len(part.word) >= 2:
+            end = prefix_end(part.word)
             prefixed = conn.execute(
                 select(terms.c.id, terms.c.word, terms.c.people)
                 .where(
                     terms.c.word > part.word,
-                    terms.c.word < prefix_end(part.word),
+                    terms.c.word < end if end is not None else true(),
                     terms.c.people > 0,
                 )
                 .order_by(terms.c.word)
@@ -189,7 +210,12 @@ def _units(clauses: list[_Clause], *, exact_only: bool) -> list[_Unit] | None:
 
 
 def _candidates(
-    conn: Connection, clauses: list[_Clause], company: str | None, *, exact_only: bool
+    conn: Connection,
+    tables: TableSet,
+    clauses: list[_Clause],
+    company: str | None,
+    *,
+    exact_only: bool,
 ) -> list[tuple]:
     """Rows of the live people every clause matches (at most MAX_RESULTS, any order).
 
@@ -211,19 +237,20 @@ def _candidates(
         params["company"] = company
 
     def email(n: int, alias: str) -> str:
-        params[f"e{n}"], params[f"e{n}_end"] = clauses[n].text, prefix_end(clauses[n].text)
-        return f"{alias}.email_key >= :e{n} AND {alias}.email_key < :e{n}_end"
+        return _starts(f"{alias}.email_key", clauses[n].text, f"e{n}", params)
 
     def listed(ids: list[int]) -> str:
         return ", ".join(str(int(i)) for i in ids)
 
     lead = units[driver]
-    key = "d.person_id" if lead.email is None else "p.person_id"  # checked before p is read
+    probe = "d.person_id" if lead.email is None else "p.person_id"  # checked before p is read
     if lead.email is None:
-        source = "index_postings d JOIN people_index p ON p.person_id = d.person_id"
+        source = (
+            f"{tables.postings.name} d JOIN {tables.people.name} p ON p.person_id = d.person_id"
+        )
         where.append(f"d.term_id IN ({listed(lead.term_ids)})")
     else:
-        source = "people_index p"
+        source = f"{tables.people.name} p"
         where.append(email(lead.email, "p"))
     for n, unit in enumerate(units):
         if n == driver:
@@ -232,7 +259,7 @@ def _candidates(
             where.append(email(unit.email, "p"))
         else:
             where.append(
-                f"EXISTS (SELECT 1 FROM index_postings y{n} WHERE y{n}.person_id = {key} "
+                f"EXISTS (SELECT 1 FROM {tables.postings.name} y{n} WHERE y{n}.person_id = {probe} "
                 f"AND y{n}.term_id IN ({listed(unit.term_ids)}))"
             )
     columns = ", ".join(f"p.{c}" for c in _COLUMNS)

@@ -19,16 +19,38 @@ _SPLIT = re.compile(r"[\W_]+")
 # two-letter word is another word.
 FUZZY_MIN = 3
 
+# Folding can make text much longer (NFKD turns U+FDFA into 18 characters), so what the
+# index stores and looks up is cut to a bound, the same way when stored and when searched:
+# a word to WORD_MAX letters (its typo keys grow with the square of its length), a key
+# (the folded name, company, email) to what its column holds (320 characters; at most
+# 1,280 bytes of UTF-8, well inside a B-tree entry's limit).
+WORD_MAX = 40
+KEY_MAX = 320
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """Text a database stores as it is: no NUL (PostgreSQL refuses it in text) and no lone
+    surrogate (SQL Server's UCS-2 columns and JSON escapes can hold one; UTF-8 cannot)."""
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
+def key(text: str) -> str:
+    """The folded form of a whole value as the index keeps it (name, company, email)."""
+    return fold(storable(text))[:KEY_MAX]
+
 
 def words(text: str) -> list[str]:
-    """Folded words of a text, in order ("O'Brien" -> ["o", "brien"])."""
-    return [w for w in _SPLIT.split(fold(text)) if w]
+    """Folded words of a text, in order ("O'Brien" -> ["o", "brien"]), each cut to WORD_MAX."""
+    return [w[:WORD_MAX] for w in _SPLIT.split(fold(storable(text))) if w]
 
 
 def email_words(email: str) -> list[str]:
     """Words of an email's local part worth finding a person by ("j.smith" -> ["smith"])."""
-    local = fold(email).partition("@")[0]
-    return [w for w in _SPLIT.split(local) if len(w) >= 2 and not w.isdigit()]
+    local = fold(storable(email)).partition("@")[0]
+    return [w[:WORD_MAX] for w in _SPLIT.split(local) if len(w) >= 2 and not w.isdigit()]
 
 
 def person_words(person: CrmPerson) -> list[str]:
@@ -56,6 +78,17 @@ def within_one_edit(a: str, b: str) -> bool:
     return OSA.distance(a, b, score_cutoff=1) <= 1
 
 
-def prefix_end(prefix: str) -> str:
-    """The smallest string greater than every string starting with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+_LAST = 0x10FFFF  # the last code point: nothing follows it
+_SURROGATES = range(0xD800, 0xE000)  # not characters: UTF-8 cannot hold them
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (in code point
+    order, which is UTF-8's byte order), or None when there is none ("\U0010ffff...")."""
+    kept = prefix.rstrip(chr(_LAST))
+    if not kept:
+        return None
+    following = ord(kept[-1]) + 1
+    if following in _SURROGATES:
+        following = _SURROGATES.stop
+    return kept[:-1] + chr(following)

@@ -1,0 +1,101 @@
+"""A CRM person as the index stores them, and the bulk writes of the index's rows.
+
+Every value is made storable (`words.storable`) and every key cut to its column
+(`words.key`); a person whose shown values still do not fit their columns is refused
+(`Unstorable`) so the caller skips that one person, logs it, and keeps the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, String, text
+
+from sync_engine import tables as t
+from sync_engine.index.sets import TableSet
+from sync_engine.index.words import key, storable
+from sync_engine.model import CrmPerson
+
+# every column of a people_index table, in the order the rows below fill them
+PEOPLE_COLUMNS = tuple(c.name for c in t.people_index.columns)
+# what a card shows, in column order, with the length its column holds
+_SHOWN = (
+    "first_name",
+    "middle_name",
+    "last_name",
+    "company",
+    "email",
+    "job_title",
+    "business_phone",
+    "mobile_phone",
+    "manager",
+)
+_LIMITS = {c.name: c.type.length for c in t.people_index.columns if isinstance(c.type, String)}
+
+
+class Unstorable(ValueError):
+    """A person's shown value is longer than the index's column for it."""
+
+
+def person_cells(person: CrmPerson) -> tuple[str, ...]:
+    """The shown values and the folded keys of a live person, storable as they are."""
+    f = person.fields
+    shown = dict(
+        first_name=f.first_name,
+        middle_name=f.middle_name,
+        last_name=f.last_name,
+        company=f.company,
+        email=f.email,
+        job_title=f.job_title,
+        business_phone=f.business_phone,
+        mobile_phone=f.mobile_phone,
+        manager=person.manager_name,
+    )
+    cells = []
+    for name in _SHOWN:
+        value = storable(shown[name] or "")
+        limit = _LIMITS[name]
+        if limit is not None and len(value) > limit:
+            raise Unstorable(f"{name} is {len(value)} characters, more than the {limit} kept")
+        cells.append(value)
+    name = " ".join(p for p in (f.first_name, f.middle_name, f.last_name) if p)
+    return (*cells, key(name), key(f.company), key(f.email))
+
+
+def live_row(
+    person_id: int,
+    cells: Sequence[str],
+    words: Sequence[str],
+    term_ids: Sequence[int],
+    at: datetime | None,
+) -> tuple:
+    return (person_id, True, *cells, " ".join(words), " ".join(map(str, term_ids)), at)
+
+
+def not_live_row(person_id: int, at: datetime | None) -> tuple:
+    """A person search must not show: deleted in the CRM, or refused as unstorable. The
+    change time stays, so a sweep does not read them again until they change."""
+    return (person_id, False, *([""] * (len(PEOPLE_COLUMNS) - 3)), at)
+
+
+def insert(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> None:
+    """Bulk insert: COPY on PostgreSQL, executemany on SQLite."""
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:  # type: ignore[union-attr]
+            for row in rows:
+                cp.write_row(row)
+        return
+    rows = list(rows)
+    if rows:
+        marks = ", ".join("?" for _ in columns)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def clear(conn: Connection, tables: TableSet) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"TRUNCATE {', '.join(tables.names)}"))
+    else:
+        for name in tables.names:
+            conn.execute(text(f"DELETE FROM {name}"))
