@@ -1,0 +1,137 @@
+"""An index that cannot be knocked over (issue 18, item 5), tried as a hostile tester would.
+
+Each case on PostgreSQL (where lengths, NUL and encodings are enforced), most on SQLite
+too: a company whose folded name is longer than any key column; a person whose values the
+index cannot hold (skipped and logged, never their batch); a build killed by SIGKILL (the
+claim dies with it, the old index keeps answering); query words ending in U+10FFFF or
+holding a lone surrogate; a 10,000-letter query (bounded memory).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+
+import pytest
+
+from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.service import BadQuery, Engine
+
+LIGATURE = "\ufdfa"  # ARABIC LIGATURE SALLALLAHOU ALAYHE WASALLAM: NFKD makes it 18 characters
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request, home, monkeypatch):  # type: ignore[no-untyped-def]
+    if request.param == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
+    e = Engine()
+    seed_demo(e.crm)
+    e.index.LOOK_EVERY = 0  # each search as if seconds after the CRM edit before it
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def alice(engine):  # type: ignore[no-untyped-def]
+    return engine.user("alice@example.com")
+
+
+def names(engine, user, query: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [p.name for p in engine.search(user, query, limit=50).people]
+
+
+def test_a_company_folding_past_every_key_is_indexed_and_found(engine, alice):  # type: ignore[no-untyped-def]
+    crm = EmbeddedCrm(engine.crm)
+    company = LIGATURE * 20  # folds to 360 characters; the key columns hold 320
+    crm.add_person(first="Hamid", last="Rahimi", company=company)
+    assert names(engine, alice, "Rahimi") == ["Hamid Rahimi"]  # the first search's build
+    crm.add_person(first="Layla", last="Haddad", company=company)  # and a refresh
+    assert names(engine, alice, f'company:"{company}"') == ["Hamid Rahimi", "Layla Haddad"]
+    assert names(engine, alice, "Haddad") == ["Layla Haddad"]
+    assert "John Smith" in names(engine, alice, "Smith")  # everyone else's search too
+    assert engine.index.status().people == 14
+
+
+def test_a_person_the_index_cannot_hold_is_left_out_and_logged_not_their_batch(  # type: ignore[no-untyped-def]
+    engine, alice, caplog
+) -> None:
+    crm = EmbeddedCrm(engine.crm)
+    long_first = crm.add_person(first="A" * 300, last="Longname", company="Acme Corp")
+    crm.add_person(first="Nul\x00l", last="Byte", company="Acme Corp")  # PostgreSQL refuses NUL
+    with caplog.at_level(logging.WARNING, logger="crm_contacts.index"):
+        assert set(names(engine, alice, "Smith")) == {"John Smith", "John Paul Smith"}  # built
+        assert names(engine, alice, "Byte") == ["Null Byte"]  # NUL dropped, person kept
+        assert names(engine, alice, "Longname") == []
+        later = crm.add_person(first="B" * 256, last="Longer", company="Acme Corp")
+        crm.add_person(first="Tess", last="Batch", company="Acme Corp")  # same refresh
+        assert names(engine, alice, "Batch") == ["Tess Batch"]
+    skipped = [r for r in caplog.records if getattr(r, "event", "") == "index_person_skipped"]
+    assert [r.person for r in skipped] == [long_first, later]  # type: ignore[attr-defined]
+    assert "first_name is 300 characters, more than the 255 kept" in skipped[0].getMessage()
+    assert engine.index.status().people == 14  # 12 demo people, Null Byte and Tess Batch
+    engine.index.refresh(sweep=True)  # the sweep does not read them again, nor log again
+    assert (
+        len([r for r in caplog.records if getattr(r, "event", "") == "index_person_skipped"]) == 2
+    )
+
+
+KILLED_BUILD = textwrap.dedent(
+    """
+    import os, signal
+    from sync_engine.service import Engine
+    engine = Engine()
+    # killed as SIGKILL, the OOM killer or a second SIGTERM would: after its first batch
+    engine.index.build(progress=lambda n: os.kill(os.getpid(), signal.SIGKILL))
+    """
+)
+
+
+def test_a_killed_rebuild_leaves_no_claim_and_the_old_index_answering(engine, alice, cli):  # type: ignore[no-untyped-def]
+    assert names(engine, alice, "Natarajan") == ["Priya Natarajan"]  # the first search's index
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD], capture_output=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr.decode()
+    status = engine.index.status()
+    assert status.building_since is not None  # it had claimed the index ...
+    deadline = time.monotonic() + 10  # (PostgreSQL ends a dead client's session at once)
+    while status.building and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = engine.index.status()
+    assert not status.building and status.ready  # ... the claim died with it
+    assert status.people == 12
+    assert "did not finish (its process ended)" in cli.ok("index", "status")
+    assert names(engine, alice, "Natarajan") == ["Priya Natarajan"]  # the old index answers
+    report = engine.index.build()  # and the next build starts at once
+    assert report.people == 12 and not engine.index.status().building
+
+
+def test_query_words_at_the_ends_of_unicode_do_not_crash(engine, alice):  # type: ignore[no-untyped-def]
+    top = "\U0010ffff"  # the last code point: no "next character" to end a prefix range
+    assert "John Smith" in names(engine, alice, f"jsmith@{top}")  # an email prefix, then words
+    assert "John Smith" in names(engine, alice, f"Smith{top}")
+    assert "John Smith" in names(engine, alice, "Smith \ud800")  # a lone surrogate (JSON "\ud800")
+    assert names(engine, alice, f"{top}{top}.{top}") == []
+    assert names(engine, alice, "\ud7ff.x") == []  # the next code point is a surrogate
+
+
+def test_a_10000_letter_query_takes_little_memory_and_too_many_words_are_refused(  # type: ignore[no-untyped-def]
+    engine, alice, cli
+):
+    names(engine, alice, "Smith")  # the index the first search builds
+    tracemalloc.start()
+    try:
+        letters = ("abcdefghijklmnopqrstuvwxyz" * 400)[:10_000]  # one edit away: 10,000 forms
+        assert engine.search(alice, letters).total == 0
+        assert engine.search(alice, f"Smith {letters}.x").total == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, f"{peak / 1e6:.0f} MB"
+    with pytest.raises(BadQuery, match="at most 20 different words"):
+        engine.search(alice, " ".join(f"w{n}" for n in range(21)))
+    assert engine.search(alice, " ".join(["Smith", "John"] * 30)).total >= 1  # repeats are one
+    refused = cli("search", " ".join(f"w{n}" for n in range(21)), "--as", "alice@example.com")
+    assert refused.code == 1 and refused.err.count("\n") == 1 and "at most 20" in refused.err
