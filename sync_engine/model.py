@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
@@ -45,6 +46,10 @@ def clean(value: object) -> str:
     if value is None:
         return ""
     return str(value).strip()
+
+
+def _nfc(value: object) -> str:
+    return unicodedata.normalize("NFC", clean(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +107,14 @@ class ContactFields:
         return [f"{label} {number}" for label, number in labelled if number]
 
     def dedupe_key(self) -> tuple[str, str, str, str]:
-        """DESIGN rule 2: company, first, middle, last; exact, blank only equals blank."""
+        """DESIGN rule 2: company, first, middle, last; exact, blank only equals blank.
+        Exact as text, not as code points: canonically equal forms compare equal (NFC:
+        "Zoë" typed as "e" + U+0308 is "Zoë"); case and accents still differ."""
         return (
-            clean(self.company),
-            clean(self.first_name),
-            clean(self.middle_name),
-            clean(self.last_name),
+            _nfc(self.company),
+            _nfc(self.first_name),
+            _nfc(self.middle_name),
+            _nfc(self.last_name),
         )
 
     def as_dict(self) -> dict[str, str]:

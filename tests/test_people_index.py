@@ -106,6 +106,17 @@ def test_every_query_word_must_match(engine, alice):  # type: ignore[no-untyped-
     assert engine.search(alice, "Q Smith").total == 0
 
 
+def test_canonically_equal_text_finds_the_same_people(engine, alice):  # type: ignore[no-untyped-def]
+    # composed in the CRM, typed decomposed (a Mac, a pasted PDF), and the other way round
+    EmbeddedCrm(engine.crm).add_person(
+        first="Rene\u0301e", last="Lefe\u0300vre", company="Cafe\u0301 Noir"
+    )
+    assert top(engine, alice, "Zoe\u0308 Bronte\u0308") == ["Zo\u00eb Bront\u00eb"]
+    assert top(engine, alice, "Ren\u00e9e Lef\u00e8vre") == ["Rene\u0301e Lefe\u0300vre"]
+    assert top(engine, alice, 'company:"Caf\u00e9 Noir"') == ["Rene\u0301e Lefe\u0300vre"]
+    assert top(engine, alice, 'company:"Lumie\u0300re SA"') == ["Chlo\u00e9 Dubois"]
+
+
 def test_no_crm_query_for_the_search_itself_one_user_look_up_per_command(engine):  # type: ignore[no-untyped-def]
     engine.index.build()
     clock = [1000.0]

@@ -135,6 +135,27 @@ def test_case_or_accent_difference_is_reported_never_linked():
     assert dup.item_id == "a" and "case or accents" in dup.why
 
 
+def test_canonically_equal_names_link_but_case_and_accents_still_do_not():
+    composed = person(1, "Zo\u00eb", "Bront\u00eb", "Caf\u00e9 Ren\u00e9")  # as the CRM holds them
+    typed = contact(
+        "a", "Zoe\u0308", "Bronte\u0308", "Cafe\u0301 Rene\u0301"
+    )  # as Outlook got them
+    assert typed.fields.first_name != composed.fields.first_name  # other code points ...
+    result = plan(subs=[1], people=[composed], contacts=[typed])
+    [action] = result.actions  # ... the same text: linked, no visually identical twin
+    assert isinstance(action, LinkContact) and action.item_id == "a"
+    assert result.possible_duplicates == []
+    for first, last in (
+        ("Zoe", "Bront\u00eb"),
+        ("zo\u00eb", "Bront\u00eb"),
+        ("ZOE\u0308", "BRONTE\u0308"),
+    ):
+        other = contact("b", first, last, "Caf\u00e9 Ren\u00e9")
+        result = plan(subs=[1], people=[composed], contacts=[other])
+        assert [type(a) for a in result.actions] == [CreateContact], (first, last)
+        assert [d.item_id for d in result.possible_duplicates] == ["b"]
+
+
 def test_typo_is_reported_as_possible_duplicate():
     p = person(1, "Priya", "Natarajan", "Design Right Inc.")
     c = contact("a", "Priya", "Natarajn", "Design Right Inc.")
