@@ -4,11 +4,14 @@ and on PostgreSQL) against the CRM prefix search it replaces and against a naive
 
     .venv/bin/python bench/bench_search.py [--people 1000000] [--home DIR] [--pg URL]
 
-Prints p50/p95/p99 latency for exact, prefix and typo queries, the typo queries' recall in
-the top 10, the index's build time and size, the cost of a refresh after 100 people changed
-and of the hourly sweep, and how many of the typo words pg_trgm's similarity (default
-threshold 0.3) would have missed. The generated CRM is kept in DIR and reused; the state
-databases are made afresh (PostgreSQL: database `crm_contacts_bench_search`, dropped first).
+Prints p50/p95/p99 latency for exact, prefix and typo queries — measured while the CRM
+changes under the index (a writer thread re-emails --changes-per-second people; each
+search first applies the CRM's changes when its last look is older than LOOK_EVERY) —
+the extra cost per search of that look when nothing changed, the typo queries' recall in
+the top 10, the index's build time and size, the cost of a refresh after 100 people
+changed and of the hourly sweep, and how many of the typo words pg_trgm's similarity
+(default threshold 0.3) would have missed. The generated CRM is kept in DIR and reused;
+the state databases are made afresh (PostgreSQL: database --pg-db, dropped first).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +134,25 @@ def timed(func: Callable[[], object]) -> tuple[float, object]:
     return (time.perf_counter() - started) * 1000, result
 
 
+class CrmChanger(threading.Thread):
+    """A Sage user at work during the run: re-emails `rate` people a second (words of the
+    index change), none of them a query's target."""
+
+    def __init__(self, crm: SageCrm, ids: list[int], rate: float) -> None:
+        super().__init__(daemon=True)
+        self.writer = EmbeddedCrm(crm)
+        self.ids = ids
+        self.rate = rate
+        self.done = threading.Event()
+        self.changed = 0
+
+    def run(self) -> None:
+        while not self.done.wait(1 / self.rate):
+            pid = self.ids[self.changed % len(self.ids)]
+            self.writer.update_person(pid, email=f"moved{self.changed}.{pid}@bench.example")
+            self.changed += 1
+
+
 def fresh_pg(admin: str, name: str) -> str:
     conninfo = admin.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -161,6 +184,8 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--naive", type=int, default=6, help="naive queries per kind (~2 s each)")
+    parser.add_argument("--pg-db", default="crm_contacts_bench_search")
+    parser.add_argument("--changes-per-second", type=float, default=5.0)
     args = parser.parse_args()
     args.home.mkdir(parents=True, exist_ok=True)
     rng = random.Random(13)
@@ -217,15 +242,18 @@ def main() -> None:
         Path(f"{state_db}{suffix}").unlink(missing_ok=True)
     backends = {
         "sqlite": f"sqlite:///{state_db}",
-        "postgresql": fresh_pg(args.pg, "crm_contacts_bench_search"),
+        "postgresql": fresh_pg(args.pg, args.pg_db),
     }
     ours: dict[str, dict[str, list[float]]] = {}
     recall: dict[str, float] = {}
     report: list[str] = []
-    changed_ids = [p.id for p in rng.sample(people, 100)]
+    targets = {q.target.id for q in queries}
+    bystanders = [p.id for p in rng.sample(people, 5000) if p.id not in targets]
+    changed_ids = bystanders[:100]
+    look: dict[str, tuple[list[float], list[float], list[float]]] = {}
     for name, url in backends.items():
         store = Store.open(url, args.home)
-        index = PeopleIndex(store.engine, crm)
+        index = PeopleIndex(store.engine, crm, args.home)
         print(f"[{name}] building the index …", flush=True)
         started = time.perf_counter()
         built = index.build()
@@ -237,6 +265,9 @@ def main() -> None:
         index.search(parse_query("warm up"))
         times: dict[str, list[float]] = {k: [] for k in kinds}
         hits = 0
+        changer = CrmChanger(crm, bystanders[100:], args.changes_per_second)
+        changer.start()
+        started = time.perf_counter()
         for round_ in range(args.rounds):
             for q in queries:
                 ms, found = timed(lambda q=q, index=index: index.search(parse_query(q.text)))
@@ -245,17 +276,29 @@ def main() -> None:
                     hits += q.found(
                         [(p.id, fold(p.first_name), fold(p.last_name)) for p in found]  # type: ignore[union-attr]
                     )
+        changer.done.set()
+        changer.join()
+        report.append(
+            f"[{name}] searches ran {time.perf_counter() - started:.0f} s while {changer.changed} "
+            f"people were re-emailed in the CRM ({args.changes_per_second:g}/s); "
+            f"a search looks at the CRM when its last look is {index.LOOK_EVERY:g} s old"
+        )
         ours[name] = times
         recall[name] = hits / sum(q.kind == "typo" for q in queries)
+        look[name] = look_cost(index, crm, queries)
         store.close()
 
     # -- refresh after 100 people changed, and the hourly sweep ------------------------------
+    for url in backends.values():  # every index level with the CRM first (not timed)
+        store = Store.open(url, args.home)
+        PeopleIndex(store.engine, crm, args.home).refresh(sweep=False)
+        store.close()
     writer = EmbeddedCrm(crm)
     for n, pid in enumerate(changed_ids):
         writer.update_person(pid, title=f"Changed {n}")
     for name, url in backends.items():
         store = Store.open(url, args.home)
-        index = PeopleIndex(store.engine, crm)
+        index = PeopleIndex(store.engine, crm, args.home)
         ms, result = timed(index.refresh)
         report.append(
             f"[{name}] refresh after 100 changed people: {ms:,.0f} ms ({result.changed} re-read)"
@@ -305,6 +348,17 @@ def main() -> None:
             f"current/ours {percentile(crm_all, 95) / percentile(every, 95):.1f}x"
         )
     typo_n = sum(q.kind == "typo" for q in queries)
+    print("-- a search's look at the CRM when nothing changed (one statement)")
+    for name in backends:
+        always, never, statement = look[name]
+        print(line(f"index on {name}, look every search", always))
+        print(line(f"index on {name}, never look", never))
+        print(
+            f"   extra per search: p50 {statistics.median(always) - statistics.median(never):+.2f} ms, "
+            f"p95 {percentile(always, 95) - percentile(never, 95):+.2f} ms; "
+            f"the statement alone: p50 {statistics.median(statement):.2f} ms, "
+            f"p95 {percentile(statement, 95):.2f} ms"
+        )
     print("-- typo recall in the top 10")
     for name in backends:
         print(f"index on {name}: {recall[name]:.1%}")
@@ -314,6 +368,25 @@ def main() -> None:
     )
     for r in report:
         print(r)
+
+
+def look_cost(
+    index: PeopleIndex, crm: SageCrm, queries: list[Query]
+) -> tuple[list[float], list[float], list[float]]:
+    """Every query with a look at the CRM before each search and with none, the CRM quiet
+    (its last changes applied first), interleaved so load hits both alike; and the look's
+    one statement alone."""
+    index.LOOK_EVERY = 0
+    index.search(parse_query("catch up"))
+    always, never = [], []
+    for q in queries:
+        index.LOOK_EVERY = 0
+        always.append(timed(lambda q=q: index.search(parse_query(q.text)))[0])
+        index.LOOK_EVERY = float("inf")
+        never.append(timed(lambda q=q: index.search(parse_query(q.text)))[0])
+    statement = [timed(crm.latest_change)[0] for _ in range(200)]
+    index.LOOK_EVERY = PeopleIndex.LOOK_EVERY
+    return always, never, statement
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ acts for one CRM user and only ever on that user's own list (DESIGN rule 10).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -288,7 +288,7 @@ class Engine:
             people=[view(people[i], in_list=i in mine) for i in ids if i in people],
         )
 
-    def _search_index(self, parsed) -> list[PersonView] | None:  # type: ignore[no-untyped-def]
+    def _search_index(self, parsed) -> Sequence[PersonView] | None:  # type: ignore[no-untyped-def]
         """The index's answer; None (search the CRM) while it is missing or being built."""
         found = self.index.search(parsed)
         if found is not None:

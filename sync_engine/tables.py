@@ -233,7 +233,9 @@ index_state = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("ready", Boolean, nullable=False, server_default=false()),
-    Column("building_since", DateTime(timezone=True)),  # a build's claim (one at a time)
+    Column(
+        "building_since", DateTime(timezone=True)
+    ),  # the last build began; its lock says if it runs
     Column("built_at", DateTime(timezone=True)),
     Column("watermark", DateTime(timezone=False)),  # latest CRM change applied (CRM clock)
     Column("refreshed_at", DateTime(timezone=True)),

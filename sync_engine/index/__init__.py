@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -148,7 +148,7 @@ class PeopleIndex:
             )
             return RefreshReport(skipped=str(exc))
 
-    def search(self, parsed: ParsedQuery) -> list[PersonView] | None:
+    def search(self, parsed: ParsedQuery) -> Sequence[PersonView] | None:
         """Ranked live people, or None while the index is not built (search the CRM).
 
         The CRM's changes since the index's watermark are applied first when this process

@@ -11,8 +11,10 @@ whatever the number of people.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from itertools import repeat
+from typing import overload
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import Connection, select, text, true
@@ -66,9 +68,31 @@ class _Clause:
 _SHOWN = tuple(f.name for f in fields(PersonView) if f.name == "id" or f.name in t.people_index.c)
 _COLUMNS = (*("person_id" if f == "id" else f for f in _SHOWN), "name_key", "email_key", "words")
 _NAME_KEY, _EMAIL_KEY, _WORDS = len(_SHOWN), len(_SHOWN) + 1, len(_SHOWN) + 2
+# `_person` builds a PersonView from the first columns by position
+assert tuple(f.name for f in fields(PersonView))[: len(_SHOWN)] == _SHOWN
 
 
-def search(conn: Connection, tables: TableSet, parsed: ParsedQuery) -> list[PersonView]:
+class Ranked(Sequence[PersonView]):
+    """Ranked people, each made a PersonView only when read: a page shows 10 of up to
+    MAX_RESULTS, and the rest need not be built."""
+
+    def __init__(self, rows: list[tuple]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> PersonView: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PersonView]: ...
+    def __getitem__(self, index: int | slice) -> PersonView | list[PersonView]:
+        if isinstance(index, slice):
+            return [_person(r) for r in self._rows[index]]
+        return _person(self._rows[index])
+
+
+def search(conn: Connection, tables: TableSet, parsed: ParsedQuery) -> Sequence[PersonView]:
     """Live people matching the query, best first (at most MAX_RESULTS), from the live
     table set."""
     company = key(parsed.company.strip()) if parsed.company is not None else None
@@ -82,23 +106,28 @@ def search(conn: Connection, tables: TableSet, parsed: ParsedQuery) -> list[Pers
             f"AND company_key = :company ORDER BY name_key, person_id LIMIT {MAX_RESULTS}"
         )
         rows = conn.execute(text(sql), {"live": True, "company": company}).all()
-        return [_person(r) for r in rows]
-    _look_up_terms(conn, tables, clauses)
+        return Ranked(list(rows))
     for clause in clauses:
         if clause.emailish:
             _settle_email(conn, tables, clause)
+    # the words themselves first: when ENOUGH_EXACT people have every one, typo and prefix
+    # look-ups could add nobody who ranks above them, and are not made
+    _look_up_terms(conn, tables, clauses, exact_only=True)
+    rows: dict[int, tuple] = {}
+    usable = [c for c in clauses if c.usable]
+    if usable and all(_exact(p) for c in clauses for p in c.parts if len(p.word) >= 2):
+        for r in _candidates(conn, tables, usable, company, exact_only=True):
+            rows.setdefault(r[0], r)
+    if len(rows) >= ENOUGH_EXACT:
+        return _rank(parsed, clauses, list(rows.values()))
+    _look_up_terms(conn, tables, clauses, exact_only=False)
     if not all(c.usable or c.every_word_found for c in clauses):
         return []  # a query word nothing in the index is like: nobody has every word
     usable = [c for c in clauses if c.usable]
     if not usable:
         return []
-    rows: dict[int, tuple] = {}
-    if all(all(_exact(p) for p in c.parts if p.term_ids) for c in usable):
-        for r in _candidates(conn, tables, usable, company, exact_only=True):
-            rows.setdefault(r[0], r)
-    if len(rows) < ENOUGH_EXACT:
-        for r in _candidates(conn, tables, usable, company, exact_only=False):
-            rows.setdefault(r[0], r)
+    for r in _candidates(conn, tables, usable, company, exact_only=False):
+        rows.setdefault(r[0], r)
     return _rank(parsed, clauses, list(rows.values()))
 
 
@@ -142,11 +171,26 @@ def _clause(token: str) -> _Clause:
     )
 
 
-def _look_up_terms(conn: Connection, tables: TableSet, clauses: list[_Clause]) -> None:
-    """Fill each part's matching index words: itself, one typo away, or by prefix."""
+def _look_up_terms(
+    conn: Connection, tables: TableSet, clauses: list[_Clause], *, exact_only: bool
+) -> None:
+    """Fill each part's matching index words: itself (one statement for every part), or
+    also one typo away and by prefix."""
     parts = [p for c in clauses for p in c.parts]
-    keys = sorted({k for p in parts for k in typo_keys(p.word)})
     k, terms = tables.keys, tables.terms
+    if exact_only:
+        if not parts:
+            return
+        for term_id, word, people in conn.execute(
+            select(terms.c.id, terms.c.word, terms.c.people).where(
+                terms.c.word.in_(sorted({p.word for p in parts})), terms.c.people > 0
+            )
+        ):
+            for part in parts:
+                if part.word == word:
+                    _note(part, term_id, word, people, _EXACT)
+        return
+    keys = sorted({k for p in parts for k in typo_keys(p.word)})
     found = conn.execute(
         select(k.c.key, terms.c.id, terms.c.word, terms.c.people)
         .select_from(k.join(terms, terms.c.id == k.c.term_id))
@@ -263,11 +307,29 @@ def _candidates(
                 f"AND y{n}.term_id IN ({listed(unit.term_ids)}))"
             )
     columns = ", ".join(f"p.{c}" for c in _COLUMNS)
+    if company is None and all(u.email is None for u in units):
+        # postings alone say who: their ids first (index-only scans), then those rows by
+        # key. One join would let the planner scan people_index for the first thousand
+        # of a common name's 15,000 people instead.
+        where.remove("p.live = :live")  # postings are kept for live people only
+        del params["live"]
+        ids = conn.execute(
+            text(
+                f"SELECT d.person_id FROM {tables.postings.name} d WHERE {' AND '.join(where)} "
+                f"LIMIT {MAX_RESULTS}"
+            ),
+            params,
+        ).scalars()
+        listed_ids = listed(list(ids))
+        if not listed_ids:
+            return []
+        sql = f"SELECT {columns} FROM {tables.people.name} p WHERE p.person_id IN ({listed_ids})"
+        return list(conn.execute(text(sql)).all())
     sql = f"SELECT {columns} FROM {source} WHERE {' AND '.join(where)} LIMIT {MAX_RESULTS}"
     return list(conn.execute(text(sql), params).all())
 
 
-def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> list[PersonView]:
+def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> Sequence[PersonView]:
     """Best first: how well every query word is met (exact > email prefix > prefix > typo),
     then how close the whole name is to the query, then the name."""
     if not rows:
@@ -306,9 +368,10 @@ def _rank(parsed: ParsedQuery, clauses: list[_Clause], rows: list[tuple]) -> lis
     order = sorted(
         range(len(rows)), key=lambda k: (-scores[k], -closeness[k], names[k], rows[k][0])
     )
-    return [_person(rows[k]) for k in order[:MAX_RESULTS]]
+    return Ranked([rows[k] for k in order[:MAX_RESULTS]])
 
 
 def _person(row) -> PersonView:  # type: ignore[no-untyped-def]
-    """A card read from the index alone (not in anyone's list: the caller says)."""
-    return PersonView(**dict(zip(_SHOWN, row, strict=False)))
+    """A card read from the index alone (not in anyone's list: the caller says). The shown
+    columns come first, in PersonView's own field order."""
+    return PersonView(*row[: len(_SHOWN)])
