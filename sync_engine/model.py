@@ -345,6 +345,24 @@ class PersonView:
     in_list: bool = False
     status: str = ""
 
+    @classmethod
+    def of(cls, person: CrmPerson, *, in_list: bool = False, status: str = "") -> PersonView:
+        f = person.fields
+        return cls(
+            id=person.id,
+            first_name=f.first_name,
+            middle_name=f.middle_name,
+            last_name=f.last_name,
+            company=f.company,
+            email=f.email,
+            job_title=f.job_title,
+            business_phone=f.business_phone,
+            mobile_phone=f.mobile_phone,
+            manager=person.manager_name,
+            in_list=in_list,
+            status=status,
+        )
+
     @property
     def name(self) -> str:
         return " ".join(p for p in (self.first_name, self.middle_name, self.last_name) if p)

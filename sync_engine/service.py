@@ -128,21 +128,7 @@ class Activity:
 
 
 def view(person: CrmPerson, *, in_list: bool = False, status: str = "") -> PersonView:
-    f = person.fields
-    return PersonView(
-        id=person.id,
-        first_name=f.first_name,
-        middle_name=f.middle_name,
-        last_name=f.last_name,
-        company=f.company,
-        email=f.email,
-        job_title=f.job_title,
-        business_phone=f.business_phone,
-        mobile_phone=f.mobile_phone,
-        manager=person.manager_name,
-        in_list=in_list,
-        status=status,
-    )
+    return PersonView.of(person, in_list=in_list, status=status)
 
 
 MailboxFactory = Callable[[Settings, str], Mailbox]

@@ -8,6 +8,7 @@ Every value is made storable (`words.storable`) and every key cut to its column
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import datetime
 
 from sqlalchemy import Connection, String, text
@@ -15,22 +16,13 @@ from sqlalchemy import Connection, String, text
 from sync_engine import tables as t
 from sync_engine.index.sets import TableSet
 from sync_engine.index.words import key, storable
-from sync_engine.model import CrmPerson
+from sync_engine.model import CrmPerson, PersonView
 
 # every column of a people_index table, in the order the rows below fill them
 PEOPLE_COLUMNS = tuple(c.name for c in t.people_index.columns)
-# what a card shows, in column order, with the length its column holds
-_SHOWN = (
-    "first_name",
-    "middle_name",
-    "last_name",
-    "company",
-    "email",
-    "job_title",
-    "business_phone",
-    "mobile_phone",
-    "manager",
-)
+# what a card shows (PersonView's fields the index keeps, but its id), in column order
+_SHOWN = tuple(f.name for f in fields(PersonView) if f.name != "id" and f.name in t.people_index.c)
+assert PEOPLE_COLUMNS[2 : 2 + len(_SHOWN)] == _SHOWN  # `live_row` fills them by position
 _LIMITS = {c.name: c.type.length for c in t.people_index.columns if isinstance(c.type, String)}
 
 
@@ -40,25 +32,15 @@ class Unstorable(ValueError):
 
 def person_cells(person: CrmPerson) -> tuple[str, ...]:
     """The shown values and the folded keys of a live person, storable as they are."""
-    f = person.fields
-    shown = dict(
-        first_name=f.first_name,
-        middle_name=f.middle_name,
-        last_name=f.last_name,
-        company=f.company,
-        email=f.email,
-        job_title=f.job_title,
-        business_phone=f.business_phone,
-        mobile_phone=f.mobile_phone,
-        manager=person.manager_name,
-    )
+    card = PersonView.of(person)
     cells = []
     for name in _SHOWN:
-        value = storable(shown[name] or "")
+        value = storable(getattr(card, name) or "")
         limit = _LIMITS[name]
         if limit is not None and len(value) > limit:
             raise Unstorable(f"{name} is {len(value)} characters, more than the {limit} kept")
         cells.append(value)
+    f = person.fields
     name = " ".join(p for p in (f.first_name, f.middle_name, f.last_name) if p)
     return (*cells, key(name), key(f.company), key(f.email))
 
