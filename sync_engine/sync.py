@@ -18,7 +18,7 @@ from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.crm.writer import CrmUnavailable, CrmWriter
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
-from sync_engine.model import CrmPerson, Outcome, SyncResult
+from sync_engine.model import CrmPerson, Link, MailboxContact, Outcome, SyncResult
 from sync_engine.plan import (
     CreateContact,
     DeleteContact,
@@ -29,6 +29,8 @@ from sync_engine.plan import (
     UpdateContact,
     plan_mailbox,
 )
+from sync_engine.relink import missing_links, relinked
+from sync_engine.state.targets import TargetState
 from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.write_back import (
     RecentWriteBack,
@@ -113,18 +115,18 @@ def _locked_sync(
         )
         return
     watermark = None
+    targets = TargetState(store.engine)
     try:
         watermark = crm.latest_change()
-        contacts = [c for page in mailbox.list_contacts() for c in page]
+        contacts, links = _read_mailbox(store, targets, mailbox, user)
         reads = mailbox.requests
         subscriptions = frozenset(store.subscriptions(user.id))
-        links = store.links(user.id)
         relevant = (
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
         people = crm.people_by_ids(relevant)
-        if hasattr(mailbox, "as_held"):  # Graph: a lone Private email is email 1 there
-            people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
+        # as the target holds them (Graph: a lone Private email is email 1 there)
+        people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
         pending: dict[int, frozenset[str]] = {}
         if writer is not None:
             wb_plan = plan_write_back(
@@ -212,7 +214,31 @@ def _locked_sync(
             crm_watermark=watermark,
             next_due_at=None,
         )
+        targets.synced_on(user.mailbox, mailbox.target)  # the links hold its item ids now
     store.update_mailbox_state(user.id, **state)
+
+
+def _read_mailbox(
+    store: Store, targets: TargetState, mailbox: Mailbox, user: StoredUser
+) -> tuple[list[MailboxContact], dict[int, Link]]:
+    """The folder and the links, each link pointing at its contact (relink.py).
+
+    After a change of target (a move to Exchange Online, a new MAILBOX_BACKEND, `mailbox
+    reset`) neither the links' item ids nor the target's saved state are trusted: the
+    contacts are found again by CRM id before anything is created, unlinked or forgotten."""
+    synced = targets.synced_target(user.mailbox)
+    trusted = synced is None or synced == mailbox.target
+    if not trusted:
+        log.info("%s: target changed (%s -> %s)", user.mailbox, synced, mailbox.target)
+        mailbox.forget_state()
+    contacts = [c for page in mailbox.list_contacts() for c in page]
+    links = store.links(user.id)
+    missing = missing_links(links, contacts, trusted=trusted)
+    if missing:
+        listed = {c.item_id for c in contacts}
+        found = mailbox.find(missing)
+        contacts += [c for cs in found.values() for c in cs if c.item_id not in listed]
+    return contacts, relinked(links, contacts, trusted=trusted, as_held=mailbox.as_held)
 
 
 def _write_back(

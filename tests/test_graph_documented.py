@@ -126,8 +126,8 @@ def test_a_refused_delta_link_starts_a_full_round(
     server: GraphServer, open_mailbox: Callable[..., GraphMailbox], status: int, code: str
 ) -> None:
     box = open_mailbox()
-    listing(box)
     box.create([person(1), person(2)])
+    listing(box)
     box.close()
     server.inject("delta_gone", status=status, code=code)
     server.reset_counts()

@@ -121,6 +121,8 @@ def status(as_json: Json = False) -> None:
                     "last_error": s.last_error,
                     "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
                     "consecutive_failures": s.consecutive_failures,
+                    "target": s.target or None,
+                    "target_reason": s.target_reason,
                 }
                 for s in statuses
             ]
@@ -130,13 +132,15 @@ def status(as_json: Json = False) -> None:
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
         return
     table = Table()
-    for column in ("mailbox", "in list", "linked", "last sync", "result", "next due", "last error"):
+    columns = ("mailbox", "target", "in list", "linked", "last sync", "result", "next due")
+    for column in (*columns, "last error"):
         table.add_column(column)
     for s in statuses:
         last = local_time(s.last_run_at) if s.last_run_at else "never"
         due = local_time(s.next_due_at) if s.next_due_at else "—"
         table.add_row(
             s.mailbox,
+            f"{s.target or '—'} ({s.target_reason})",
             str(s.subscriptions),
             str(s.linked),
             last,
