@@ -48,7 +48,7 @@ class MailboxIdentities(Protocol):
 class Placement(Protocol):
     kind: str  # "graph" or "ews"
     why: str
-    at: datetime
+    at: datetime | None  # None: ask again at the next sync
 
 
 class Placements(Protocol):

@@ -116,6 +116,8 @@ def describe(
     placed = placements.placement(address) if placements is not None else None
     if placed is None:
         return "", "MAILBOX_BACKEND=hybrid: decided at the next sync"
+    if placed.at is None:
+        return placed.kind, f"hybrid: {placed.why} (asked again at the next sync)"
     return placed.kind, f"hybrid: {placed.why} (checked {placed.at:%Y-%m-%d %H:%M} UTC)"
 
 
@@ -144,7 +146,7 @@ def _hybrid(
     now: datetime,
 ) -> Mailbox:
     placed = placements.placement(address) if placements is not None else None
-    if placed is not None and now - placed.at < RECHECK_AFTER:
+    if placed is not None and placed.at is not None and now - placed.at < RECHECK_AFTER:
         return _open(placed.kind, settings, address, identities)
     try:
         mailbox, why = _locate(settings, address, identities)

@@ -28,7 +28,7 @@ FORGOTTEN = "(reset)"
 class Placement:
     kind: str  # "graph" or "ews"
     why: str
-    at: datetime
+    at: datetime | None  # None: to be asked again at the next sync (after a failure)
 
 
 class TargetState:
@@ -41,9 +41,9 @@ class TargetState:
 
     def placement(self, address: str) -> Placement | None:
         row = self._row(address)
-        if row is None or not row.placed or row.placed_at is None:
+        if row is None or not row.placed:
             return None
-        return Placement(row.placed, row.placed_why or "", as_utc(row.placed_at))  # type: ignore[arg-type]
+        return Placement(row.placed, row.placed_why or "", as_utc(row.placed_at))
 
     def place(self, address: str, kind: str, why: str, at: datetime | None = None) -> None:
         self._put(address, placed=kind, placed_why=why, placed_at=at or utcnow())

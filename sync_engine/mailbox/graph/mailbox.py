@@ -110,6 +110,7 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         self._delta_link: str | None = None
         self._contacts_folder_id: str | None = None
         self._no_delta_since: datetime | None = None  # when Graph last refused delta
+        self._folder_learned_now = False  # the folder id was read in this run
         self._dirty = False
 
     # ---- the Mailbox protocol -------------------------------------------------------------------
@@ -125,7 +126,8 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         self._loaded = True
         self._cache = {}
         self._delta_link = None
-        self._contacts_folder_id = None
+        if not self._folder_learned_now:  # an id `located` just read is not stale
+            self._contacts_folder_id = None
         self._no_delta_since = None
         self._dirty = False
 
@@ -136,10 +138,12 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         MailboxNotEnabledForRESTAPI or MailboxNotSupportedForRESTAPI, "REST API is not yet
         supported for this mailbox", for a mailbox on Exchange Server (the same code also
         answers an inactive or unlicensed mailbox)."""
+        self._contacts_folder_id = None  # a fresh question to Graph, not the saved answer
         try:
             self._resolving(self._folder_id)
         except OnPremises as where:
             return where.code
+        self._folder_learned_now = self._contacts_folder_id is not None
         return None
 
     def check(self) -> list[str]:

@@ -50,7 +50,8 @@ class SavedState:
         self._cache = contacts
         self._delta_link = link if link and link.startswith(self._origin + "/") else None
         folder = data.get("contacts_folder_id")
-        self._contacts_folder_id = folder if isinstance(folder, str) and folder else None
+        if not self._folder_learned_now:  # else Graph just answered it
+            self._contacts_folder_id = folder if isinstance(folder, str) and folder else None
         self._no_delta_since = _when(data.get("no_delta_since"))
 
     def _save_state(self) -> None:
