@@ -468,6 +468,7 @@ def test_find_uses_the_extended_property_filter(
 ) -> None:
     box = open_mailbox()
     created = box.create([person(1), person(2)])
+    server.tick()  # a second later: Graph's times are whole seconds
     server.add_contact(ANN, {"givenName": "Copy"}, extended={CRM_ID_PROPERTY: "2"})
     server.reset_counts()
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select
 
 from sync_engine import tables as t
+from sync_engine.state.rows import upsert
 from sync_engine.store import as_utc, utcnow
 
 # The synced target after `crm-contacts mailbox reset`: no target's item ids are trusted.
@@ -75,16 +75,8 @@ class TargetState:
             return conn.execute(select(m).where(m.c.address == _key(address))).first()
 
     def _put(self, address: str, **values: object) -> None:
-        m = t.mailbox_targets
-        key = _key(address)
         with self.engine.begin() as conn:
-            if conn.execute(update(m).where(m.c.address == key).values(**values)).rowcount:
-                return
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(m).values(address=key, **values))
-            except IntegrityError:  # a concurrent first write won: apply ours on top
-                conn.execute(update(m).where(m.c.address == key).values(**values))
+            upsert(conn, t.mailbox_targets, {"address": _key(address)}, values)
 
 
 def _key(address: str) -> str:

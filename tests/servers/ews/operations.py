@@ -86,6 +86,14 @@ class Operations:
                 return address
         raise ItemError("ErrorFolderNotFound", "The specified folder could not be found.")
 
+    def _item_answer(self, operation: str, item: StoredItem) -> Any:
+        """A success message carrying the item's id and change key (messages.xsd
+        ItemInfoResponseMessageType: <m:Items><t:Contact><t:ItemId/>)."""
+        msg = self._message(operation)
+        contact = etree.SubElement(etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact")
+        etree.SubElement(contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key)
+        return msg
+
     # -- operations ---------------------------------------------------------------------
 
     def _op_GetFolder(self, request: Any, impersonated: str | None) -> list[Any]:
@@ -220,14 +228,7 @@ class Operations:
                 if fault is not None and fault.item_index == index:
                     raise fault.item_error()
                 props = parse_contact(elem)
-                item = self._new_item(owner, props)
-                msg = self._message("CreateItem")
-                contact = etree.SubElement(
-                    etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact"
-                )
-                etree.SubElement(
-                    contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key
-                )
+                msg = self._item_answer("CreateItem", self._new_item(owner, props))
             except ItemError as error:
                 msg = self._message("CreateItem", error)
                 etree.SubElement(msg, f"{{{M}}}Items")
@@ -266,13 +267,7 @@ class Operations:
                         raise SoapFault("ErrorSchemaValidation", f"unexpected {kind}")
                 item.props = updated
                 self._touch(item)
-                msg = self._message("UpdateItem")
-                contact = etree.SubElement(
-                    etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact"
-                )
-                etree.SubElement(
-                    contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key
-                )
+                msg = self._item_answer("UpdateItem", item)
                 etree.SubElement(
                     etree.SubElement(msg, f"{{{M}}}ConflictResults"), f"{{{T}}}Count"
                 ).text = "0"
@@ -331,13 +326,7 @@ class Operations:
                 self.moved_to_deleted_items += 1
                 self._deleted.setdefault(owner, {})[item.item_id] = gone
                 self._touch(gone)
-                msg = self._message("MoveItem")
-                contact = etree.SubElement(
-                    etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact"
-                )
-                etree.SubElement(
-                    contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=gone.change_key
-                )
+                msg = self._item_answer("MoveItem", gone)
             except ItemError as error:
                 msg = self._message("MoveItem", error)
                 etree.SubElement(msg, f"{{{M}}}Items")

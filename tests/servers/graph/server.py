@@ -71,6 +71,7 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         self._deltas: dict[str, DeltaState] = {}
         self._faults: list[Fault] = []
         self._last_ts = datetime.now(UTC) - timedelta(days=1)
+        self.clock_ahead = timedelta(0)  # `tick`: the server's clock ahead of the real one
         self._tmp = tempfile.TemporaryDirectory(prefix="graph-loopback-")
         self._ca = trustme.CA()
         cert = self._ca.issue_cert("127.0.0.1", "localhost")

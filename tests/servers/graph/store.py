@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .schema import (
@@ -36,9 +36,14 @@ class Store:
     def _stamp(self) -> str:
         """The time of a change as Graph answers it: UTC, in whole seconds (the contact
         resource's examples: "2017-02-22T20:14:25Z"), so two changes may share one."""
-        now = max(datetime.now(UTC), self._last_ts)
+        now = max(datetime.now(UTC) + self.clock_ahead, self._last_ts)
         self._last_ts = now
         return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def tick(self, seconds: float = 1.0) -> None:
+        """Move the server's clock on (changes after this are that much later)."""
+        with self._lock:
+            self.clock_ahead += timedelta(seconds=seconds)
 
     def folder_id(self, address: str, folder: str = DEFAULT_FOLDER) -> str:
         """A folder's id in one mailbox (an opaque string, like Exchange's)."""
