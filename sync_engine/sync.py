@@ -116,9 +116,11 @@ def _locked_sync(
         return
     watermark = None
     targets = TargetState(store.engine)
+    synced = mailbox.target  # the target the links hold item ids of (known after the read)
     try:
         watermark = crm.latest_change()
-        contacts, links = _read_mailbox(store, targets, mailbox, user)
+        synced = targets.synced_target(user.mailbox)
+        contacts, links = _read_mailbox(store, mailbox, user, synced)
         reads = mailbox.requests
         subscriptions = frozenset(store.subscriptions(user.id))
         relevant = (
@@ -214,19 +216,20 @@ def _locked_sync(
             crm_watermark=watermark,
             next_due_at=None,
         )
-        targets.synced_on(user.mailbox, mailbox.target)  # the links hold its item ids now
+        if synced != mailbox.target:
+            targets.synced_on(user.mailbox, mailbox.target)  # the links hold its ids now
     store.update_mailbox_state(user.id, **state)
 
 
 def _read_mailbox(
-    store: Store, targets: TargetState, mailbox: Mailbox, user: StoredUser
+    store: Store, mailbox: Mailbox, user: StoredUser, synced: str | None
 ) -> tuple[list[MailboxContact], dict[int, Link]]:
     """The folder and the links, each link pointing at its contact (relink.py).
 
     After a change of target (a move to Exchange Online, a new MAILBOX_BACKEND, `mailbox
     reset`) neither the links' item ids nor the target's saved state are trusted: the
-    contacts are found again by CRM id before anything is created, unlinked or forgotten."""
-    synced = targets.synced_target(user.mailbox)
+    contacts are found again by CRM id before anything is created, unlinked or forgotten.
+    `synced`: the target of the last good sync (None: from before issue 20, trusted)."""
     trusted = synced is None or synced == mailbox.target
     if not trusted:
         log.info("%s: target changed (%s -> %s)", user.mailbox, synced, mailbox.target)
