@@ -116,7 +116,7 @@ def _locked_sync(
         return
     watermark = None
     targets = TargetState(store.engine)
-    synced = mailbox.target  # the target the links hold item ids of (known after the read)
+    synced = mailbox.target_id  # the target the links hold item ids of (known after the read)
     try:
         watermark = crm.latest_change()
         synced = targets.synced_target(user.mailbox)
@@ -216,8 +216,8 @@ def _locked_sync(
             crm_watermark=watermark,
             next_due_at=None,
         )
-        if synced != mailbox.target:
-            targets.synced_on(user.mailbox, mailbox.target)  # the links hold its ids now
+        if synced != mailbox.target_id:
+            targets.synced_on(user.mailbox, mailbox.target_id)  # the links hold its ids now
     store.update_mailbox_state(user.id, **state)
 
 
@@ -230,9 +230,9 @@ def _read_mailbox(
     reset`) neither the links' item ids nor the target's saved state are trusted: the
     contacts are found again by CRM id before anything is created, unlinked or forgotten.
     `synced`: the target of the last good sync (None: from before issue 20, trusted)."""
-    trusted = synced is None or synced == mailbox.target
+    trusted = synced is None or synced == mailbox.target_id
     if not trusted:
-        log.info("%s: target changed (%s -> %s)", user.mailbox, synced, mailbox.target)
+        log.info("%s: target changed (%s -> %s)", user.mailbox, synced, mailbox.target_id)
         mailbox.forget_state()
     contacts = [c for page in mailbox.list_contacts() for c in page]
     links = store.links(user.id)

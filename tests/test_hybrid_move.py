@@ -130,6 +130,9 @@ def test_a_move_to_exchange_online_in_hybrid_mode_keeps_every_link(
         status[BOB]["target"] == "ews"
         and "MailboxNotEnabledForRESTAPI" in (status[BOB]["target_reason"])
     )
+    table = cli.ok("status")  # the table names each target, and says why under it
+    assert f"{ALICE}: graph, hybrid: Exchange Online holds it" in table
+    assert f"{BOB}: ews, hybrid: Graph answered MailboxNotEnabledForRESTAPI" in table
     assert "Served by Exchange Online (Microsoft Graph)" in cli.ok("check-mailbox", "--as", ALICE)
     assert "Served by Exchange Server (EWS)" in cli.ok("check-mailbox", "--as", BOB)
 

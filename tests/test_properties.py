@@ -69,7 +69,7 @@ class CrashingMailbox:
     def check(self) -> list[str]:
         return self.inner.check()
 
-    def __getattr__(self, name: str) -> Any:  # kind, target, find, as_held, forget_state
+    def __getattr__(self, name: str) -> Any:  # kind, target_id, find, as_held, forget_state
         return getattr(self.inner, name)
 
     def close(self) -> None:

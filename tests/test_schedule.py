@@ -85,7 +85,7 @@ class SlowTarget:
     def check(self):
         return self.inner.check()
 
-    def __getattr__(self, name):  # kind, target, find, as_held, forget_state
+    def __getattr__(self, name):  # kind, target_id, find, as_held, forget_state
         return getattr(self.inner, name)
 
     def close(self):
@@ -145,7 +145,7 @@ class CountedMailbox:
     def check(self) -> list[str]:
         return self.inner.check()
 
-    def __getattr__(self, name: str) -> Any:  # kind, target, find, as_held, forget_state
+    def __getattr__(self, name: str) -> Any:  # kind, target_id, find, as_held, forget_state
         return getattr(self.inner, name)
 
     def close(self) -> None:

@@ -140,7 +140,7 @@ def status(as_json: Json = False) -> None:
         due = local_time(s.next_due_at) if s.next_due_at else "—"
         table.add_row(
             s.mailbox,
-            f"{s.target or '—'} ({s.target_reason})",
+            s.target or "—",
             str(s.subscriptions),
             str(s.linked),
             last,
@@ -149,6 +149,16 @@ def status(as_json: Json = False) -> None:
             s.last_error or "",
         )
     out.print(table)
+    # why each mailbox has its target: the setting itself, or (hybrid) what Graph answered
+    reasons = {s.target_reason for s in statuses}
+    if len(reasons) == 1:
+        out.print(f"target: {reasons.pop()}", markup=False)
+    else:
+        for s in statuses:
+            out.print(
+                f"{s.mailbox}: {s.target or 'target not decided yet'}, {s.target_reason}",
+                markup=False,
+            )
 
 
 @app.command()

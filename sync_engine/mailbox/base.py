@@ -88,7 +88,7 @@ class Mailbox(Protocol):
     kind: str  # "local", "ews" or "graph": which target serves it (metrics, status)
     # The service the item ids and saved state belong to (kind and endpoint, e.g. "ews
     # https://mail.contoso.com/EWS/Exchange.asmx"): after a change, they are not trusted.
-    target: str
+    target_id: str
 
     def list_contacts(self) -> Iterator[list[MailboxContact]]:
         """Yield the whole folder, a page at a time, with only the fields the planner needs."""

@@ -124,7 +124,7 @@ class LocalMailbox:
     """One mailbox of the local target. Counts every call as one request, like a round trip."""
 
     kind = "local"
-    target = "local"  # one embedded folder file per home: item ids are valid for it only
+    target_id = "local"  # one embedded folder file per home: item ids are valid for it only
 
     def __init__(
         self, url: str, address: str, *, page_size: int = 200, batch_size: int = 100

@@ -80,7 +80,7 @@ class EwsMailbox(Connection, AccessWords, Addresses, Listing, Writes):
         self._switched = False
         self._legacy_crm_ids: dict[str, int] = {}  # item id -> CRM id under the legacy set
         self._resolved_addresses: dict[str, str | None] = {}  # EX address -> SMTP, this run
-        self.target = self._identity_target()
+        self.target_id = self._identity_target()
         self._account = self._open(settings)
 
     @staticmethod

@@ -88,7 +88,7 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         parts = urlsplit(self._graph)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._scope = f"{self._origin}/.default"
-        self.target = f"graph {self._graph} {self._tenant}"
+        self.target_id = f"graph {self._graph} {self._tenant}"
         self._identities = identities or PROCESS_IDENTITIES
         self._user_resolved = False  # looked the address up during this run
         self.user_id: str | None = None  # the user's object id, once known
