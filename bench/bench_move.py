@@ -20,10 +20,10 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 import httpx  # noqa: E402
-import msal  # noqa: E402
+from bench_graph import app_token  # noqa: E402
 from servers.ews import ews_server  # noqa: E402
 from servers.graph import GraphServer, graph_server  # noqa: E402
 from servers.move import move_to_exchange_online  # noqa: E402
@@ -43,13 +43,7 @@ def engine_on(backend: str) -> Engine:
 
 def naive_relink(server: GraphServer, crm_ids: list[int]) -> tuple[int, float]:
     """One `$filter` request per linked contact: where did each go?"""
-    app = msal.ConfidentialClientApplication(
-        server.client_id,
-        client_credential=server.client_secret,
-        authority=f"{server.authority}/{server.tenant_id}",
-        instance_discovery=False,
-    )
-    token = app.acquire_token_for_client([f"{server.base_url}/.default"])["access_token"]
+    token = app_token(server)
     contacts = f"{server.graph_url}/users/{quote(ME)}/contacts"
     server.reset_counts()
     started = time.perf_counter()

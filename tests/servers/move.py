@@ -8,6 +8,9 @@ loopback servers: each contact of the EWS stand-in is created in the Graph stand
 its mapped fields, categories, notes and extended properties (the CRM id under whichever
 property set it carried, Sage's fax as PidTagBusinessFaxNumber), then the EWS mailbox is
 removed.
+
+The field tables below are the stand-ins' own, not the engine's mapping modules: a move is
+Exchange's doing, so a wrong mapping in the engine must not be able to hide itself here.
 """
 
 from __future__ import annotations
