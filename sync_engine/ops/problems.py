@@ -162,13 +162,14 @@ class Scene:
 
     @cached_property
     def index_lag(self) -> float | None:
-        """Seconds of CRM changes the people index has not taken in; None when unknown
-        (the CRM cannot be read, or the index is not built: search reads the CRM then)."""
+        """Seconds of CRM changes the people index has not taken in (also while it is
+        being built again); None when unknown: the CRM cannot be read, or the index was
+        never built (search reads the CRM then)."""
         latest = self.crm.latest
         if latest is None:
             return None
         status = self.engine.index.status()
-        if not status.ready or status.watermark is None:
+        if status.watermark is None:
             return None
         return index_lag(latest, status.watermark)
 

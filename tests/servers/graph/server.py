@@ -193,6 +193,11 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         with self._lock:
             self._box(address).blocked = True
 
+    def unblock_mailbox(self, address: str) -> None:
+        """The admin adds the mailbox to the application access policy's group."""
+        with self._lock:
+            self._box(address).blocked = False
+
     def expire_secret(self) -> None:
         """The app's client secret passes its end date: every token issued so far expires
         and the token endpoint refuses the secret (401 invalid_client, AADSTS7000222)."""
