@@ -316,3 +316,30 @@ def test_the_scheduler_process_serves_metrics_and_healthz_at_metrics_port(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_example_grafana_dashboard_reads_only_metrics_we_export(home: Path):
+    """docs/grafana-dashboard.json: valid JSON, and every series it queries exists."""
+    import json
+    import re
+
+    dashboard = json.loads(
+        (Path(__file__).parent.parent / "docs/grafana-dashboard.json").read_text()
+    )
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"crm_contacts_[a-z_]+", target["expr"])
+    }
+    engine = Engine(load_settings())
+    listener = watch(Scheduler(engine), listen=True, host="127.0.0.1", port=0)
+    assert listener is not None
+    try:
+        with web_process(engine) as base:  # the web process and the clock
+            exported = {name for name, _ in scrape(base)}
+        exported |= {name for name, _ in scrape(f"http://127.0.0.1:{listener.port}")}
+    finally:
+        listener.close()
+        engine.close()
+    assert len(queried) >= 10 and queried <= exported, queried - exported

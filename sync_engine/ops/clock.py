@@ -84,6 +84,7 @@ class ClockWatch:
         self.health = health
         self.announcer = announcer
         self.ages = DueAges()
+        metrics.record_problems({}, tuple(DETECTORS))  # every kind's series, from the start
 
     def __call__(self, report: CycleReport) -> None:
         now = self.scheduler.now()
