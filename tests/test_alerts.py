@@ -18,6 +18,7 @@ from servers.slack import BOT_TOKEN, SlackStandIn, all_text
 from test_schedule import Clock, CountingTarget, state
 
 from bot.ops import watch
+from bot.server import HttpServer
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import seed_demo
 from sync_engine.schedule import CycleReport, Scheduler
@@ -32,10 +33,12 @@ class Rig:
     engine: Engine
     scheduler: Scheduler
     clock: Clock
-    slack: SlackStandIn
+    slack: SlackStandIn | None
+    listener: HttpServer | None = None  # the clock's /metrics and /healthz, when asked for
 
     def alerts(self) -> list[str]:
         """The text of every message posted to the admin channel, oldest first."""
+        assert self.slack is not None
         return [
             all_text(c.blocks)
             for c in self.slack.of("chat.postMessage")
@@ -59,15 +62,17 @@ def slack(monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandIn]:
         assert stand_in.violations == []
 
 
-def make_rig(engine: Engine, slack: SlackStandIn) -> Rig:
+def make_rig(engine: Engine, slack: SlackStandIn | None, port: int | None = None) -> Rig:
+    """The demo (Alice lists Acme, Bob Design Right) and a clock watched as `crm-contacts
+    scheduler` watches it; with `port`, its listener too."""
     seed_demo(engine.crm)
     alice, bob = engine.user(ALICE), engine.user(BOB)
     engine.add(alice, [p.id for p in engine.search(alice, 'company:"Acme Corp"').people])
     engine.add(bob, [p.id for p in engine.search(bob, 'company:"Design Right Inc."').people])
     clock = Clock()
     scheduler = Scheduler(engine, now=clock)
-    assert watch(scheduler, listen=False) is None
-    return Rig(engine, scheduler, clock, slack)
+    listener = watch(scheduler, listen=port is not None, host="127.0.0.1", port=port)
+    return Rig(engine, scheduler, clock, slack, listener)
 
 
 def status(cli: Any) -> tuple[int, dict[str, Any]]:

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from servers.graph import GraphServer, graph_server
 from servers.slack import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
+from test_alerts import make_rig
 from test_schedule import BIN, Clock, CountingTarget
 from test_write_back_on_targets import by_last, outlook_edit, synced
 
@@ -184,22 +185,15 @@ def test_web_process_healthz_checks_the_state_database_and_acks_are_timed(
 
 @pytest.fixture
 def clock_rig(home: Path) -> Iterator[tuple[Engine, Scheduler, Clock, CountingTarget, str]]:
-    """The demo (Alice lists Acme, Bob Design Right) and a clock watched as `crm-contacts
-    scheduler` watches it, its listener on a free port."""
+    """The demo's two lists and a clock with its listener on a free port."""
     counted = CountingTarget()
     engine = Engine(load_settings(), mailbox_factory=counted)
-    seed_demo(engine.crm)
-    alice, bob = engine.user(ALICE), engine.user(BOB)
-    engine.add(alice, [p.id for p in engine.search(alice, 'company:"Acme Corp"').people])
-    engine.add(bob, [p.id for p in engine.search(bob, 'company:"Design Right Inc."').people])
-    clock = Clock()
-    scheduler = Scheduler(engine, now=clock)
-    listener = watch(scheduler, listen=True, host="127.0.0.1", port=0)
-    assert listener is not None
+    rig = make_rig(engine, None, port=0)
+    assert rig.listener is not None
     try:
-        yield engine, scheduler, clock, counted, f"http://127.0.0.1:{listener.port}"
+        yield engine, rig.scheduler, rig.clock, counted, f"http://127.0.0.1:{rig.listener.port}"
     finally:
-        listener.close()
+        rig.listener.close()
         engine.close()
 
 
