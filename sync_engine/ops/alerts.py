@@ -114,6 +114,7 @@ class Announcer:
         with self.store.engine.begin() as conn:
             tracked = self._tracked(conn)
             found = {(p.kind, p.key): p for p in findings.problems}
+            clears_due = any(row.clear_pending for row in tracked.values())
             for (kind, key), row in tracked.items():
                 if kind in findings.unknown or (kind, key) in found:
                     continue
@@ -123,6 +124,7 @@ class Announcer:
                         .where(*_where(kind, key), t.alerts.c.open.is_(True))
                         .values(open=False, closed_at=now, clear_pending=row.start_posted)
                     )
+                    clears_due = clears_due or row.start_posted
             for ident, problem in found.items():
                 row = tracked.get(ident)
                 if row is None:
@@ -135,7 +137,7 @@ class Announcer:
                         .values(open=True, closed_at=None, clear_pending=False)
                     )
         starts = self._claim_starts(list(found.values()), now)
-        clears = self._claim_clears()
+        clears = self._claim_clears() if clears_due else []  # no query on a quiet cycle
         sent: list[Notice] = []
         for claimed, started in ((starts, True), (clears, False)):
             for notice in self._notices(claimed, started):
