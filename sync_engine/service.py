@@ -30,6 +30,7 @@ from sync_engine.model import (
     PersonView,
     SyncResult,
 )
+from sync_engine.ops import metrics
 from sync_engine.schedule import zone
 from sync_engine.state.targets import TargetState
 from sync_engine.store import EmailTaken, Event, MailboxBusy, Store, StoredUser, utcnow
@@ -174,7 +175,7 @@ class Engine:
         self.index = PeopleIndex(self.store.engine, self.crm)
         self.targets = TargetState(self.store.engine)  # hybrid placements, synced targets
         self._said_fallback = False
-        self.writer = self._open_writer(embedded)
+        self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
@@ -443,6 +444,7 @@ class Engine:
                 writer=self.writer,
                 allow_mass_edit=allow_mass_edit,
             )
+            metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
         finally:
             mailbox.close()
         if result.error and not result.busy and self.settings.mailbox_backend == "hybrid":

@@ -76,7 +76,7 @@ def test_a_mailbox_neither_target_serves_is_one_line_and_loses_nothing(servers, 
 def test_the_decision_is_kept_a_day_then_checked_again(servers, cli) -> None:  # type: ignore[no-untyped-def]
     ews, graph = servers
     cli.ok("sync", "--as", ALICE)
-    status = json.loads(cli.ok("status", "--json"))[0]
+    status = json.loads(cli.ok("status", "--json"))["mailboxes"][0]
     assert status["target"] == "graph" and "Exchange Online holds it" in status["target_reason"]
 
     graph.reset_counts()

@@ -121,7 +121,7 @@ def test_a_move_to_exchange_online_in_hybrid_mode_keeps_every_link(
     listed = json.loads(cli.ok("list", "--as", ALICE, "--json"))
     assert {p["status"] for p in listed} == {"synced"} and len(listed) == 8
 
-    status = {s["mailbox"]: s for s in json.loads(cli.ok("status", "--json"))}
+    status = {s["mailbox"]: s for s in json.loads(cli.ok("status", "--json"))["mailboxes"]}
     assert (
         status[ALICE]["target"] == "graph"
         and "Exchange Online holds it" in (status[ALICE]["target_reason"])
@@ -173,7 +173,7 @@ def test_a_mailbox_that_moves_later_switches_by_itself(cli, servers, monkeypatch
     backend(monkeypatch, "hybrid")
     lists({ALICE: ALICES})
     assert sync_all(cli)[ALICE]["created"] == 8
-    assert json.loads(cli.ok("status", "--json"))[0]["target"] == "ews"
+    assert json.loads(cli.ok("status", "--json"))["mailboxes"][0]["target"] == "ews"
 
     move_to_exchange_online(ews, graph, ALICE)
     failed = sync_all(cli)[ALICE]  # the decision is a day old at most: EWS, gone there
@@ -183,4 +183,4 @@ def test_a_mailbox_that_moves_later_switches_by_itself(cli, servers, monkeypatch
     assert not switched["error"]
     assert switched["created"] == switched["forgotten"] == 0 and switched["warnings"] == []
     assert crm_ids(graph, ALICE) == Counter(ALICES)
-    assert json.loads(cli.ok("status", "--json"))[0]["target"] == "graph"
+    assert json.loads(cli.ok("status", "--json"))["mailboxes"][0]["target"] == "graph"

@@ -26,6 +26,11 @@ class MailboxAccessError(MailboxError):
     """Access is denied or the mailbox does not exist: an admin has to act."""
 
 
+class MailboxCredentialsError(MailboxAccessError):
+    """The service refused our own sign-in (a wrong or expired secret or password, an
+    unknown app or tenant): every mailbox of that target fails until an admin fixes it."""
+
+
 class MailboxNotFound(MailboxAccessError):
     """The service has no mailbox for this address (hybrid mode then asks the other one)."""
 
