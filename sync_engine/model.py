@@ -383,6 +383,9 @@ class SyncResult:
     requests: int = 0  # round trips to the mailbox: listing pages plus write batches
     write_requests: int = 0
     crm_requests: int = 0  # write-back round trips to the CRM (REST calls; 1 per person embedded)
+    # the CRM's own words on failed write-backs (install paths, SQL logins, servers): the
+    # admin's (`status`, the log), never shown to the salesperson
+    admin_notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -420,6 +423,7 @@ class SyncResult:
             "requests": self.requests,
             "write_requests": self.write_requests,
             "crm_requests": self.crm_requests,
+            "admin_notes": list(self.admin_notes),
         }
 
 

@@ -32,6 +32,11 @@ from sync_engine.model import (
 from sync_engine.schedule import zone
 from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
 from sync_engine.sync import sync_mailbox
+from sync_engine.write_back_state import (
+    OrphanRows,
+    resume_if_credentials_changed,
+    write_back_paused,
+)
 
 log = logging.getLogger("crm_contacts.index")
 
@@ -184,7 +189,8 @@ class Engine:
         if self.settings.sage_rest_url:
             from sync_engine.crm.sage_rest import SageRestWriter
 
-            return SageRestWriter.from_settings(self.settings, self.crm)
+            resume_if_credentials_changed(self.store, self.settings)  # issue 19's pause
+            return SageRestWriter.from_settings(self.settings, self.crm, OrphanRows(self.store))
         return None
 
     def write_back_status(self) -> str:
@@ -455,7 +461,8 @@ class Engine:
     def check_mailbox(self, user: CrmUser) -> list[str]:
         mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
         try:
-            return [*mailbox.check(), self.write_back_status()]
+            paused = write_back_paused(self.store)
+            return [*mailbox.check(), self.write_back_status(), *([paused] if paused else [])]
         finally:
             mailbox.close()
 

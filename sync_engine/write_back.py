@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sync_engine.model import (
     EMAIL_FIELDS,
@@ -82,6 +82,8 @@ class WriteBackInput:
     mass_edit_share: float = 0.25
     mass_edit_min: int = 5
     allow_mass_edit: bool = False
+    # the CRM database's clock minus UTC: Pers_UpdatedDate is the server's local time
+    crm_clock_offset: timedelta = timedelta(0)
 
 
 @dataclass
@@ -145,6 +147,8 @@ def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
                 replaces.append((name, other.mailbox))
             elif given.conflict_policy == "latest":
                 crm_at = instant(person.updated_at) if name in PERSON_ROW_FIELDS else None
+                if crm_at is not None:  # the CRM's clock, taken back to UTC
+                    crm_at -= given.crm_clock_offset
                 if _earlier(edited, crm_at):  # the CRM's change came after the Outlook edit
                     plan.conflicts.append(
                         LostConflict(pid, person.name, link.item_id, name, policy="latest")
