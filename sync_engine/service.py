@@ -107,6 +107,7 @@ class MailboxStatus:
     last_success_at: datetime | None
     next_due_at: datetime | None
     consecutive_failures: int
+    write_back_notes: list[str] = field(default_factory=list)  # the CRM's words (issue 19)
 
 
 @dataclass
@@ -559,7 +560,16 @@ class Engine:
             last_success_at=state.last_success_at,
             next_due_at=next_due,
             consecutive_failures=state.consecutive_failures,
+            write_back_notes=self._last_admin_notes(stored.id),
         )
+
+    def _last_admin_notes(self, user_id: int) -> list[str]:
+        runs = self.store.runs(user_id, limit=1)
+        return list((runs[0].result or {}).get("admin_notes", [])) if runs else []
+
+    def write_back_paused(self) -> str | None:
+        """Why write-back is paused after Sage refused our login, or None (issue 19)."""
+        return write_back_paused(self.store)
 
     def why(self, user: CrmUser, person_id: int) -> list[Event]:
         """The audit trail of one person in the user's mailbox, oldest first."""

@@ -107,7 +107,9 @@ def print_result(r: SyncResult) -> None:
 @friendly
 def status(as_json: Json = False) -> None:
     """Every mailbox: list size, last and next sync, the last error in plain words."""
-    statuses = engine().statuses()
+    e = engine()
+    statuses = e.statuses()
+    paused = e.write_back_paused()
     if as_json:
         print_json(
             [
@@ -121,6 +123,8 @@ def status(as_json: Json = False) -> None:
                     "last_error": s.last_error,
                     "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
                     "consecutive_failures": s.consecutive_failures,
+                    "write_back_notes": s.write_back_notes,
+                    "write_back_paused": paused,
                 }
                 for s in statuses
             ]
@@ -145,6 +149,13 @@ def status(as_json: Json = False) -> None:
             s.last_error or "",
         )
     out.print(table)
+    if paused:
+        out.print(paused, markup=False)
+    notes = [note for s in statuses for note in s.write_back_notes]
+    if notes:  # the CRM's own words: the admin's, never shown to the salesperson
+        out.print("Write-back at the last syncs, in Sage CRM's words:")
+        for note in notes:
+            out.print(f"  {note}", markup=False)
 
 
 @app.command()

@@ -70,7 +70,7 @@ def linked_rows(conn: Connection, person_id: int) -> dict[tuple[str, str], Linke
 
 def live_links(conn: Connection, kind: str, row_ids: Iterable[int]) -> dict[int, int]:
     """Row id -> how many live links (of any record, person or company) point at it."""
-    target, deleted = _link_columns(kind)
+    target, deleted = link_columns(kind)
     ids = sorted(set(row_ids))
     if not ids:
         return {}
@@ -78,7 +78,7 @@ def live_links(conn: Connection, kind: str, row_ids: Iterable[int]) -> dict[int,
     return {int(row): int(n) for row, n in conn.execute(query)}
 
 
-def _link_columns(kind: str):  # type: ignore[no-untyped-def]
+def link_columns(kind: str):  # type: ignore[no-untyped-def]
     """The link table's column naming the row, and its Deleted flag."""
     if kind == "email":
         return s.email_link.c.ELink_EmailId, s.email_link.c.ELink_Deleted
