@@ -132,6 +132,8 @@ def status(as_json: Json = False) -> None:
         return
     if not statuses:
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
+        if paused:
+            out.print(paused, markup=False)
         return
     table = Table()
     for column in ("mailbox", "in list", "linked", "last sync", "result", "next due", "last error"):
