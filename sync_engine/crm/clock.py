@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, func, select
 
 from sync_engine.crm.source import SageCrm
 
@@ -24,11 +24,12 @@ def database_now(conn: Connection) -> datetime:
     """The database server's own clock, as its UpdatedDate columns are stamped."""
     dialect = conn.dialect.name
     if dialect == "mssql":
-        value = conn.execute(select(func.getdate())).scalar()
+        now = func.getdate()
     elif dialect == "postgresql":
-        value = conn.execute(text("SELECT LOCALTIMESTAMP")).scalar()
+        now = func.localtimestamp()  # the session's zone, no zone attached: like GETDATE()
     else:  # SQLite: CURRENT_TIMESTAMP is UTC text
-        value = conn.execute(text("SELECT CURRENT_TIMESTAMP")).scalar()
+        now = func.current_timestamp()
+    value = conn.execute(select(now)).scalar()
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is not None:

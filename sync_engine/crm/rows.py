@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.crm import schema as s
-from sync_engine.crm.source import _live, _phone, _typed, email_query, phone_query
+from sync_engine.crm.source import _live, _phone, _typed, chunks, email_query, phone_query
 from sync_engine.model import clean
 
 
@@ -71,11 +71,13 @@ def linked_rows(conn: Connection, person_id: int) -> dict[tuple[str, str], Linke
 def live_links(conn: Connection, kind: str, row_ids: Iterable[int]) -> dict[int, int]:
     """Row id -> how many live links (of any record, person or company) point at it."""
     target, deleted = link_columns(kind)
-    ids = sorted(set(row_ids))
-    if not ids:
-        return {}
-    query = select(target, func.count()).where(target.in_(ids), _live(deleted)).group_by(target)
-    return {int(row): int(n) for row, n in conn.execute(query)}
+    out: dict[int, int] = {}
+    for chunk in chunks(row_ids):
+        query = (
+            select(target, func.count()).where(target.in_(chunk), _live(deleted)).group_by(target)
+        )
+        out.update((int(row), int(n)) for row, n in conn.execute(query))
+    return out
 
 
 def link_columns(kind: str):  # type: ignore[no-untyped-def]
