@@ -124,8 +124,9 @@ class ContactFields:
 assert tuple(f.name for f in fields(ContactFields)) == FIELD_NAMES
 
 # The fields a salesperson's Outlook edit writes back to the CRM (issue 14): every mapped
-# field but the company and the mailing address, which Sage's own Exchange integration
-# also sends CRM -> Exchange only, and the two derived from the names.
+# field but the company (CRM -> Exchange only in Sage's integration too), the mailing
+# address (our choice: Sage syncs its fields both ways, but a person's default address is
+# often their company's, shared with colleagues) and the two derived from the names.
 WRITE_BACK_FIELDS: tuple[str, ...] = tuple(
     name
     for name in FIELD_NAMES

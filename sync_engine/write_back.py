@@ -3,9 +3,10 @@
 Pure, like plan.py: plain values in, a `WriteBackPlan` out. Each link remembers what both
 sides held after our last sync (`Link.crm_values`, `Link.mailbox_values`), so a field
 that differs from it now was edited on that side since. Sage CRM's own Exchange
-integration is the model: Outlook edits of linked contacts flow back, company and the
-mailing address do not, the CRM wins a conflict by default, and the latest edit wins
-when several mailboxes edit one person (by the contacts' modified times).
+integration is the model for what flows back (Outlook edits of linked contacts; not the
+company) and for the latest edit winning when several mailboxes edit one person (by the
+contacts' modified times). Ours, not Sage's (docs/write-back.md): the mailing address
+does not flow back, and the CRM wins a conflict by default (DESIGN section 7).
 """
 
 from __future__ import annotations
