@@ -226,3 +226,13 @@ def test_write_back_is_off_for_a_real_crm_without_sage_rest_url(home, monkeypatc
         assert sage.requests == []
     finally:
         engine.close()
+
+
+def test_a_create_answered_without_its_key_is_a_failure(engine: Engine, sage: SageRestServer):
+    alice, ids = synced(engine)
+    sage.omit_key = True  # 201, but no `$key`: we cannot link the row (nor find it again)
+    outlook_edit(engine, by_last(engine, "Brontë"), email2="zoe@home.example")
+    result = engine.sync(alice)
+    assert result.count("failed") == 1 and "no $key" in result.admin_notes[0]
+    assert [m for m, p, _ in sage.writes() if "Link" in p] == []  # nothing linked to None
+    assert engine.crm.people_by_ids([ids["Brontë"]])[ids["Brontë"]].fields.email2 == ""
