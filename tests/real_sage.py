@@ -8,9 +8,11 @@ read-only, as it reads a customer's database.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from servers.sage_rest import SageRestServer, sage_rest_server
 from sqlalchemy import create_engine, select, text
@@ -24,6 +26,7 @@ from sync_engine.model import ContactChange, MailboxContact
 from sync_engine.service import Engine
 
 ALICE = "alice@example.com"
+ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 REAL_WIDTHS = {
     ("Person", "Pers_Title"): 50,
     ("Person", "Pers_WebSite"): 40,
@@ -31,9 +34,8 @@ REAL_WIDTHS = {
 }
 
 
-@contextlib.contextmanager
-def real_sage(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SageRestServer]:
-    """The demo people in a Sage database at `url`, and Sage's REST API in front of it."""
+def seed_sage(url: str) -> None:
+    """The demo people, a REST user and a real install's widths in the database at `url`."""
     seeding = SageCrm(url, writable=True)
     seed_demo(seeding)
     EmbeddedCrm(seeding).add_user("crmsync@example.com", "CRM", "Sync", logon="crmsync")
@@ -43,6 +45,40 @@ def real_sage(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SageRestSer
                 text(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE varchar({width})')
             )
     seeding.close()
+
+
+def _admin(statement: str) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def sage_template(pg_server: str) -> Iterator[str]:
+    """One seeded Sage database per test session, copied for each test (a copy takes a
+    third of the time of creating and seeding one)."""
+    name = f"crm_contacts_sage_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        seed_sage(pg_server.rsplit("/", 1)[0] + f"/{name}")
+        yield name
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sage_url(sage_template: str, pg_server: str) -> Iterator[str]:
+    """A fresh copy of the seeded Sage database for one test, dropped afterwards."""
+    name = f"crm_contacts_t_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{sage_template}"')
+    try:
+        yield pg_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def real_sage(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SageRestServer]:
+    """Sage's REST API in front of the Sage database at `url`, which the engine reads."""
     monkeypatch.setenv("CRM_DATABASE_URL", url)
     with sage_rest_server(url) as sage:
         for name, value in sage.env().items():

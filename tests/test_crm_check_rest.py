@@ -16,9 +16,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def sage(cli, pg_url, monkeypatch) -> Iterator[SageRestServer]:  # type: ignore[no-untyped-def]
-    with real_sage(pg_url, monkeypatch) as server:
-        server.url = pg_url  # type: ignore[attr-defined]
+def sage(cli, sage_url, monkeypatch) -> Iterator[SageRestServer]:  # type: ignore[no-untyped-def]
+    with real_sage(sage_url, monkeypatch) as server:
+        server.url = sage_url  # type: ignore[attr-defined]
         yield server
 
 

@@ -38,11 +38,11 @@ def second_pg_url(pg_server: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("state", ["sqlite", "postgresql"])
 def test_no_request_after_a_401_until_the_settings_change(
-    state, request, pg_url, home, monkeypatch
+    state, request, sage_url, home, monkeypatch
 ):  # type: ignore[no-untyped-def]
     if state == "postgresql":
         monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("second_pg_url"))
-    with real_sage(pg_url, monkeypatch) as sage:
+    with real_sage(sage_url, monkeypatch) as sage:
         monkeypatch.setenv("SAGE_REST_PASSWORD", "an old password")
         engine = open_engine()
         try:

@@ -30,9 +30,9 @@ NOT_WRITTEN = "not written to the CRM; your admin has the details"
 
 
 @pytest.fixture
-def sage(pg_url, home, monkeypatch) -> Iterator[SageRestServer]:  # type: ignore[no-untyped-def]
-    with real_sage(pg_url, monkeypatch) as server:
-        server.url = pg_url  # type: ignore[attr-defined]
+def sage(sage_url, home, monkeypatch) -> Iterator[SageRestServer]:  # type: ignore[no-untyped-def]
+    with real_sage(sage_url, monkeypatch) as server:
+        server.url = sage_url  # type: ignore[attr-defined]
         yield server
 
 
