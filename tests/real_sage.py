@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from outlook import ALICE, by_last, contacts, outlook_edit
 from servers.sage_rest import SageRestServer, sage_rest_server
 from sqlalchemy import create_engine, select, text
 
@@ -21,11 +22,8 @@ from sync_engine.config import load_settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.crm.source import SageCrm
-from sync_engine.mailbox import open_mailbox
-from sync_engine.model import ContactChange, MailboxContact
 from sync_engine.service import Engine
 
-ALICE = "alice@example.com"
 ADMIN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 REAL_WIDTHS = {
     ("Person", "Pers_Title"): 50,
@@ -110,33 +108,6 @@ def person_id(url: str, first: str, last: str, middle: str | None = None) -> int
         engine.dispose()
 
 
-def contacts(engine: Engine, address: str = ALICE) -> list[MailboxContact]:
-    box = open_mailbox(engine.settings, address)
-    try:
-        return [c for page in box.list_contacts() for c in page]
-    finally:
-        box.close()
-
-
-def by_last(engine: Engine, last: str, first: str | None = None) -> MailboxContact:
-    [found] = [
-        c
-        for c in contacts(engine)
-        if c.fields.last_name == last and first in (None, c.fields.first_name)
-    ]
-    return found
-
-
-def outlook_edit(engine: Engine, item: MailboxContact, **values: str) -> None:
-    """The salesperson's own edit in Outlook."""
-    box = open_mailbox(engine.settings, ALICE)
-    try:
-        [result] = box.update([ContactChange(item.item_id, item.change_key, tuple(values.items()))])
-        assert result.ok, result.error
-    finally:
-        box.close()
-
-
 def open_engine() -> Engine:
     return Engine(load_settings())
 
@@ -149,3 +120,6 @@ def synced(engine: Engine, query: str = 'company:"Design Right Inc."'):  # type:
     first = engine.sync(alice)
     assert first.error is None, first.error
     return alice
+
+
+__all__ = ["ALICE", "by_last", "contacts", "outlook_edit", "real_sage", "sql", "synced"]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from outlook import ALICE, by_last, outlook_edit
 from servers.ews import ews_server
 from servers.graph import graph_server
 from servers.sage_rest import SageRestServer, sage_rest_server
@@ -17,11 +18,7 @@ from servers.sage_rest import SageRestServer, sage_rest_server
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.crm.source import SageCrm
-from sync_engine.mailbox import open_mailbox
-from sync_engine.model import ContactChange, MailboxContact
 from sync_engine.service import Engine
-
-ALICE = "alice@example.com"
 
 
 @contextlib.contextmanager
@@ -53,28 +50,6 @@ def engine(sage) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
     e = Engine(load_settings())
     yield e
     e.close()
-
-
-def contacts(engine: Engine) -> list[MailboxContact]:
-    box = open_mailbox(engine.settings, ALICE)
-    try:
-        return [c for page in box.list_contacts() for c in page]
-    finally:
-        box.close()
-
-
-def by_last(engine: Engine, last: str) -> MailboxContact:
-    [found] = [c for c in contacts(engine) if c.fields.last_name == last]
-    return found
-
-
-def outlook_edit(engine: Engine, item: MailboxContact, **values: str) -> None:
-    box = open_mailbox(engine.settings, ALICE)
-    try:
-        [result] = box.update([ContactChange(item.item_id, item.change_key, tuple(values.items()))])
-        assert result.ok, result.error
-    finally:
-        box.close()
 
 
 def resource(path: str) -> str:

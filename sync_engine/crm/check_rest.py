@@ -11,12 +11,13 @@ records it, so the clock's syncs do not try the same password again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
+from sync_engine.crm.check import CheckReport
 from sync_engine.crm.sage_rest import READ_BACK, SUCCESS, SageRestClient, _Calls, sage_words
 from sync_engine.crm.source import SageCrm, _live
 from sync_engine.crm.writer import CrmUnavailable
@@ -34,10 +35,9 @@ SCOPES = {
 
 
 @dataclass
-class RestReport:
-    lines: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class RestReport(CheckReport):
+    """`crm check`'s report, and how the login went."""
+
     login_ok: bool | None = None  # None: not tried (unreachable, redirected)
     refused: str = ""  # Sage's words on a refused login
 
