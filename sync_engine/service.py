@@ -462,7 +462,7 @@ class Engine:
     def check_mailbox(self, user: CrmUser) -> list[str]:
         mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
         try:
-            paused = write_back_paused(self.store)
+            paused = self.write_back_paused()
             return [*mailbox.check(), self.write_back_status(), *([paused] if paused else [])]
         finally:
             mailbox.close()

@@ -25,7 +25,7 @@ from sync_engine.config import load_settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.check import check_crm
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
-from sync_engine.crm.rows import linked_rows, live_links
+from sync_engine.crm.rows import linked_rows, live_links, row_is_live
 from sync_engine.crm.scope import managed_by
 from sync_engine.crm.search import like_pattern, search_ids
 from sync_engine.service import Engine
@@ -91,6 +91,7 @@ def read_story(engine: Engine) -> None:
     with engine.crm._connect() as conn:  # what write-back reads (issue 19)
         linked_rows(conn, 1)
         live_links(conn, "phone", ids)
+        row_is_live(conn, "email", 1)
     managed_by(engine.crm, 1, ids)
 
 

@@ -80,6 +80,16 @@ def live_links(conn: Connection, kind: str, row_ids: Iterable[int]) -> dict[int,
     return out
 
 
+def row_is_live(conn: Connection, kind: str, row_id: int) -> bool:
+    """Whether the Email/Phone row exists and is not marked deleted."""
+    table = s.email if kind == "email" else s.phone
+    key, deleted = (
+        ("Emai_EmailId", "Emai_Deleted") if kind == "email" else ("Phon_PhoneId", "Phon_Deleted")
+    )
+    query = select(table.c[key]).where(table.c[key] == row_id, _live(table.c[deleted]))
+    return conn.execute(query).first() is not None
+
+
 def link_columns(kind: str):  # type: ignore[no-untyped-def]
     """The link table's column naming the row, and its Deleted flag."""
     if kind == "email":

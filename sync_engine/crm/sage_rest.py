@@ -56,7 +56,7 @@ from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.phones import split_phone
-from sync_engine.crm.rows import LinkedRow, column_widths, linked_rows
+from sync_engine.crm.rows import LinkedRow, column_widths, linked_rows, row_is_live
 from sync_engine.crm.source import SageCrm, _phone
 from sync_engine.crm.writer import (
     LINKED,
@@ -383,11 +383,17 @@ class SageRestWriter:
         if error is None:
             self._forget(step.kind, own)
             return None
-        if self.rest.send(calls, "DELETE", f"{entity}('{own}')") is None:
+        deleted = self.rest.send(calls, "DELETE", f"{entity}('{own}')") is None
+        if deleted and not self._row_live(step.kind, own):  # proven, as every write
             self._forget(step.kind, own)
             return f"{error} (the {entity} record made for it was deleted again)"
         self._remember(step.kind, own, person_id, step.link_type)
         return f"{error} (the {entity}('{own}') made for it could not be deleted; the next try reuses it)"
+
+    def _row_live(self, kind: str, row_id: int) -> bool:
+        """Whether the Email/Phone row is there and not marked deleted, in the database."""
+        with self.crm._connect() as conn:
+            return row_is_live(conn, kind, row_id)
 
     def _remember(self, kind: str, row_id: int, person_id: int, link_type: str) -> None:
         if self.orphans is not None:
