@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.check import CheckReport
-from sync_engine.crm.sage_rest import READ_BACK, SUCCESS, SageRestClient, _Calls, sage_words
+from sync_engine.crm.sage_rest import READ_BACK, SUCCESS, SageRestClient, Calls, sage_words
 from sync_engine.crm.source import SageCrm, _live
 from sync_engine.crm.writer import CrmUnavailable
 from sync_engine.masking import mask_urls
@@ -77,7 +77,7 @@ def _login(rest: SageRestClient, crm: SageCrm, report: RestReport) -> None:
         ).scalar()
     path = f"Person('{pid}')" if pid is not None else "Person"
     try:
-        response = rest.request(_Calls(), "GET", path)
+        response = rest.request(Calls(), "GET", path)
     except CrmUnavailable as exc:
         if exc.pause:
             report.login_ok = False
@@ -102,7 +102,7 @@ def _resources(rest: SageRestClient, report: RestReport) -> None:
     answered, missing = [], []
     for name in RESOURCES:
         try:
-            response = rest.request(_Calls(), "GET", f"$prototypes/{name}")
+            response = rest.request(Calls(), "GET", f"$prototypes/{name}")
         except CrmUnavailable as exc:
             report.problems.append(str(exc))
             return
@@ -131,7 +131,7 @@ def _probe(rest: SageRestClient, crm: SageCrm, pid: int, report: RestReport) -> 
         return
     probe = PROBE_VALUE if clean(before) != PROBE_VALUE else PROBE_VALUE + " 2"
     for value, step in ((probe, "set"), (before or "", "put back")):
-        calls = _Calls()
+        calls = Calls()
         try:
             error = rest.send(calls, "PATCH", f"Person('{pid}'){READ_BACK}", {"Pers_Title": value})
         except CrmUnavailable as exc:

@@ -92,7 +92,9 @@ class _Retry(Exception):
 
 
 @dataclass
-class _Calls:
+class Calls:
+    """Round trips made so far (retries included), for SyncResult.crm_requests."""
+
     n: int = 0
 
 
@@ -179,7 +181,7 @@ class SageRestClient:
         self.client.close()
 
     def request(
-        self, calls: _Calls, method: str, path: str, body: Mapping[str, object] | None = None
+        self, calls: Calls, method: str, path: str, body: Mapping[str, object] | None = None
     ) -> httpx.Response:
         """One request with retries on 429/503. Raises CrmUnavailable when no write can
         succeed now; any other answer is returned for the caller to judge."""
@@ -230,7 +232,7 @@ class SageRestClient:
 
     def send(
         self,
-        calls: _Calls,
+        calls: Calls,
         method: str,
         path: str,
         body: Mapping[str, object] | None = None,
@@ -302,7 +304,7 @@ class SageRestWriter:
             return CrmWriteResult(refused, refused=refused)
         expected = {k: v for k, v in changes.items() if k in PERSON_COLUMNS}
         expected |= {step.name: step.expected for step in steps}
-        calls = _Calls()
+        calls = Calls()
         try:
             if person:
                 error = self.rest.send(calls, "PATCH", f"Person('{person_id}'){READ_BACK}", person)
@@ -338,7 +340,7 @@ class SageRestWriter:
                     return why
         return None
 
-    def _write_linked(self, calls: _Calls, person_id: int, step: _Step) -> str | None:
+    def _write_linked(self, calls: Calls, person_id: int, step: _Step) -> str | None:
         entity, _link, _prefix, _target = RESOURCES[step.kind]
         if step.row is not None and not step.row.shared:
             if not step.changed:
@@ -347,7 +349,7 @@ class SageRestWriter:
             return self.rest.send(calls, "PATCH", path, step.changed)
         return self._own_row(calls, person_id, step)
 
-    def _own_row(self, calls: _Calls, person_id: int, step: _Step) -> str | None:
+    def _own_row(self, calls: Calls, person_id: int, step: _Step) -> str | None:
         """A row of the person's own, linked to them: made (or one left by an earlier try
         reused), then linked; when the link fails, the row is deleted or remembered."""
         entity, link, prefix, target = RESOURCES[step.kind]
