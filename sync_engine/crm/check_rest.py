@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.check import CheckReport
-from sync_engine.crm.sage_rest import READ_BACK, SUCCESS, SageRestClient, Calls, sage_words
+from sync_engine.crm.sage_rest import READ_BACK, SUCCESS, Calls, SageRestClient, sage_words
 from sync_engine.crm.source import SageCrm, _live
 from sync_engine.crm.writer import CrmUnavailable
 from sync_engine.masking import mask_urls
