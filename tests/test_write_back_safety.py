@@ -293,4 +293,5 @@ def test_the_salesperson_reads_their_outcome_and_the_admin_reads_sages_words(cli
     assert "injected 500" not in json.dumps(listed)
     admin = cli.ok("status")
     assert "injected 500" in admin and "Zoë Brontë" in admin
-    assert "injected 500" in json.dumps(json.loads(cli.ok("status", "--json")))
+    [mailbox] = json.loads(cli.ok("status", "--json"))["mailboxes"]
+    assert "injected 500" in json.dumps(mailbox["write_back_notes"])

@@ -68,6 +68,7 @@ from sync_engine.crm.writer import (
 )
 from sync_engine.masking import mask_urls
 from sync_engine.model import clean
+from sync_engine.ops.metrics import throttled_sleep
 
 # kind -> (row entity, link entity, link column prefix, the link's row column)
 RESOURCES = {
@@ -190,7 +191,7 @@ class SageRestClient:
             retry=retry_if_exception_type(_Retry),
             wait=_retry_after,
             stop=stop_after_delay(self.retry_max_wait),
-            sleep=self._sleep,
+            sleep=throttled_sleep("sage_rest", self._sleep),  # only 429/503 are retried
             reraise=True,
         )
         def attempt() -> httpx.Response:

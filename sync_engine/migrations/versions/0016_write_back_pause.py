@@ -2,7 +2,7 @@
 Email/Phone rows we created but could not link or delete (reused, never left behind).
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0017
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
