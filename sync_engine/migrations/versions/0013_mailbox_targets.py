@@ -2,7 +2,7 @@
 item ids belong to, so a move to Exchange Online keeps every link.
 
 Revision ID: 0013
-Revises: 0017
+Revises: 0016
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
