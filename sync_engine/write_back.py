@@ -130,8 +130,6 @@ def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
                 name, link.mailbox_values.get(name, "")
             ):
                 continue  # not edited in Outlook (an Outlook blank never erases the CRM)
-            if name in EMAIL_FIELDS and not is_smtp_address(mine):
-                continue  # an address-book (EX) entry Exchange could not resolve: no e-mail
             if normalised(name, mine) == normalised(name, crm):
                 continue  # both sides already agree
             if normalised(name, crm) == normalised(name, link.crm_values.get(name, "")):
@@ -168,13 +166,6 @@ def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
             )
     _guard_mass_edit(given, plan)
     return plan
-
-
-def is_smtp_address(value: str) -> bool:
-    """Whether an e-mail field holds an SMTP address, not an Exchange legacy DN
-    (`/o=ExchangeLabs/ou=…/cn=Recipients/cn=…`, an EX-type entry picked from the address book)."""
-    text = value.strip()
-    return "@" in text and not text.startswith("/")
 
 
 def _earlier(mine: datetime | None, theirs: datetime | None) -> bool:
