@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     crm_contacts_home: Path = Field(default=Path(DEFAULT_HOME))
     database_url: str | None = None
     crm_database_url: str | None = None
-    mailbox_backend: Literal["local", "ews", "graph"] = "local"
+    # hybrid: Graph for mailboxes Exchange Online holds, EWS for those on Exchange Server
+    mailbox_backend: Literal["local", "ews", "graph", "hybrid"] = "local"
     crm_category: str = "CRM Contact"
 
     # Rule 8 (mass-delete guard): hold deletes back above this share AND this count.
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     # Write-back (issue 14): Outlook edits of linked contacts go to the CRM. Who wins when
     # both sides changed a field: the CRM (Sage's default) or the latest edit.
     write_back_conflict: Literal["crm", "latest"] = "crm"
+    # Whose edits of whom reach Sage (issue 19): `listed` (any person in the salesperson's
+    # list, as Sage's integration) or `managed` (their own or their companies' people).
+    write_back_scope: Literal["listed", "managed"] = "listed"
     # The mass-edit guard, like rule 8: hold write-backs above this share AND this count.
     mass_edit_share: float = Field(default=0.25, ge=0, le=1)
     mass_edit_min: int = Field(default=5, ge=0)
@@ -66,6 +70,9 @@ class Settings(BaseSettings):
     graph_client_secret: SecretStr | None = None
     graph_authority: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
+    # How Graph lists a Contacts folder: delta (only what changed) or the whole folder each
+    # time; auto = delta, except where contact delta is not offered (21Vianet).
+    graph_listing: Literal["auto", "delta", "full"] = "auto"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -78,6 +85,11 @@ class Settings(BaseSettings):
     summary_time: str = "08:00"
     summary_channel: str | None = None
     log_format: Literal["text", "json"] = "text"
+
+    # Operations (issue 22): admin alerts, the clock's /metrics and /healthz listener.
+    admin_channel: str | None = None  # where admin alerts go (a Slack channel id)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    alert_after_failures: int = Field(default=3, ge=1)  # a mailbox failing this many in a row
 
     @field_validator("crm_contacts_home")
     @classmethod

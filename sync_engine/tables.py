@@ -123,6 +123,9 @@ mailbox_state = Table(
     # the end of the period the user's last daily digest covered.
     Column("reconcile_at", DateTime(timezone=True)),
     Column("summary_until", DateTime(timezone=True)),
+    # What kind of failure the last run was (migration 0017): credentials, access, mailbox,
+    # crm; NULL after a good run. The admin alerts group failures by it.
+    Column("last_error_kind", String(16)),
 )
 
 # What a mailbox target learned about an address (migration 0007): Graph's user object id
@@ -242,6 +245,64 @@ index_state = Table(
     Column("swept_at", DateTime(timezone=True)),  # last full id sweep (hard deletes)
     Column("people", Integer, nullable=False, server_default=text("0")),  # live people
     Column("live_set", Integer, nullable=False, server_default=text("0")),  # 0 or 1 (0014)
+)
+
+# Admin alerts (migration 0017): one row per problem ever seen (kind + key, e.g.
+# mailbox_failing + "mailbox:42"), so a start and a clear are each posted once, whichever
+# clock process sees them, and a problem that comes back is posted at most once a day.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("kind", String(40), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("open", Boolean, nullable=False, server_default=false()),
+    Column("opened_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("summary", Text),  # the words of the start message, reused by the clear
+    Column("start_posted", Boolean, nullable=False, server_default=false()),
+    Column("started_posted_at", DateTime(timezone=True)),  # the last start message sent
+    Column("clear_pending", Boolean, nullable=False, server_default=false()),
+)
+
+# Write-back paused (issue 19): one row (id = 1) while Sage CRM refuses our REST login.
+# Nothing is sent until SAGE_REST_URL/USER/PASSWORD change (`credentials` is a salted hash
+# of them, never the password) or an admin's `crm check` logs in again: Sage locks an
+# account out after a number of failed logons.
+write_back_pause = Table(
+    "write_back_pause",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("credentials", String(200), nullable=False),
+)
+
+# An Email/Phone row we created in Sage whose link could not be made and whose delete
+# failed too (issue 19): the next write-back of that person and type reuses it.
+crm_orphan_rows = Table(
+    "crm_orphan_rows",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # email, phone
+    Column("row_id", Integer, primary_key=True, autoincrement=False),
+    Column("person_id", Integer, nullable=False),
+    Column("link_type", String(40), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Where each mailbox is served and which target its links belong to (migration 0013, issue
+# 20), by lower-case mailbox address. `placed`/`placed_why`/`placed_at`: with
+# MAILBOX_BACKEND=hybrid, "graph" or "ews", why, and when it was decided (re-checked daily
+# and after a failed sync). `synced_target`: the target (kind and endpoint) the links' item
+# ids and the saved delta state come from; a sync on another target trusts neither.
+mailbox_targets = Table(
+    "mailbox_targets",
+    metadata,
+    Column("address", String(255), primary_key=True),
+    Column("placed", String(16)),
+    Column("placed_why", Text),
+    Column("placed_at", DateTime(timezone=True)),
+    Column("synced_target", String(512)),
+    Column("synced_at", DateTime(timezone=True)),
 )
 
 # -- the people index's second set of tables (migration 0014): what a rebuild fills -------

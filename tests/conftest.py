@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from real_sage import sage_template, sage_url  # noqa: F401 - fixtures: a seeded Sage in PostgreSQL
 from typer.testing import CliRunner
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ ENV_NAMES = (
     "SLACK_API_URL",
     "SUMMARY_CHANNEL",
     "LOG_FORMAT",
+    "ADMIN_CHANNEL",
+    "METRICS_PORT",
+    "ALERT_AFTER_FAILURES",
 )
 
 PG_ADMIN_URL = os.environ.get(

@@ -25,6 +25,7 @@ from sync_engine.cli.core import (
 )
 from sync_engine.model import WEEKDAYS, SyncResult
 from sync_engine.report import counts_line, detail_lines
+from sync_engine.service import MailboxStatus
 from sync_engine.terminal import one_line, visible
 
 # -- syncing ------------------------------------------------------------------------------
@@ -106,37 +107,65 @@ def print_result(r: SyncResult) -> None:
 @app.command()
 @friendly
 def status(as_json: Json = False) -> None:
-    """Every mailbox: list size, last and next sync, the last error in plain words."""
-    statuses = engine().statuses()
+    """Every mailbox (list size, last and next sync, the last error in plain words) and
+    every open problem with its fix; exit code 1 while a problem is open (cron, monitoring).
+    Also a write-back pause, and Sage's own words on the last syncs' failed write-backs."""
+    from sync_engine.ops.problems import open_problems
+
+    e = engine()
+    statuses = e.statuses()
+    problems = open_problems(e).problems
+    paused = e.write_back_paused()
     if as_json:
         print_json(
-            [
-                {
-                    "email": s.email,
-                    "mailbox": s.mailbox,
-                    "subscriptions": s.subscriptions,
-                    "linked": s.linked,
-                    "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None,
-                    "last_status": s.last_status,
-                    "last_error": s.last_error,
-                    "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
-                    "consecutive_failures": s.consecutive_failures,
-                }
-                for s in statuses
-            ]
+            {
+                "mailboxes": [
+                    {
+                        "email": s.email,
+                        "mailbox": s.mailbox,
+                        "subscriptions": s.subscriptions,
+                        "linked": s.linked,
+                        "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None,
+                        "last_status": s.last_status,
+                        "last_error": s.last_error,
+                        "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
+                        "consecutive_failures": s.consecutive_failures,
+                        "write_back_notes": s.write_back_notes,
+                        "target": s.target or None,
+                        "target_reason": s.target_reason,
+                    }
+                    for s in statuses
+                ],
+                "problems": [p.as_json() for p in problems],
+                "write_back_paused": paused,
+            }
         )
-        return
+    else:
+        print_statuses(statuses, paused)
+        for p in problems:
+            out.print(f"problem: {p.summary}", markup=False)
+            out.print(f"  fix: {p.fix}", markup=False)
+    if problems:
+        err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} open", markup=False)
+        raise typer.Exit(1)
+
+
+def print_statuses(statuses: list[MailboxStatus], paused: str | None = None) -> None:
+    if paused:
+        out.print(paused, markup=False)
     if not statuses:
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
         return
     table = Table()
-    for column in ("mailbox", "in list", "linked", "last sync", "result", "next due", "last error"):
+    columns = ("mailbox", "target", "in list", "linked", "last sync", "result", "next due")
+    for column in (*columns, "last error"):
         table.add_column(column)
     for s in statuses:
         last = local_time(s.last_run_at) if s.last_run_at else "never"
         due = local_time(s.next_due_at) if s.next_due_at else "—"
         table.add_row(
             s.mailbox,
+            s.target or "—",
             str(s.subscriptions),
             str(s.linked),
             last,
@@ -145,6 +174,21 @@ def status(as_json: Json = False) -> None:
             s.last_error or "",
         )
     out.print(table)
+    # why each mailbox has its target: the setting itself, or (hybrid) what Graph answered
+    reasons = {s.target_reason for s in statuses}
+    if len(reasons) == 1:
+        out.print(f"target: {reasons.pop()}", markup=False)
+    else:
+        for s in statuses:
+            out.print(
+                f"{s.mailbox}: {s.target or 'target not decided yet'}, {s.target_reason}",
+                markup=False,
+            )
+    notes = [note for s in statuses for note in s.write_back_notes]
+    if notes:  # the CRM's own words: the admin's, never shown to the salesperson
+        out.print("Write-back at the last syncs, in Sage CRM's words:")
+        for note in notes:
+            out.print(f"  {note}", markup=False)
 
 
 @app.command()

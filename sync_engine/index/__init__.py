@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -163,19 +163,6 @@ class PeopleIndex:
         with self.db.connect() as conn:
             status = read_status(conn)
             return query.search(conn, SETS[status.live_set], parsed) if status.ready else None
-
-    def lag(self) -> timedelta | None:
-        """How far the index is behind the CRM: the CRM's latest change time minus the
-        latest change the index has applied (zero when it has them all); None while it is
-        not built or the CRM has no change time. One CRM statement (for metrics)."""
-        with self.db.connect() as conn:
-            status = read_status(conn)
-        if not status.ready:
-            return None
-        latest = self.crm.latest_change()
-        if latest is None or status.watermark is None:
-            return None
-        return max(latest - status.watermark, timedelta(0))
 
     def _look_due(self) -> bool:
         return self._looked is None or self.monotonic() - self._looked >= self.LOOK_EVERY

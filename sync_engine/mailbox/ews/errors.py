@@ -23,7 +23,12 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 
-from sync_engine.mailbox.base import MailboxAccessError, MailboxError
+from sync_engine.mailbox.base import (
+    MailboxAccessError,
+    MailboxCredentialsError,
+    MailboxError,
+    MailboxNotFound,
+)
 from sync_engine.model import WriteResult
 
 log = logging.getLogger(__name__)
@@ -111,7 +116,7 @@ class AccessWords:
                 f"-User {who} -CustomRecipientWriteScope SalesTeam (see docs/exchange-server.md)."
             )
         if isinstance(exc, ErrorNonExistentMailbox):
-            return MailboxAccessError(
+            return MailboxNotFound(
                 f"Exchange has no mailbox for {self.address}. Check the user's e-mail address in "
                 f"the CRM, or ask the Exchange admin whether the mailbox was moved or removed."
             )
@@ -131,7 +136,7 @@ class AccessWords:
                 f"Exchange denied {who} access to the Contacts folder of {self.address}: {fix}."
             )
         if isinstance(exc, UnauthorizedError):
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 f"Exchange at {self._url} rejected the login of {who} (HTTP 401). Check "
                 f"EWS_USERNAME and EWS_PASSWORD, and that EWS_AUTH ({self._settings.ews_auth}) "
                 f"is enabled on the EWS virtual directory."

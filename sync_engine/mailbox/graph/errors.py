@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from sync_engine.mailbox.base import MailboxAccessError, MailboxError
+from sync_engine.mailbox.base import (
+    MailboxAccessError,
+    MailboxCredentialsError,
+    MailboxError,
+    MailboxNotFound,
+)
 from sync_engine.mailbox.graph.transport import (
     ITEM_NOT_FOUND,
     RETRY_STATUSES,
@@ -33,8 +38,28 @@ USER_NOT_FOUND = frozenset(
 )
 
 
+# KB 4462988 ("REST API is not yet supported for this mailbox"): HTTP 404 with one of these
+# codes for a mailbox that is not in Exchange Online (on Exchange Server in a hybrid
+# organisation; also an inactive or unlicensed one).
+NOT_IN_EXCHANGE_ONLINE = frozenset({"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI"})
+
+
 class UnknownUser(Exception):
     """`/users/{address}` named nobody: the address may be an SMTP address, not the UPN."""
+
+
+class OnPremises(MailboxAccessError):
+    """Exchange Online does not hold this mailbox (KB 4462988): in a hybrid organisation it
+    is on Exchange Server, where EWS serves it (MAILBOX_BACKEND=hybrid)."""
+
+    def __init__(self, address: str, code: str) -> None:
+        super().__init__(
+            f"Exchange Online does not serve the mailbox of {address} (Graph says {code}): "
+            "it is on Exchange Server, or has no Exchange Online licence. To serve mailboxes "
+            "on Exchange Server too, set MAILBOX_BACKEND=hybrid with the EWS settings "
+            "(docs/exchange-online.md)."
+        )
+        self.code = code
 
 
 def failure(answer: Answer, *, item_id: str | None = None) -> WriteResult:
@@ -81,23 +106,23 @@ class AccessWords:
         error = str(result.get("error", ""))
         text = first_line(str(result.get("error_description", "")))
         if codes & {7000215, 7000222, 7000216}:
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 "Microsoft Entra ID refused GRAPH_CLIENT_SECRET (wrong or expired): create a new "
                 "client secret under the app registration's Certificates & secrets and set "
                 f"GRAPH_CLIENT_SECRET to its Value, not its Secret ID. ({text})"
             )
         if codes & {700016}:
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 f"There is no app {self._client_id} in tenant {self._tenant}: check "
                 f"GRAPH_CLIENT_ID and GRAPH_TENANT_ID. ({text})"
             )
         if codes & {90002, 90072}:
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 f"Microsoft Entra ID does not know tenant {self._tenant}: check "
                 f"GRAPH_TENANT_ID. ({text})"
             )
         if error in {"invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"}:
-            return MailboxAccessError(f"Microsoft Entra ID refused the app's sign-in: {text}")
+            return MailboxCredentialsError(f"Microsoft Entra ID refused the app's sign-in: {text}")
         return MailboxError(f"Microsoft Entra ID could not issue a token now ({error}): {text}")
 
     def _ok_json(self, response: httpx.Response) -> dict[str, Any]:
@@ -118,7 +143,7 @@ class AccessWords:
         """401/403, and 404 for the mailbox itself, stop the run for this mailbox: an admin acts."""
         code, message = answer.code, answer.message
         if answer.status == 401:
-            raise MailboxAccessError(
+            raise MailboxCredentialsError(
                 f"Microsoft Graph refused the app's token for {self.address} ({code}). "
                 "Check GRAPH_TENANT_ID and GRAPH_CLIENT_ID, and that the app holds the "
                 "application permission Contacts.ReadWrite with admin consent."
@@ -133,9 +158,11 @@ class AccessWords:
                 )
             raise MailboxAccessError(self._permission_text(token_roles_or_none(self)))
         if answer.status == 404 and not (item_level and code in ITEM_NOT_FOUND):
+            if code in NOT_IN_EXCHANGE_ONLINE:
+                raise OnPremises(self.address, code)
             if code in USER_NOT_FOUND and not self._user_resolved:
                 raise UnknownUser(code)
-            raise MailboxAccessError(
+            raise MailboxNotFound(
                 f"There is no Exchange Online mailbox for {self.address} in tenant "
                 f"{self._tenant} (Graph says {code or 'not found'}). Check the address and "
                 "that the user has an Exchange Online licence." + self._lookup_hint

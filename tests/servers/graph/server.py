@@ -49,9 +49,11 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         self.tenant_id = "8a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
         self.client_id = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
         self.client_secret = "loopback-" + secrets.token_urlsafe(24)
+        self.secret_expired = False  # expire_secret(): the token endpoint answers AADSTS7000222
         self.roles: list[str] = ["Contacts.ReadWrite"]
         self.token_lifetime = 3599
         self.delta_supported = True
+        self.throttled_batch_status = 424  # the envelope of a batch with throttled items
         # Seconds one Outlook operation takes (0 in tests): a direct request costs one, a batch
         # one per wave of four, since Graph runs four of its requests at a time.
         self.op_latency = 0.0
@@ -70,6 +72,7 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         self._deltas: dict[str, DeltaState] = {}
         self._faults: list[Fault] = []
         self._last_ts = datetime.now(UTC) - timedelta(days=1)
+        self.clock_ahead = timedelta(0)  # `tick`: the server's clock ahead of the real one
         self._tmp = tempfile.TemporaryDirectory(prefix="graph-loopback-")
         self._ca = trustme.CA()
         cert = self._ca.issue_cert("127.0.0.1", "localhost")
@@ -187,10 +190,32 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         with self._lock:
             self._box(address).exists = False
 
+    def host_on_premises(self, address: str, on_premises: bool = True) -> None:
+        """Exchange Server holds this mailbox (hybrid): 404 MailboxNotEnabledForRESTAPI."""
+        with self._lock:
+            self._box(address).on_premises = on_premises
+
     def block_mailbox(self, address: str) -> None:
         """An application access policy excludes this mailbox: 403 ErrorAccessDenied."""
         with self._lock:
             self._box(address).blocked = True
+
+    def unblock_mailbox(self, address: str) -> None:
+        """The admin adds the mailbox to the application access policy's group."""
+        with self._lock:
+            self._box(address).blocked = False
+
+    def expire_secret(self) -> None:
+        """The app's client secret passes its end date: every token issued so far expires
+        and the token endpoint refuses the secret (401 invalid_client, AADSTS7000222)."""
+        with self._lock:
+            self.secret_expired = True
+        self.expire_tokens()
+
+    def renew_secret(self) -> None:
+        """An admin added a new client secret (same value here): tokens are issued again."""
+        with self._lock:
+            self.secret_expired = False
 
     def expire_tokens(self) -> None:
         """Every token issued so far expires now (Graph answers 401 InvalidAuthenticationToken)."""
