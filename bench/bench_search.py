@@ -29,10 +29,12 @@ import psycopg
 from rapidfuzz import fuzz, process
 from sqlalchemy import text
 
+from sync_engine.crm import schema
 from sync_engine.crm.embedded import EmbeddedCrm, seed_large
 from sync_engine.crm.search import fold, parse_query, search_people
 from sync_engine.crm.source import SageCrm
 from sync_engine.index import PeopleIndex
+from sync_engine.index.sets import SETS
 from sync_engine.model import CrmPerson
 from sync_engine.store import Store
 
@@ -162,7 +164,7 @@ def fresh_pg(admin: str, name: str) -> str:
 
 
 def size_mb(store: Store) -> float:
-    tables = ("people_index", "index_terms", "index_term_keys", "index_postings")
+    tables = [name for tables in SETS for name in tables.names]  # the old set is emptied
     with store.engine.connect() as conn:
         if store.engine.dialect.name == "postgresql":
             total = sum(
@@ -196,6 +198,11 @@ def main() -> None:
         EmbeddedCrm(crm)  # writable check
         print(f"generating {args.people - have:,} people (once) …", flush=True)
         seed_large(crm, args.people - have)
+    with crm.engine.begin() as conn:  # a CRM kept from an older seed: today's indexes, statistics
+        for table in schema.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
+        conn.exec_driver_sql("ANALYZE")
     print("loading every row (for the queries and the naive baseline; not timed) …", flush=True)
     people = list(crm.iter_people())
     print(f"CRM: {len(people):,} live people")

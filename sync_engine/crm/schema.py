@@ -105,6 +105,8 @@ person = Table(
     Index("ix_pers_companyid", "Pers_CompanyId"),
     Index("ix_pers_primaryuserid", "Pers_PrimaryUserId"),
     Index("ix_pers_updateddate", "Pers_UpdatedDate"),
+    # change detection: the person whose default address changed (issue 18), not a scan
+    Index("ix_pers_primaryaddressid", "Pers_PrimaryAddressId"),
 )
 
 email = Table(

@@ -458,6 +458,10 @@ def change_queries(since: datetime | None) -> list[ChangeQuery]:
     for query, person_id, stamp in sources:
         if since is not None:
             query = query.where(stamp > since)
+            if stamp is a.c.Addr_UpdatedDate:  # from the few changed addresses, not every person
+                query = query.where(
+                    p.c.Pers_PrimaryAddressId.in_(select(a.c.Addr_AddressId).where(stamp > since))
+                )
         out.append(ChangeQuery(query, person_id))
     return out
 

@@ -155,30 +155,30 @@ class PeopleIndex:
         last looked more than LOOK_EVERY seconds ago."""
         with self.db.connect() as conn:
             status = read_status(conn)
-            if status.ready and not self._look_due():
-                return query.search(conn, SETS[status.live_set], parsed)
-        if not status.ready:
-            return None
-        self._catch_up(status)
-        with self.db.connect() as conn:
-            status = read_status(conn)
-            return query.search(conn, SETS[status.live_set], parsed) if status.ready else None
+            if status.ready and self._look_due() and self._catch_up(status):
+                conn.rollback()  # a snapshot that has the changes (SQLite)
+                status = read_status(conn)
+            if not status.ready:
+                return None
+            return query.search(conn, SETS[status.live_set], parsed)
 
     def _look_due(self) -> bool:
         return self._looked is None or self.monotonic() - self._looked >= self.LOOK_EVERY
 
-    def _catch_up(self, status: IndexStatus) -> None:
-        """One look at the CRM's latest change time; its changes applied if there are any.
-        A failure is logged and the search answers from the index as it is."""
+    def _catch_up(self, status: IndexStatus) -> bool:
+        """One look at the CRM's latest change time, and its changes applied if there are
+        any (True then). A failure is logged and the search answers from the index as it is."""
         self._looked = self.monotonic()
         try:
             latest = self.crm.latest_change()
             if latest is None or (status.watermark is not None and latest <= status.watermark):
-                return
+                return False
             refresh_.refresh(self.db, self.crm, sweep=False, latest=latest)
+            return True
         except (CrmError, SQLAlchemyError) as exc:
             log.warning(
                 "search could not bring the people index up to date: %s",
                 exc,
                 extra={"event": "index_catch_up_failed", "error": str(exc)},
             )
+            return False
