@@ -34,7 +34,17 @@ from bot.blocks import (
     text_length,
     when,
 )
-from bot.failures import TEAM_FAILED, for_salesperson
+from chat.failures import TEAM_FAILED, for_salesperson
+from chat.words import (
+    ACTIONS,
+    DUPLICATES_LABEL,
+    FAILURE_HINT,
+    MAX_WARNINGS,
+    NAMES_PER_KIND,
+    NOTHING_CHANGED,
+    SHORT,
+    sync_title,
+)
 from sync_engine.model import CrmUser, DigestPrefs, Outcome, SyncResult
 
 if TYPE_CHECKING:
@@ -42,41 +52,10 @@ if TYPE_CHECKING:
     from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
+__all__ = ["ACTIONS", "FAILURE_HINT", "SHORT"]
 
-# In the order a reader cares about, with the words a salesperson uses.
-ACTIONS: tuple[tuple[str, str], ...] = (
-    ("created", "Created in your Contacts"),
-    ("linked", "Linked to a contact you already had"),
-    ("updated", "Updated from the CRM"),
-    ("unlinked", "Unlinked (still in your mailbox, no longer kept up to date)"),
-    ("deleted", "Deleted from your mailbox (gone from the CRM)"),
-    ("forgotten", "Deleted by you in Outlook, so taken off My CRM Contacts"),
-    ("written_back", "Your Outlook edits, sent to the CRM"),
-    ("conflict", "Your Outlook edits the CRM overruled (it changed the same field)"),
-    ("held", "Held back for safety"),
-)
-SHORT = {
-    "created": "created",
-    "linked": "linked to an existing contact",
-    "updated": "updated",
-    "unlinked": "unlinked",
-    "deleted": "deleted",
-    "forgotten": "deleted in Outlook",
-    "written_back": "sent to the CRM",
-    "conflict": "overruled by the CRM",
-    "held": "held back",
-    "failed": "failed",
-}
-# Names listed per kind before "and N more"; keeps a long result within 50 blocks.
-NAMES_PER_KIND = 25
-MAX_WARNINGS = 5
-FAILURE_HINT = (
-    "I retry these at the next sync. If one keeps failing, check the person in the CRM "
-    "and the contact in Outlook, or send this message to your admin."
-)
-DUPLICATES_TITLE = (
-    "*Possible duplicates* — similar contacts already in your mailbox that I did not link "
-    "(only an exact name and company match is linked):"
+DUPLICATES_TITLE = "*Possible duplicates* —" + DUPLICATES_LABEL.removeprefix(
+    "Possible duplicates —"
 )
 # Where to see everything a long list left out (UX 8).
 SEE_ALL = f"`{COMMAND} list` shows everyone in My CRM Contacts."
@@ -108,7 +87,7 @@ def summary_blocks(
     possible_duplicates: Sequence[str] = (),
     warnings: Sequence[str] = (),
     error: str | None = None,
-    nothing: str = "Nothing changed: your mailbox was already up to date.",
+    nothing: str = NOTHING_CHANGED,
     subtitle: str = "",
     reserve: int = 0,
 ) -> tuple[str, list[Block]]:
@@ -192,8 +171,8 @@ def _outcome_line(outcome: Outcome) -> str:
 
 def sync_result_message(result: SyncResult) -> tuple[str, list[Block]]:
     """The DM after a hand-run sync (always sent: the user asked for it)."""
-    title = f"{'Dry run of' if result.dry_run else 'Sync of'} {result.mailbox}"
-    title += " — failed" if result.error and not result.outcomes else " — done"
+    failed = bool(result.error and not result.outcomes)
+    title = sync_title(result.mailbox, dry_run=result.dry_run, failed=failed)
     return summary_blocks(
         title,
         result.outcomes,
