@@ -35,6 +35,8 @@ from bot.blocks import (
     when,
 )
 from chat.failures import TEAM_FAILED, for_salesperson
+from chat.summary import counts as count_words
+from chat.summary import digest_content, failures, groups
 from chat.words import (
     ACTIONS,
     DUPLICATES_LABEL,
@@ -99,17 +101,8 @@ def summary_blocks(
     and "…and N more" with where to see all. Failures, what the user most needs, get a
     double share of the room the lists divide.
     """
-    failed = [o for o in outcomes if o.action == "failed"]
-    done = [o for o in outcomes if o.action != "failed"]
-    counts = [
-        plural(sum(1 for o in done if o.action == key), SHORT[key], SHORT[key])
-        for key, _ in ACTIONS
-        if any(o.action == key for o in done)
-    ]
-    if failed:
-        counts.append(f"{len(failed)} failed")
-    if possible_duplicates:
-        counts.append(plural(len(possible_duplicates), "possible duplicate"))
+    failed = failures(outcomes)
+    counts = count_words(outcomes, possible_duplicates)
 
     head: list[Block] = [section(f"*{fit_escaped(title, 300)}*")]
     if subtitle:  # mrkdwn made by us (dates), never a CRM value
@@ -124,12 +117,10 @@ def summary_blocks(
     hint = [context(FAILURE_HINT)] if failed else []
 
     lists: list[_List] = []
-    for key, label in ACTIONS:
-        group = [o for o in done if o.action == key]
-        if group:
-            lines = [_outcome_line(o) for o in group[:NAMES_PER_KIND]]
-            hidden = len(group) - len(lines)
-            lists.append(_List(f"*{label}* ({len(group)})", lines, SEE_ALL, hidden=hidden))
+    for _key, label, group in groups(outcomes):
+        lines = [_outcome_line(o) for o in group[:NAMES_PER_KIND]]
+        hidden = len(group) - len(lines)
+        lists.append(_List(f"*{label}* ({len(group)})", lines, SEE_ALL, hidden=hidden))
     if failed:
         lines = [
             f"• *{fit_escaped(o.name, 200)}*: {fit_escaped(o.detail or 'no reason given', 400)}"
@@ -229,21 +220,17 @@ def digest_message(
 
     Rebuilt the same way after a click on its controls (the period is in the controls'
     block_id), so the message keeps its content and shows the new settings."""
-    activity = engine.activity(user, since, until)
-    outcomes = list(activity.outcomes)
-    seen = {(o.person_id, o.action, o.detail) for o in outcomes}
-    outcomes += [o for o in activity.failures if (o.person_id, o.action, o.detail) not in seen]
-    warnings = [*activity.warnings, *([for_salesperson("failed")] if activity.errors else [])]
-    if not outcomes and not activity.possible_duplicates and not warnings:
+    content = digest_content(engine, user, since, until)
+    if content is None:
         return None
     prefs = engine.digest_prefs(user)
     return digest_blocks(
-        outcomes,
-        activity.possible_duplicates,
-        warnings,
+        content.outcomes,
+        content.possible_duplicates,
+        content.warnings,
         prefs,
         (since, until),
-        runs=activity.runs,
+        runs=content.runs,
         note=note,
     )
 
