@@ -45,6 +45,7 @@ from teams.cards.common import (
     VERB_PERSON_REMOVE,
     VERB_PREV,
     VERB_REMOVE,
+    VERB_SHOW,
     VERB_SYNC,
     VERB_TICK_ALL,
     VERB_TICK_NONE,
@@ -68,7 +69,15 @@ log = logging.getLogger(__name__)
 
 PERSONAL_ONLY = "I show contact details in our personal chat only: message me there."
 _MENTION = re.compile(r"<at>.*?</at>", re.S)
-PICKER_VERBS = {VERB_TICK_ALL, VERB_TICK_NONE, VERB_PREV, VERB_NEXT, VERB_ADD, VERB_REMOVE}
+PICKER_VERBS = {
+    VERB_TICK_ALL,
+    VERB_TICK_NONE,
+    VERB_PREV,
+    VERB_NEXT,
+    VERB_ADD,
+    VERB_REMOVE,
+    VERB_SHOW,
+}
 EXTENSION_RESULTS = 10
 
 

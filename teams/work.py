@@ -42,7 +42,7 @@ from teams.cards.common import (
 )
 from teams.cards.digest import DIGEST_CARD, digest_controls
 from teams.cards.person import no_match, person_card, person_choices
-from teams.cards.picker import picker_card
+from teams.cards.picker import picker_card, remove_confirm_card
 from teams.cards.results import (
     added_card,
     group_confirm_card,
@@ -144,7 +144,9 @@ def state_of(data: dict[str, Any]) -> PickerState | None:
 
 
 def picker_action(engine: Engine, user: CrmUser, verb: str, data: dict[str, Any]) -> Card:
-    """Select all, Deselect all, Previous, Next, Add / Remove selected."""
+    """Select all, Deselect all, Previous, Next, Add / Remove selected (and Cancel, which
+    shows the page again: VERB_SHOW)."""
+
     state = state_of(data)
     if state is None:
         return problem(STALE_PICKER)
@@ -157,6 +159,8 @@ def picker_action(engine: Engine, user: CrmUser, verb: str, data: dict[str, Any]
         if verb == VERB_ADD:
             result = engine.add(user, chosen)
             return added_card(result.added, result.already)
+        if data.get("confirmed") is not True:  # taking people away: ask first (UX 6)
+            return remove_confirm_card(current)
         removed = engine.remove(user, chosen)
         return removed_card(removed.removed, removed.not_in_list)
     if verb == VERB_TICK_NONE:

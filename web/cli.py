@@ -29,7 +29,6 @@ app.add_typer(teams_app, name="teams")
 def teams_web(settings: Settings, engine: Engine) -> Any:
     """The Teams front end for `serve`, or None when TEAMS_APP_ID (or the Playground) is
     not set; a wrong setting is one line (ConfigError)."""
-    from teams.front import TeamsFront
     from teams.settings import load_teams_settings
 
     teams = load_teams_settings()
@@ -38,14 +37,22 @@ def teams_web(settings: Settings, engine: Engine) -> Any:
     problem = teams.problem()
     if problem:
         raise ConfigError(problem)
+    from teams.front import TeamsFront
+
     return TeamsFront(engine, teams).wsgi
 
 
 def teams_clock(settings: Settings, engine: Engine) -> tuple[Any, Any, str | None]:
-    from teams.posters import clock_posters
+    """Digests and the team summary in Teams for the clock, when TEAMS_* is configured
+    (the Teams SDK is only imported then)."""
     from teams.settings import load_teams_settings
 
-    return clock_posters(engine, load_teams_settings())
+    teams = load_teams_settings()
+    if not teams.configured:
+        return None, None, None
+    from teams.posters import clock_posters
+
+    return clock_posters(engine, teams)
 
 
 FRONT_ENDS.append(teams_web)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chat.picker import MAX_OPTIONS, PAGE_SIZE, EmptyPicker, PickerPage, pages
-from chat.words import plural
+from chat.picker import MAX_OPTIONS, PAGE_SIZE, EmptyPicker, PickerPage, PickerState, pages
+from chat.words import plural, remove_question
 from teams.cards.common import (
     CARD_BUDGET,
     TICK_PREFIX,
@@ -18,6 +18,7 @@ from teams.cards.common import (
     VERB_NEXT,
     VERB_PREV,
     VERB_REMOVE,
+    VERB_SHOW,
     VERB_TICK_ALL,
     VERB_TICK_NONE,
     Card,
@@ -85,20 +86,22 @@ def picker_card(page: PickerPage | EmptyPicker) -> Card:
     ids = {p.id for p in choosable}
     elsewhere = len([i for i in state.selected if i not in ids])
     tally = f"{count} selected" + (f" ({elsewhere} on other pages)" if elsewhere else "")
-    closing = [line(run(tally, bold=True), run(f" · {fit(note, 500)}" if note else ""))]
+    # A toggle cannot redraw the card in Teams (an input has no action of its own in
+    # Adaptive Cards 1.5): the ticks on this page are counted at the next click.
+    hint = " · ticks on this page count when you click a button" if choosable else ""
+    closing = [
+        line(
+            run(tally, bold=True),
+            run(f" · {fit(note, 500)}" if note else "", italic=True),
+            run(hint, subtle=True),
+        )
+    ]
 
     data = {"state": state.to_value()}
     if adding:
-        main = execute(
-            f"Add {count} selected" if count else "Add selected", VERB_ADD, data, style="positive"
-        )
+        main = execute("Add selected to My CRM Contacts", VERB_ADD, data, style="positive")
     else:
-        main = execute(
-            f"Remove {count} selected" if count else "Remove selected",
-            VERB_REMOVE,
-            data,
-            style="destructive",
-        )
+        main = execute("Remove selected", VERB_REMOVE, data, style="destructive")
     actions = [main]
     if choosable:
         actions.append(
@@ -144,4 +147,19 @@ def _empty(page: EmptyPicker) -> Card:
         )
     return card(
         [words("My CRM Contacts is empty. `search <name or company>` finds people to add.")]
+    )
+
+
+def remove_confirm_card(state: PickerState) -> Card:
+    """Removing people asks first (UX 6); Cancel shows the page again, ticks kept."""
+    count = len(state.selected)
+    data = {"state": state.fitted().to_value()}
+    return card(
+        [words("Remove from My CRM Contacts?", bold=True), words(remove_question(count))],
+        [
+            execute(
+                f"Remove {count}", VERB_REMOVE, {**data, "confirmed": True}, style="destructive"
+            ),
+            execute("Cancel", VERB_SHOW, data),
+        ],
     )
