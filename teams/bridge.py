@@ -11,6 +11,7 @@ bounded pools of `bot`-style work queues, `teams.work`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -37,13 +38,27 @@ class LoopThread:
 
     def __init__(self, name: str = "crm-contacts-teams") -> None:
         self.loop = asyncio.new_event_loop()
+        self._stopped = False
         self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        if self._stopped:
+            coro.close()
+            raise RuntimeError("the Teams loop has stopped")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def close(self) -> None:
+    def close(self, grace: float = 5.0) -> None:
+        """Let the sends under way finish (a few seconds at most), then stop the loop."""
+
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=grace)
+
+        with contextlib.suppress(Exception):
+            self.run(drain(), grace + 1)
+        self._stopped = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
 
