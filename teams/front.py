@@ -174,7 +174,7 @@ class TeamsFront:
         if not self._tenant_ok(asker, conversation, service_url):
             return
         if not asker.conversation_id:
-            self._tell(conversation, service_url, PERSONAL_ONLY)
+            self._say(conversation, service_url, PERSONAL_ONLY)
             return
         text = _MENTION.sub("", str(raw.get("text") or "")).strip()
         sub, query = parse(text)
@@ -192,7 +192,7 @@ class TeamsFront:
             self._queue(lambda: reply(problem(message)), conversation, service_url)
             return
         if sub == "sync":
-            self._tell(conversation, service_url, SYNCING)
+            self._say(conversation, service_url, SYNCING)
             self._sync(asker, conversation, service_url)
             return
         use_case = work.COMMANDS[sub]
@@ -216,7 +216,11 @@ class TeamsFront:
                 log.exception("could not answer in Teams")
 
         if not submit(guarded, slow=slow):
-            later(lambda: self._tell(conversation, service_url, FULL))
+            self._say(conversation, service_url, FULL)
+
+    def _say(self, conversation: str, service_url: str, text: str) -> None:
+        """`_tell`, from a pool: handlers run on the SDK's loop and must never wait on it."""
+        later(lambda: self._tell(conversation, service_url, text))
 
     def _tell(self, conversation: str, service_url: str, text: str) -> None:
         try:
@@ -228,8 +232,7 @@ class TeamsFront:
         try:
             self.identities.check_tenant(asker)
         except NotMapped as exc:
-            message = str(exc)
-            later(lambda: self._tell(conversation, service_url, message))
+            self._say(conversation, service_url, str(exc))
             return False
         return True
 
@@ -339,7 +342,7 @@ class TeamsFront:
                 self._tell(conversation, service_url, "The sync could not run; try again soon.")
 
         if not submit(guarded, slow=True):
-            later(lambda: self._tell(conversation, service_url, FULL))
+            self._say(conversation, service_url, FULL)
 
     # -------------------------------------------------------------- message extension
 

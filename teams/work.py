@@ -150,8 +150,10 @@ def picker_action(engine: Engine, user: CrmUser, verb: str, data: dict[str, Any]
     state = state_of(data)
     if state is None:
         return problem(STALE_PICKER)
-    ticked = ticks(data)
-    current = state.merged(state.page, [i for i in ticked if i in state.page])
+    current = state
+    if any(str(key).startswith(TICK_PREFIX) for key in data):  # a picker page's toggles
+        ticked = ticks(data)
+        current = state.merged(state.page, [i for i in ticked if i in state.page])
     if verb in (VERB_ADD, VERB_REMOVE):
         chosen = list(current.selected)
         if not chosen:
