@@ -66,7 +66,7 @@ def test_search_ticks_survive_paging_then_add_selected(teams: Teams) -> None:
     assert "3 selected (3 on other pages)" in all_text(page2)
     second = toggles(page2)
     assert len(second) == 3 and not set(second) & set(first)
-    back = teams.click(page2, "◀ Previous", chat, ticks={list(second)[0]: True})["value"]
+    back = teams.click(page2, "◀ Previous", chat, ticks={next(iter(second)): True})["value"]
     ticked_back = [
         e for e in back["body"] if e.get("type") == "Input.Toggle" and e["value"] == "true"
     ]
@@ -75,7 +75,7 @@ def test_search_ticks_survive_paging_then_add_selected(teams: Teams) -> None:
     text = all_text(done)
     assert "Added 4 people to My CRM Contacts" in text
     mine = {p.id for p in teams.engine.my_list(teams.engine.user(ALICE))}
-    assert mine == {*picked_here, list(second)[0]}
+    assert mine == {*picked_here, next(iter(second))}
 
 
 def test_unknown_command_other_tenant_guest_and_group_chat_get_one_line(teams: Teams) -> None:

@@ -117,21 +117,17 @@ def test_search_tick_two_pages_add_sync_in_the_agents_playground(
     from playwright.sync_api import expect, sync_playwright
 
     # The CRM: Alex, salesperson, and twelve people at one company (two pages of ten).
-    cli.ok("crm", "add-user", "--email", ALEX, "--first", "Alex", "--last", "Wilber")
+    from sync_engine.config import load_settings
+    from sync_engine.crm.embedded import EmbeddedCrm
+    from sync_engine.service import Engine
+
+    engine = Engine(load_settings())
+    crm = EmbeddedCrm(engine.crm)
+    crm.add_user(ALEX, "Alex", "Wilber")
     for first, last in PEOPLE:
         email = f"{first.lower()}.{last.lower()}@contoso.example"
-        cli.ok(
-            "crm",
-            "add-person",
-            "--first",
-            first,
-            "--last",
-            last,
-            "--company",
-            COMPANY,
-            "--email",
-            email,
-        )
+        crm.add_person(first=first, last=last, company=COMPANY, email=email)
+    engine.close()
 
     with graph_server() as graph:
         graph.roles.append("User.Read.All")
