@@ -117,6 +117,18 @@ def asker_of(raw: dict[str, Any]) -> Asker:
     )
 
 
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def on_this_machine(service_url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return (urlsplit(service_url).hostname or "") in LOOPBACK
+    except ValueError:
+        return False
+
+
 class TeamsFront:
     """The Teams SDK app inside `crm-contacts serve`, and what it needs to answer."""
 
@@ -142,27 +154,48 @@ class TeamsFront:
     def _register(self) -> None:
         app = self.app
 
+        def raw_of(ctx: Any) -> dict[str, Any] | None:
+            """The activity as Teams sent it; None for one to drop: with TEAMS_PLAYGROUND
+            (no token checked) anything whose serviceUrl is not on this machine, so no
+            answer carrying contact details can be sent elsewhere."""
+            raw = dict(ctx.activity.model_dump(by_alias=True, exclude_none=True))
+            if self.settings.teams_playground and not on_this_machine(
+                str(raw.get("serviceUrl") or "")
+            ):
+                log.warning(
+                    "dropped an activity for a serviceUrl off this machine (TEAMS_PLAYGROUND)",
+                    extra={"event": "teams_playground_remote"},
+                )
+                return None
+            return raw
+
         @app.on_message
         async def on_message(ctx: Any) -> None:
-            self.message(ctx.activity.model_dump(by_alias=True, exclude_none=True))
+            raw = raw_of(ctx)
+            if raw is not None:
+                self.message(raw)
 
         @app.on_card_action
         async def on_card_action(ctx: Any) -> Any:
-            return await self.card_action(ctx.activity.model_dump(by_alias=True, exclude_none=True))
+            raw = raw_of(ctx)
+            return None if raw is None else await self.card_action(raw)
 
         @app.on_message_ext_query
         async def on_query(ctx: Any) -> Any:
-            return await self.extension_query(
-                ctx.activity.model_dump(by_alias=True, exclude_none=True)
-            )
+            raw = raw_of(ctx)
+            return None if raw is None else await self.extension_query(raw)
 
         @app.on_conversation_update
         async def on_conversation_update(ctx: Any) -> None:
-            self.installed(ctx.activity.model_dump(by_alias=True, exclude_none=True))
+            raw = raw_of(ctx)
+            if raw is not None:
+                self.installed(raw)
 
         @app.on_install_add
         async def on_install(ctx: Any) -> None:
-            self.installed(ctx.activity.model_dump(by_alias=True, exclude_none=True))
+            raw = raw_of(ctx)
+            if raw is not None:
+                self.installed(raw)
 
     # -------------------------------------------------------------- messages
 

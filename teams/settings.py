@@ -47,6 +47,11 @@ class TeamsSettings(BaseSettings):
     def problem(self) -> str | None:
         """What is missing or wrong, in one line; None when the settings can run."""
         if self.teams_playground:
+            if self.teams_app_id:
+                return (
+                    "TEAMS_PLAYGROUND is for the local Agents Playground only: unset it, or "
+                    "unset TEAMS_APP_ID to try the bot in the Playground."
+                )
             if not self.teams_tenant_id:
                 return "TEAMS_TENANT_ID is not set: use the Playground's tenant id."
             return None

@@ -131,6 +131,8 @@ def teams_bot(home: Any, monkeypatch: Any, **settings: str) -> Iterator[Teams]:
             for name, value in {**graph.env(), **connector.env(), **settings}.items():
                 if name != "MAILBOX_BACKEND":
                     monkeypatch.setenv(name, value)
+            if settings.get("TEAMS_PLAYGROUND"):
+                monkeypatch.delenv("TEAMS_APP_ID")
             engine = Engine(load_settings())
             seed_demo(engine.crm)
             crm = EmbeddedCrm(engine.crm)

@@ -308,3 +308,24 @@ def test_card_data_from_the_client_is_not_trusted(teams: Teams) -> None:
     )["value"]
     assert "out of date" in all_text(odd)
     assert not teams.engine.my_list(teams.engine.user(ALICE))
+
+
+def test_playground_mode_answers_only_this_machine(home, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """TEAMS_PLAYGROUND checks no token (the Playground sends none): an activity whose
+    serviceUrl is elsewhere is dropped, so no answer with contact details leaves."""
+    caplog.set_level(logging.WARNING)
+    with teams_bot(home, monkeypatch, TEAMS_PLAYGROUND="true") as pg:
+        c = pg.connector
+        chat = c.conversation()
+        evil = c.activity(chat, text="list", user=ALICE_AAD)
+        evil["serviceUrl"] = "https://evil.example/teams"
+        assert c.send(pg.url, evil, token=None).status_code == 200
+        time.sleep(1.0)
+        assert not c.posted and not c.refused
+        assert "dropped an activity" in caplog.text
+        local = c.activity(chat, text="help", user=ALICE_AAD)
+        assert c.send(pg.url, local, token=None).status_code == 200
+        deadline = time.monotonic() + 10
+        while not c.refused:  # it answered here (the loopback Connector wants a token)
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
