@@ -159,3 +159,12 @@ def remember_channel(
                     front_end=front_end, kind="channel", account_id=channel_id, **values
                 )
             )
+
+
+def time_zone(engine: Engine, user_id: int) -> str | None:
+    """The user's time zone as another front end last gave it (for a user with no Slack
+    zone: the digest comes at their local hour wherever they chat)."""
+    for account in of_user(engine, user_id):
+        if account.tz:
+            return account.tz
+    return None
