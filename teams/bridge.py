@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from microsoft_teams.apps.http.adapter import HttpRequest, HttpResponse, HttpRouteHandler
 
+from sync_engine.ops.metrics import ack_timer
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -129,7 +131,8 @@ class TeamsWsgi:
         }
         request = HttpRequest(body=body, headers=headers)
         try:
-            response: HttpResponse = self.loop.run(handler(request), REQUEST_TIMEOUT)
+            with ack_timer("teams"):  # the same ack-latency metric as Slack's
+                response: HttpResponse = self.loop.run(handler(request), REQUEST_TIMEOUT)
         except FutureTimeout:
             log.warning("a Teams activity took too long to answer", extra={"event": "slow"})
             return _reply(start_response, "503 Service Unavailable", {"error": "Busy"})
