@@ -78,15 +78,25 @@ def team_poster(engine: Engine, sender: Sender, channel_id: str):  # type: ignor
     return post
 
 
+_OUTBOX: dict[str, Sender] = {}
+
+
+def clock_sender(teams: TeamsSettings) -> Sender:
+    """One SDK app and loop per clock process, for every proactive message."""
+    if "sender" not in _OUTBOX:
+        loop = LoopThread("crm-contacts-teams-clock")
+        app = sdk_app(teams, RouteAdapter())
+        loop.run(app.initialize(), 30)
+        _OUTBOX["sender"] = Sender(app.api, loop)
+    return _OUTBOX["sender"]
+
+
 def clock_posters(engine: Engine, teams: TeamsSettings):  # type: ignore[no-untyped-def]
     """(account poster, team poster, channel) for the clock process; Nones when Teams is
     not configured."""
     if not teams.configured or teams.problem():
         return None, None, None
-    loop = LoopThread("crm-contacts-teams-clock")
-    app = sdk_app(teams, RouteAdapter())
-    loop.run(app.initialize(), 30)
-    sender = Sender(app.api, loop)
+    sender = clock_sender(teams)
     channel = teams.teams_summary_channel
     team = team_poster(engine, sender, channel) if channel else None
     return TeamsDigests(engine, sender), team, channel

@@ -31,6 +31,8 @@ class TeamsSettings(BaseSettings):
     # A channel (its id, 19:…@thread.tacv2) where the team summary goes; the app must be
     # installed in its team.
     teams_summary_channel: str | None = None
+    # A channel (19:…@thread.tacv2) for admin alerts (as ADMIN_CHANNEL is Slack's).
+    teams_admin_channel: str | None = None
     # Microsoft 365 Agents Playground on this machine only: accept activities without a
     # token (the Playground sends none). Refused unless the server listens on loopback.
     teams_playground: bool = False

@@ -144,7 +144,7 @@ def teams_bot(home: Any, monkeypatch: Any, **settings: str) -> Iterator[Teams]:
                     email=f"{first.lower()}@designright.example",
                 )
             front = TeamsFront(engine, load_teams_settings())
-            server = HttpServer(SlackWsgi(None, [front.wsgi]), "127.0.0.1", 0)
+            server = HttpServer(SlackWsgi(None, others=[front.wsgi]), "127.0.0.1", 0)
             server.start()
             try:
                 yield Teams(

@@ -329,3 +329,28 @@ def test_playground_mode_answers_only_this_machine(home, monkeypatch, caplog) ->
         while not c.refused:  # it answered here (the loopback Connector wants a token)
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_admin_alerts_go_to_the_teams_admin_channel_once_the_app_is_there(teams: Teams) -> None:
+    from sync_engine.ops.alerts import Notice
+    from sync_engine.ops.problems import Problem
+    from teams.alerts import TeamsAlerts
+
+    c = teams.connector
+    channel = c.conversation("channel")
+    problem = Problem(
+        "mailbox_failing", "mailbox:1", "**alice@example.com** <at>x</at> fails", "Check EWS."
+    )
+    alerts = TeamsAlerts(teams.engine, teams.front.sender, channel)
+    with pytest.raises(RuntimeError):  # not installed there yet: kept for the next cycle
+        alerts.send(Notice(True, (problem,)))
+    team_data = {"team": {"id": channel}, "channel": {"id": channel}}
+    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
+    install["action"] = "add"
+    answer = c.send(teams.url, install)
+    assert answer.status_code == 200, answer.text
+    alerts.send(Notice(True, (problem,)))
+    posted = c.wait_for(channel, "Problem")
+    runs = [i for b in posted.card["body"] for i in b.get("inlines", [])]
+    assert any(r["text"].endswith("**alice@example.com** <at>x</at> fails") for r in runs)
+    assert "Fix: Check EWS." in posted.text

@@ -14,6 +14,7 @@ import typer
 
 import bot.cli  # noqa: F401 - registers serve and scheduler
 from bot.cli import POSTERS
+from bot.ops import ADMIN_SENDERS
 from bot.server import FRONT_ENDS
 from sync_engine.cli import app, friendly, out, run_cli
 from sync_engine.config import ConfigError
@@ -55,8 +56,22 @@ def teams_clock(settings: Settings, engine: Engine) -> tuple[Any, Any, str | Non
     return clock_posters(engine, teams)
 
 
+def teams_alerts(settings: Settings, engine: Engine) -> Any:
+    """Admin alerts to TEAMS_ADMIN_CHANNEL, when Teams is configured and it is set."""
+    from teams.settings import load_teams_settings
+
+    teams = load_teams_settings()
+    if not teams.configured or teams.problem() or not teams.teams_admin_channel:
+        return None
+    from teams.alerts import TeamsAlerts
+    from teams.posters import clock_sender
+
+    return TeamsAlerts(engine, clock_sender(teams), teams.teams_admin_channel)
+
+
 FRONT_ENDS.append(teams_web)
 POSTERS.append(teams_clock)
+ADMIN_SENDERS.append(teams_alerts)
 
 
 @teams_app.command("package")
