@@ -301,8 +301,8 @@ class Scheduler:
         self.summary_poster = summary_poster
         self.team_poster = team_poster
         self.account_poster = account_poster
-        # where the team summary goes: SUMMARY_CHANNEL, or another front end's channel
-        self.team_channel = team_channel or self.settings.summary_channel
+        # another front end's channel for the team summary when SUMMARY_CHANNEL is not set
+        self._other_channel = team_channel
         self.policy = policy or Policy(
             interval=timedelta(seconds=self.settings.sync_interval_seconds)
         )
@@ -311,6 +311,12 @@ class Scheduler:
         self.after_cycle = list(after_cycle)  # metrics, health and alerts (ops.clock)
         # SUMMARY_CHANNEL as it was when the chat service refused it (no retry until it changes)
         self._refused_channel: str | None = None
+
+    @property
+    def team_channel(self) -> str | None:
+        """Where the team summary goes: SUMMARY_CHANNEL (as the settings are now), or
+        another front end's channel."""
+        return self.settings.summary_channel or self._other_channel
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
