@@ -174,6 +174,22 @@ class EmptyPicker:
     query: str
 
 
+def carried(page: PickerPage) -> tuple[PickerState, list[PersonView], str]:
+    """What a drawn page carries in its buttons: its state with this page's options (within
+    a state's limit: the oldest ticks dropped, never cut), the options, and the note to
+    show (saying so when ticks were dropped)."""
+    choosable = list(page.choosable)[:MAX_OPTIONS]
+    state = replace(page.state, page=tuple(p.id for p in choosable)).fitted()
+    note = page.note
+    dropped = len(page.state.selected) - len(state.selected)
+    if dropped > 0:
+        note = (
+            f"I keep the last {len(state.selected)} ticks; {dropped} earlier ones were "
+            "dropped: add these, then pick more"
+        )
+    return state, choosable, note
+
+
 def picker_page(
     engine: Engine,
     user: CrmUser,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from sync_engine import tables as t
 from sync_engine.model import CrmUser
@@ -110,17 +110,7 @@ def remember_user(
                 c.account_id != account_id,
             )
         )
-        done = conn.execute(
-            update(t.chat_accounts)
-            .where(c.front_end == front_end, c.kind == "user", c.account_id == account_id)
-            .values(**values)
-        )
-        if not done.rowcount:
-            conn.execute(
-                insert(t.chat_accounts).values(
-                    front_end=front_end, kind="user", account_id=account_id, **values
-                )
-            )
+        _upsert(conn, front_end, "user", account_id, values)
     found = find(engine, front_end, "user", account_id)
     assert found is not None
     return found
@@ -145,20 +135,9 @@ def remember_channel(
     service_url: str | None,
 ) -> None:
     """A channel the app was installed in: where a team summary can be posted."""
-    c = t.chat_accounts.c
     values = {"tenant_id": tenant_id, "service_url": service_url, "conversation_id": channel_id}
     with engine.store.engine.begin() as conn:
-        done = conn.execute(
-            update(t.chat_accounts)
-            .where(c.front_end == front_end, c.kind == "channel", c.account_id == channel_id)
-            .values(**values)
-        )
-        if not done.rowcount:
-            conn.execute(
-                insert(t.chat_accounts).values(
-                    front_end=front_end, kind="channel", account_id=channel_id, **values
-                )
-            )
+        _upsert(conn, front_end, "channel", channel_id, values)
 
 
 def time_zone(engine: Engine, user_id: int) -> str | None:
@@ -168,3 +147,21 @@ def time_zone(engine: Engine, user_id: int) -> str | None:
         if account.tz:
             return account.tz
     return None
+
+
+def _upsert(
+    conn: Connection, front_end: str, kind: str, account_id: str, values: dict[str, object]
+) -> None:
+    """Update the account's row, or add it (the unique index keeps it one row)."""
+    c = t.chat_accounts.c
+    done = conn.execute(
+        update(t.chat_accounts)
+        .where(c.front_end == front_end, c.kind == kind, c.account_id == account_id)
+        .values(**values)
+    )
+    if not done.rowcount:
+        conn.execute(
+            insert(t.chat_accounts).values(
+                front_end=front_end, kind=kind, account_id=account_id, **values
+            )
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from bot.blocks.budget import TEXT_BUDGET, listing, text_length
@@ -15,7 +14,6 @@ from bot.blocks.common import (
     ACTION_REMOVE,
     ACTION_TICK,
     COMMAND,
-    MAX_OPTIONS,
     PAGE_SIZE,
     Block,
     actions,
@@ -27,7 +25,7 @@ from bot.blocks.common import (
     section,
 )
 from bot.blocks.person import person_line, person_option
-from chat.picker import MAX_QUERY_JSON, PickerPage, PickerState
+from chat.picker import MAX_QUERY_JSON, PickerPage, PickerState, carried
 from chat.words import remove_question
 
 __all__ = ["MAX_QUERY_JSON", "PickerPage", "PickerState", "picker_blocks"]
@@ -38,16 +36,9 @@ def picker_blocks(page: PickerPage) -> list[Block]:
 
     At most 10 options (one page), a handful of blocks whatever the result size.
     """
-    choosable = list(page.choosable)[:MAX_OPTIONS]
     # what the buttons carry: this page's options, and a state that fits a button value
-    state = rendered = replace(page.state, page=tuple(p.id for p in choosable)).fitted()
-    note = page.note
-    dropped = len(page.state.selected) - len(state.selected)
-    if dropped > 0:
-        note = (
-            f"I keep the last {len(state.selected)} ticks; {dropped} earlier ones were "
-            "dropped: add these, then pick more"
-        )
+    state, choosable, note = carried(page)
+    rendered = state
     adding = state.mode == "add"
     pages = max((page.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     number = state.offset // PAGE_SIZE + 1

@@ -7,9 +7,7 @@ and the card that comes back shows the next page with the ticks of every page co
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from chat.picker import MAX_OPTIONS, PAGE_SIZE, EmptyPicker, PickerPage, PickerState, pages
+from chat.picker import PAGE_SIZE, EmptyPicker, PickerPage, PickerState, carried, pages
 from chat.words import plural, remove_question
 from teams.cards.common import (
     CARD_BUDGET,
@@ -41,15 +39,7 @@ def picker_card(page: PickerPage | EmptyPicker) -> Card:
     """One page of a picker, or what to say when there is nothing to pick."""
     if isinstance(page, EmptyPicker):
         return _empty(page)
-    choosable = list(page.choosable)[:MAX_OPTIONS]
-    state = replace(page.state, page=tuple(p.id for p in choosable)).fitted()
-    note = page.note
-    dropped = len(page.state.selected) - len(state.selected)
-    if dropped > 0:
-        note = (
-            f"I keep the last {len(state.selected)} ticks; {dropped} earlier ones were "
-            "dropped: add these, then pick more"
-        )
+    state, choosable, note = carried(page)
     adding = state.mode == "add"
     count = len(state.selected)
     total_pages = pages(page.total)
