@@ -116,16 +116,6 @@ def remember_user(
     return found
 
 
-def forget_user(engine: Engine, front_end: str, account_id: str) -> None:
-    c = t.chat_accounts.c
-    with engine.store.engine.begin() as conn:
-        conn.execute(
-            delete(t.chat_accounts).where(
-                c.front_end == front_end, c.kind == "user", c.account_id == account_id
-            )
-        )
-
-
 def remember_channel(
     engine: Engine,
     front_end: str,

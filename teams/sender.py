@@ -82,15 +82,6 @@ class Sender:
         )
         return str(getattr(sent, "id", "") or "")
 
-    def send_text(self, conversation_id: str, service_url: str, text: str) -> None:
-        activity = MessageActivityInput(text=text)
-        self._call(
-            conversation_id,
-            lambda: self.api.conversations.activities_client.create(
-                conversation_id, activity, service_url=service_url
-            ),
-        )
-
     def update_card(
         self, conversation_id: str, service_url: str, activity_id: str, text: str, content: Card
     ) -> None:

@@ -397,11 +397,6 @@ class BotConnector:
         sent.append(now)
         return False
 
-    # ---- a message the bot posted, as the user sees it ---------------------------------
-
-    def register_posted(self, posted_id: str) -> Posted:
-        return next(p for p in self.posted if p.id == posted_id)
-
 
 def _shape_problem(activity: Any) -> str:
     if not isinstance(activity, dict) or activity.get("type") not in ("message", "typing"):
