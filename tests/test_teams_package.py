@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,12 +20,19 @@ SCHEMA = (
 APP_ID = "3f0c8a52-6b1d-4d7e-9f20-5a1b2c3d4e5f"
 
 
-def run(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The installed `crm-contacts` (web.cli:main, the entry point with Teams)."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("TEAMS_", "SLACK_"))}
-    full.update(CRM_CONTACTS_HOME=str(home), **env)
-    exe = str(Path(sys.executable).parent / "crm-contacts")
-    return subprocess.run([exe, *args], env=full, capture_output=True, text=True, timeout=60)
+@pytest.fixture
+def crm_contacts(cli, monkeypatch):  # type: ignore[no-untyped-def]
+    """`crm-contacts` in this process with every front end's commands (web.cli:main's)."""
+    import web.cli  # noqa: F401 - registers `teams package` and the Teams hooks
+
+    def run(*args: str, **env: str):  # type: ignore[no-untyped-def]
+        for name in [n for n in os.environ if n.startswith(("TEAMS_", "SLACK_"))]:
+            monkeypatch.delenv(name)  # each call sees only its own settings
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return cli(*args)
+
+    return run
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -36,8 +41,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_package_holds_a_manifest_valid_against_microsofts_schema(
-    home: Path, tmp_path: Path
-) -> None:
+    crm_contacts, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     if not SCHEMA.exists():
         if os.environ.get("CI") == "true":
             pytest.fail("node_modules/@microsoft/app-manifest is missing; run npm ci")
@@ -45,10 +50,10 @@ def test_package_holds_a_manifest_valid_against_microsofts_schema(
     import jsonschema
 
     out = tmp_path / "app.zip"
-    done = run(
-        home, "teams", "package", "--app-id", APP_ID, "--domain", "crm.contoso.com", "-o", str(out)
+    done = crm_contacts(
+        "teams", "package", "--app-id", APP_ID, "--domain", "crm.contoso.com", "-o", str(out)
     )
-    assert done.returncode == 0, done.stderr
+    assert done.code == 0, done.err
     with zipfile.ZipFile(out) as zf:
         assert sorted(zf.namelist()) == ["color.png", "manifest.json", "outline.png"]
         manifest = json.loads(zf.read("manifest.json"))
@@ -77,17 +82,16 @@ def test_package_holds_a_manifest_valid_against_microsofts_schema(
             validator(schema).validate(broken)
 
 
-def test_bad_teams_settings_and_package_input_are_one_line(home: Path, tmp_path: Path) -> None:
-    bad_id = run(home, "teams", "package", "--app-id", "not-a-guid", "-o", str(tmp_path / "x.zip"))
-    assert bad_id.returncode == 1 and "not a Microsoft App ID" in bad_id.stderr
-    assert "Traceback" not in bad_id.stderr and len(bad_id.stderr.strip().splitlines()) == 1
-    no_tenant = run(home, "serve", TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="secret", PORT="0")
-    assert no_tenant.returncode == 1 and "TEAMS_TENANT_ID is not set" in no_tenant.stderr
-    assert "Traceback" not in no_tenant.stderr
-    no_secret = run(home, "serve", TEAMS_APP_ID=APP_ID, TEAMS_TENANT_ID=APP_ID, PORT="0")
-    assert (
-        no_secret.returncode == 1
-        and "TEAMS_APP_PASSWORD or TEAMS_CERTIFICATE_PATH" in no_secret.stderr
+def test_bad_teams_settings_and_package_input_are_one_line(crm_contacts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad_id = crm_contacts(
+        "teams", "package", "--app-id", "not-a-guid", "-o", str(tmp_path / "x.zip")
     )
-    nothing = run(home, "serve", PORT="0")
-    assert nothing.returncode == 1 and "SLACK_BOT_TOKEN is not set" in nothing.stderr
+    assert bad_id.code == 1 and "not a Microsoft App ID" in bad_id.err
+    assert "Traceback" not in bad_id.err and len(bad_id.err.strip().splitlines()) == 1
+    no_tenant = crm_contacts("serve", TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="secret", PORT="0")
+    assert no_tenant.code == 1 and "TEAMS_TENANT_ID is not set" in no_tenant.err
+    assert "Traceback" not in no_tenant.err
+    no_secret = crm_contacts("serve", TEAMS_APP_ID=APP_ID, TEAMS_TENANT_ID=APP_ID, PORT="0")
+    assert no_secret.code == 1 and "TEAMS_APP_PASSWORD or TEAMS_CERTIFICATE_PATH" in no_secret.err
+    nothing = crm_contacts("serve", PORT="0")
+    assert nothing.code == 1 and "SLACK_BOT_TOKEN is not set" in nothing.err
