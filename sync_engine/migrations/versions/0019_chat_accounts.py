@@ -2,7 +2,7 @@
 or a channel is reached, and the email an account was matched with.
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0016
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
