@@ -470,6 +470,15 @@ class Scheduler:
         mailbox = row.user.mailbox
         error: str | None = None
         result = None
+        recorded: dict[str, Any] = {}
+
+        def on_record(status: str, failures: int) -> dict[str, object]:
+            """The sync records its run: the next due times go into that same write."""
+            recorded.update(
+                status=status, failures=failures, values=self._next(mailbox, status, failures)
+            )
+            return recorded["values"]
+
         user = self.crm.user_by_id(row.user.crm_user_id)
         if user is None or user.inactive:
             error = (
@@ -480,45 +489,38 @@ class Scheduler:
         else:
             trigger = "reconcile" if reasons == ("reconcile",) else "schedule"
             try:
-                result = self.engine.sync(user, trigger=trigger)
+                result = self.engine.sync(
+                    user, trigger=trigger, stored=row.user, on_record=on_record
+                )
             except _KNOWN_ERRORS as exc:
                 error = str(exc)
             except Exception as exc:  # one mailbox failing never stops the others
                 log.exception("sync crashed", extra={"event": "sync_crashed", "mailbox": mailbox})
                 error = f"unexpected error ({type(exc).__name__}); see the scheduler log"
-        after = queue.mailbox(self.store, row.user.id)
-        ran = after is not None and after.last_run_at != row.last_run_at
-        now = self.now()
         ms = round((time.monotonic() - began) * 1000)
         if result is not None:
             report.requests += result.requests
-        if (result is not None and result.busy) or (not ran and error is None):
+        if (result is not None and result.busy) or (not recorded and error is None):
             # The engine's own lock said another sync (a hand-run one) is on it.
             report.taken_by_others += 1
             log.info("mailbox busy", extra={"event": "sync_busy", "mailbox": mailbox})
             return None
-        if not ran:  # the engine recorded nothing (no mailbox, no CRM user): record it here
-            failures = row.consecutive_failures + 1
-            values: dict[str, object] = {
-                "last_run_at": now,
-                "last_status": "failed",
-                "last_error": error,
-                "consecutive_failures": failures,
-            }
-        else:
-            assert after is not None
-            failures = after.consecutive_failures
-            error = after.last_error if after.last_status == "failed" else None
-            values = {}
-        status = "failed" if error else (after.last_status if after else "ok")
-        if status == "failed":
-            values["next_due_at"] = now + self.policy.backoff(failures)
-            report.failed.append(mailbox)
-        else:
-            values["next_due_at"] = now + self.policy.partial_retry if status == "partial" else None
-            values["reconcile_at"] = self.policy.reconcile_after(mailbox, now)
-            report.synced.append(mailbox)
-        self.store.update_mailbox_state(row.user.id, **values)
+        if recorded:
+            status, failures = recorded["status"], recorded["failures"]
+            values = recorded["values"]
+            error = result.error if result is not None and status == "failed" else None
+        else:  # the engine recorded nothing (no mailbox, no CRM user): record it here
+            status, failures = "failed", row.consecutive_failures + 1
+            values = self._next(mailbox, status, failures)
+            self.store.update_mailbox_state(
+                row.user.id,
+                last_run_at=self.now(),
+                last_status="failed",
+                last_error=error,
+                consecutive_failures=failures,
+                **values,
+            )
+        (report.failed if status == "failed" else report.synced).append(mailbox)
         extra: dict[str, object] = {
             "event": "sync",
             "mailbox": mailbox,
@@ -543,6 +545,17 @@ class Scheduler:
         else:
             log.info("mailbox synced", extra=extra)
         return result
+
+    def _next(self, mailbox: str, status: str, failures: int) -> dict[str, object]:
+        """When a mailbox is next due after a run with this status: a failed one backs off;
+        a partial one is retried soon; a good one waits for a change or its reconcile."""
+        now = self.now()
+        if status == "failed":
+            return {"next_due_at": now + self.policy.backoff(failures)}
+        return {
+            "next_due_at": now + self.policy.partial_retry if status == "partial" else None,
+            "reconcile_at": self.policy.reconcile_after(mailbox, now),
+        }
 
     # -- digests ----------------------------------------------------------------------------
 

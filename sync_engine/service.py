@@ -31,7 +31,7 @@ from sync_engine.model import (
 )
 from sync_engine.schedule import zone
 from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
-from sync_engine.sync import sync_mailbox
+from sync_engine.sync import OnRecord, sync_mailbox
 
 log = logging.getLogger("crm_contacts.index")
 
@@ -421,8 +421,16 @@ class Engine:
         allow_mass_edit: bool = False,
         trigger: str = "manual",
         progress: Callable[[int], None] | None = None,
+        stored: StoredUser | None = None,
+        on_record: OnRecord | None = None,
     ) -> SyncResult:
-        stored = self._stored(user)
+        """`stored`: the user's state row when the caller just read it (the scheduler),
+        used as is while it still matches the CRM user; `on_record`: see sync_mailbox."""
+        if stored is None or (stored.crm_user_id, stored.email) != (
+            user.id,
+            user.email.strip().lower(),
+        ):
+            stored = self._stored(user)
         mailbox = self.mailbox_factory(self.settings, stored.mailbox)
         try:
             return sync_mailbox(
@@ -437,6 +445,7 @@ class Engine:
                 progress=progress,
                 writer=self.writer,
                 allow_mass_edit=allow_mass_edit,
+                on_record=on_record,
             )
         finally:
             mailbox.close()

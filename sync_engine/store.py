@@ -37,6 +37,7 @@ from sync_engine import tables as t
 from sync_engine.files import SYNCHRONOUS_NORMAL, private_dir, private_sqlite
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
+from sync_engine.pool import ping_when_idle
 
 
 class StoreError(Exception):
@@ -137,9 +138,10 @@ class Store:
             private_dir(home)
             private_sqlite(url)
         try:
-            engine = create_engine(url, future=True, pool_pre_ping=True)
+            engine = create_engine(url, future=True)
         except (SQLAlchemyError, ModuleNotFoundError, ValueError) as exc:
             raise StoreError(f"DATABASE_URL is not usable: {exc}") from None
+        ping_when_idle(engine)  # not before every checkout: see pool.py
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
@@ -384,19 +386,28 @@ class Store:
         """Mark runs left 'running' by a process that died. Call only while holding the
         mailbox lock: then no run of this mailbox can really be running."""
         with self.engine.begin() as conn:
-            done = conn.execute(
-                update(t.runs)
-                .where(t.runs.c.user_id == user_id, t.runs.c.status == "running")
-                .values(
-                    status="abandoned",
-                    finished_at=utcnow(),
-                    error="stopped before it finished (the process died); the next run completed it",
-                )
-            )
-            return done.rowcount
+            return self._abandon_runs(conn, user_id)
 
-    def start_run(self, user_id: int, trigger: str, dry_run: bool) -> int:
+    def _abandon_runs(self, conn: Connection, user_id: int) -> int:
+        done = conn.execute(
+            update(t.runs)
+            .where(t.runs.c.user_id == user_id, t.runs.c.status == "running")
+            .values(
+                status="abandoned",
+                finished_at=utcnow(),
+                error="stopped before it finished (the process died); the next run completed it",
+            )
+        )
+        return done.rowcount
+
+    def start_run(
+        self, user_id: int, trigger: str, dry_run: bool, *, abandon_running: bool = False
+    ) -> int:
+        """Record a run as started; with `abandon_running` (only under the mailbox lock),
+        first mark the runs a dead process left 'running', in the same transaction."""
         with self.engine.begin() as conn:
+            if abandon_running:
+                self._abandon_runs(conn, user_id)
             result = conn.execute(
                 insert(t.runs).values(
                     user_id=user_id,

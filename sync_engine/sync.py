@@ -40,6 +40,9 @@ from sync_engine.write_back import (
 
 log = logging.getLogger("crm_contacts.sync")
 
+# (status, consecutive failures) -> more mailbox state to record with the run
+OnRecord = Callable[[str, int], dict[str, object]]
+
 _DRY_VERBS = {
     CreateContact: "created",
     LinkContact: "linked",
@@ -62,9 +65,12 @@ def sync_mailbox(
     progress: Callable[[int], None] | None = None,
     writer: CrmWriter | None = None,
     allow_mass_edit: bool = False,
+    on_record: OnRecord | None = None,
 ) -> SyncResult:
     """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it.
-    With a `writer`, Outlook edits of linked contacts are written to the CRM first."""
+    With a `writer`, Outlook edits of linked contacts are written to the CRM first.
+    `on_record(status, consecutive failures)` gives more mailbox state to write with the
+    run's own (the scheduler's next due times: one write, not two)."""
     result = SyncResult(mailbox=user.mailbox, dry_run=dry_run)
     try:
         with store.mailbox_lock(user.mailbox):
@@ -81,6 +87,7 @@ def sync_mailbox(
                 progress,
                 writer,
                 allow_mass_edit,
+                on_record,
             )
     except MailboxBusy:
         result.error = "another sync of this mailbox is running; try again in a minute"
@@ -102,11 +109,11 @@ def _locked_sync(
     progress: Callable[[int], None] | None,
     writer: CrmWriter | None,
     allow_mass_edit: bool,
+    on_record: OnRecord | None,
 ) -> None:
     started = utcnow()
     try:
-        store.abandon_runs(user.id)
-        run_id = store.start_run(user.id, trigger, dry_run)
+        run_id = store.start_run(user.id, trigger, dry_run, abandon_running=True)
     except SQLAlchemyError as exc:
         result.error = (
             f"the state database is busy or unreachable ({type(exc).__name__}); try again"
@@ -202,16 +209,19 @@ def _locked_sync(
         "last_error": result.error,
     }
     if result.error:
-        previous = store.mailbox_state(user.id)
-        state["consecutive_failures"] = previous.consecutive_failures + 1
+        failures = store.mailbox_state(user.id).consecutive_failures + 1
+        state["consecutive_failures"] = failures
     else:
         # a good run ends any back-off: the next due time is the scheduler's to set afresh
+        failures = 0
         state.update(
             consecutive_failures=0,
             last_success_at=started,
             crm_watermark=watermark,
             next_due_at=None,
         )
+    if on_record is not None:  # the scheduler's next due times, in the same write
+        state.update(on_record(status, failures))
     store.update_mailbox_state(user.id, **state)
 
 

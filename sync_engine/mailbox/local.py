@@ -124,18 +124,17 @@ _KEEP_ENGINES = 4
 
 
 def _folder_engine(url: str) -> Engine:
-    private_sqlite(url)  # contacts are personal data: 0600 whatever the umask
-    database = make_url(url).database or ""
-    try:
-        info = os.stat(database)
-        key = (url, info.st_dev, info.st_ino)
-    except OSError:  # in memory, or not there: opening it says what is wrong
-        key = (url, 0, 0)
     with _SETUP:
+        key = _file_key(url)
         engine = _ENGINES.get(key)
         if engine is not None:
             _ENGINES.move_to_end(key)
             return engine
+        # Only here, while this process holds no connection to the file: opening and
+        # closing any descriptor of a SQLite file drops every POSIX lock the process holds
+        # on it (sqlite.org/howtocorrupt.html, 2.2), and with them a pooled connection's.
+        private_sqlite(url)  # contacts are personal data: 0600 whatever the umask
+        key = _file_key(url)
         engine = create_engine(url, future=True)
         event.listen(engine, "connect", _pragmas)
         _create_tables(engine)
@@ -143,6 +142,14 @@ def _folder_engine(url: str) -> Engine:
         while len(_ENGINES) > _KEEP_ENGINES:
             _ENGINES.popitem(last=False)[1].dispose()
         return engine
+
+
+def _file_key(url: str) -> tuple[str, int, int]:
+    try:
+        info = os.stat(make_url(url).database or "")  # a stat opens no descriptor
+    except OSError:  # not there yet: opening it makes it, or says what is wrong
+        return (url, 0, 0)
+    return (url, info.st_dev, info.st_ino)
 
 
 def _now() -> str:
