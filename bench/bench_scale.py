@@ -149,19 +149,33 @@ def step_idle(args: argparse.Namespace) -> dict[str, Any]:
 
 def step_change(args: argparse.Namespace) -> dict[str, Any]:
     """One clock process: warm up, say ready, wait for `go`, run one cycle."""
+    from sqlalchemy import event
+
     from sync_engine.schedule import Scheduler
 
     engine = _engine()
     scheduler = Scheduler(engine)
     scheduler.run_cycle()
+    statements = {"state": 0, "crm": 0}
+
+    def counter(name: str):  # type: ignore[no-untyped-def]
+        def count(*_args):  # type: ignore[no-untyped-def]
+            statements[name] += 1
+
+        return count
+
+    event.listen(engine.store.engine, "before_cursor_execute", counter("state"))
+    event.listen(engine.crm.engine, "before_cursor_execute", counter("crm"))
     print("ready", flush=True)
     sys.stdin.readline()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     report = scheduler.run_cycle()
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     engine.close()
     return {
         "seconds": seconds,
+        "cpu": cpu,
+        "statements": statements,
         "synced": report.synced,
         "failed": report.failed,
         "taken_by_others": report.taken_by_others,
@@ -341,13 +355,16 @@ def measure(code: Path, args: argparse.Namespace, label: str) -> dict[str, Any]:
             assert run.titles(title) == len(sharers)
             assert not any(w["failed"] or w["error"] for w in result["workers"]), result
             out["change"][processes] = result
+            state = sum(w["statements"]["state"] for w in result["workers"]) / len(sharers)
+            crm = sum(w["statements"]["crm"] for w in result["workers"]) / len(sharers)
             say(
                 f"{len(sharers):,} mailboxes changed, {processes} process(es): all synced once "
                 f"in {result['seconds']:.1f} s (per process: "
                 + ", ".join(
-                    f"{len(w['synced'])} in {w['seconds']:.1f} s" for w in result["workers"]
+                    f"{len(w['synced'])} in {w['seconds']:.1f} s, {w['cpu']:.1f} s CPU"
+                    for w in result["workers"]
                 )
-                + ")"
+                + f"); per mailbox {state:.1f} state and {crm:.1f} CRM statements"
             )
         if args.cycles:
             memory = run.step(

@@ -329,7 +329,8 @@ def claim(store: Store, mailbox: str) -> Iterator[bool]:
     bookkeeping after it, so a process that claims next sees the finished state."""
     key = _key("crm-contacts-claim", mailbox)
     if store.engine.dialect.name == "postgresql":
-        conn = store.engine.connect()
+        # a session lock needs no transaction: autocommit spares BEGIN/COMMIT round trips
+        conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             conn.commit()

@@ -637,7 +637,9 @@ class Store:
             signed=True,
         )
         if self.engine.dialect.name == "postgresql":
-            conn = self.engine.connect()
+            # autocommit: the lock is the session's, no transaction needed (no BEGIN/COMMIT
+            # round trips around the lock and the unlock)
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
                 got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
                 conn.commit()
