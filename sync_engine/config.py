@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sync_engine.masking import remember_secrets, url_secrets
+
 
 class ConfigError(Exception):
     """Configuration is missing or wrong; the message says which name to set."""
@@ -182,7 +184,7 @@ def _env_value(name: str) -> str | None:
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning a validation error into one line naming the variable."""
     try:
-        return Settings(_env_file=env_file(overrides), **overrides)  # type: ignore[arg-type,call-arg]
+        settings = Settings(_env_file=env_file(overrides), **overrides)  # type: ignore[arg-type,call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
@@ -191,3 +193,31 @@ def load_settings(**overrides: object) -> Settings:
             raise ConfigError(f"{name}: {message}") from None
         # our validators' words: "CRM_DATABASE_URL has a port that is not a number ('x')"
         raise ConfigError(message if message.startswith(name) else f"{name} {message}") from None
+    remember_secrets(secrets_of(settings))
+    return settings
+
+
+def secrets_of(settings: Settings) -> set[str]:
+    """Every secret the settings hold, the URLs' as they parse: masked wherever they
+    appear (sync_engine.masking), even in an error that quotes one without its URL."""
+    found: set[str] = set()
+    for url in (
+        settings.database_url,
+        settings.crm_database_url,
+        settings.ews_url,
+        settings.sage_rest_url,
+        settings.graph_url,
+        settings.slack_api_url,
+    ):
+        found |= url_secrets(url)
+    for secret in (
+        settings.ews_password,
+        settings.sage_rest_password,
+        settings.graph_client_secret,
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+    ):
+        if secret is not None:
+            found.add(secret.get_secret_value())
+    return found

@@ -428,8 +428,9 @@ class Store:
                 .values(
                     finished_at=now,
                     status=status,
-                    result=json.dumps(result, ensure_ascii=False),
-                    error=error,
+                    # the run history is shown by status, digests and DMs: no credential
+                    result=mask_urls(json.dumps(result, ensure_ascii=False)),
+                    error=mask_urls(error) if error else error,
                 )
             )
 
@@ -546,6 +547,8 @@ class Store:
         return MailboxState(user_id=user_id, **state_fields(row))
 
     def update_mailbox_state(self, user_id: int, **values: object) -> None:
+        if values.get("last_error"):  # shown by status: no credential, whoever wrote it
+            values["last_error"] = mask_urls(str(values["last_error"]))
         with self.engine.begin() as conn:
             self._upsert_state(conn, user_id, values)
 
