@@ -168,8 +168,13 @@ def env_file(overrides: dict[str, object] | None = None) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{ENV_FILE_NAME}: there is no file {named}")
         return path
+    from sync_engine.files import check_home, no_link
+
     home = (overrides or {}).get("crm_contacts_home") or _env_value("CRM_CONTACTS_HOME")
-    path = Path(str(home or DEFAULT_HOME)).expanduser() / ".env"
+    home_path = Path(str(home or DEFAULT_HOME)).expanduser()
+    check_home(home_path)  # a .env someone else could have planted is never read
+    path = home_path / ".env"
+    no_link(path)
     return path if path.is_file() else None
 
 

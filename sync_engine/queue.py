@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sync_engine import tables as t
 from sync_engine.crm.source import SageCrm
-from sync_engine.files import private_dir
+from sync_engine.files import open_lock_file
 from sync_engine.model import DigestPrefs
 from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
 
@@ -349,8 +349,7 @@ def claim(store: Store, mailbox: str) -> Iterator[bool]:
 
 @contextmanager
 def _flock(path: Path) -> Iterator[bool]:
-    private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock_file(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -377,8 +376,7 @@ class SchedulerLock:
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sync_engine import migrate
 from sync_engine import tables as t
-from sync_engine.files import SYNCHRONOUS_NORMAL, private_dir, private_sqlite
+from sync_engine.files import SYNCHRONOUS_NORMAL, open_lock_file, private_dir, private_sqlite
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
 from sync_engine.pool import ping_when_idle
@@ -658,7 +658,7 @@ class Store:
             return
         locks = private_dir(self.home / "locks")
         path = locks / f"{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_lock_file(path)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
