@@ -245,9 +245,16 @@ class Engine:
         self.store.set_slack_user(stored.id, slack_user_id, tz)
         return user
 
-    # How long a Slack user's email and time zone are trusted before Slack is asked again:
-    # people change address or move time zone, and the digest follows their local hour.
-    SLACK_PROFILE_TTL = timedelta(hours=24)
+    # How long a Slack user's email, membership and time zone are trusted before Slack is
+    # asked again: someone made a guest, removed from the workspace or given another
+    # address must not keep acting for long (issue 22.5: an hour at most; at once when
+    # Slack sends user_change, see `recheck_slack_user`).
+    SLACK_PROFILE_TTL = timedelta(hours=1)
+
+    def recheck_slack_user(self, slack_user_id: str) -> bool:
+        """Slack says this user changed (user_change): their next request asks Slack again
+        whether they are still a full member with that email. False if not mapped."""
+        return self.store.expire_slack_check(slack_user_id)
 
     def slack_email(self, slack_user_id: str) -> str | None:
         """The cached email of a Slack user, or None when unknown or due a fresh look."""

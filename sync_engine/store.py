@@ -221,6 +221,17 @@ class Store:
                 .values(slack_user_id=slack_user_id, slack_tz=tz, slack_checked_at=utcnow())
             )
 
+    def expire_slack_check(self, slack_user_id: str) -> bool:
+        """Make the next request of this Slack user ask Slack again (Slack said the user
+        changed); False when no CRM user is mapped to it."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.users)
+                .where(t.users.c.slack_user_id == slack_user_id)
+                .values(slack_checked_at=None)
+            )
+        return bool(done.rowcount)
+
     def _one_user(self, condition) -> StoredUser | None:  # type: ignore[no-untyped-def]
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(condition)).mappings().first()

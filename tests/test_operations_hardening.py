@@ -12,15 +12,18 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from servers.slack import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn
+from servers.slack import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn, all_text
+from sqlalchemy import update
 from test_bot_http import Bot
 
 from bot import server as bot_server
 from bot.app import build_app
 from bot.server import HttpServer, SlackWsgi
+from sync_engine import tables as t
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import seed_demo
 from sync_engine.service import Engine
@@ -148,3 +151,60 @@ def test_a_planted_lock_link_is_refused_and_never_followed(cli, home: Path, tmp_
     (home / "locks" / "scheduler.lock").symlink_to(victim)
     refused(cli("scheduler", "--once"), "scheduler.lock", "symbolic link")
     assert not victim.exists()
+
+
+# -- a Slack user who changed -------------------------------------------------------------
+
+
+def set_checked(bot: Bot, slack_user_id: str, at: datetime) -> None:
+    with bot.engine.store.engine.begin() as conn:
+        conn.execute(
+            update(t.users)
+            .where(t.users.c.slack_user_id == slack_user_id)
+            .values(slack_checked_at=at)
+        )
+
+
+def wait_for(condition, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_member_made_a_guest_is_refused_at_the_next_command_after_user_change(bot: Bot) -> None:
+    assert "My CRM Contacts" in all_text(bot.shown("list"))
+    bot.slack.add_user("U_ALICE", ALICE, guest="multi")  # an admin makes Alice a guest
+    reply = bot.send.event(
+        {
+            "type": "user_change",
+            "user": bot.slack.users["U_ALICE"],
+            "event_ts": f"{time.time():.6f}",
+        }
+    )
+    assert reply.status == 200
+    wait_for(lambda: bot.engine.slack_email("U_ALICE") is None, "the mapping to be checked again")
+    assert "Guest accounts can't have a My CRM Contacts list" in all_text(bot.shown("list"))
+    assert len(bot.slack.of("users.info")) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"guest": "single"}, "Guest accounts"),
+        ({"deleted": True}, "deactivated"),
+        ({"team_id": "T_OTHER"}, "another workspace"),
+        ({"email": "alice.new@example.com"}, "no CRM user has the email alice.new@example.com"),
+    ],
+    ids=["guest", "left the workspace", "moved to another workspace", "changed email"],
+)
+def test_without_an_event_a_changed_member_is_checked_again_within_the_hour(
+    bot: Bot, change: dict[str, object], words: str
+) -> None:
+    assert "My CRM Contacts" in all_text(bot.shown("list"))
+    bot.slack.add_user("U_ALICE", str(change.pop("email", ALICE)), **change)  # type: ignore[arg-type]
+    set_checked(bot, "U_ALICE", datetime.now(UTC) - timedelta(minutes=50))
+    assert "My CRM Contacts" in all_text(bot.shown("list"))  # still inside the hour: cached
+    set_checked(bot, "U_ALICE", datetime.now(UTC) - timedelta(minutes=61))
+    shown = all_text(bot.shown("list")).replace("No CRM", "no CRM")
+    assert words in shown, shown
