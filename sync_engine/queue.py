@@ -239,6 +239,22 @@ def candidates(
     return [found[k] for k in sorted(found)]
 
 
+def listed_people(store: Store, user_ids: Iterable[int]) -> set[int]:
+    """Every person these mailboxes subscribe to or link (their syncs' CRM people)."""
+    ids = sorted(set(user_ids))
+    out: set[int] = set()
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            for table in (t.subscriptions, t.links):
+                out.update(
+                    conn.execute(
+                        select(table.c.person_id).where(table.c.user_id.in_(chunk))
+                    ).scalars()
+                )
+    return out
+
+
 def advance_watermarks(store: Store, watermark: datetime, except_ids: Iterable[int] = ()) -> int:
     """Move the CRM watermark of every watched mailbox but `except_ids` forward to
     `watermark`, never backward.

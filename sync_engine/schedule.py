@@ -37,6 +37,7 @@ from sync_engine.crm.source import CrmError
 from sync_engine.index import IndexBusy, RefreshReport
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import CrmUser, DigestPrefs, SyncResult
+from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.queue import MailboxRow
 from sync_engine.store import StoreError, utcnow
 
@@ -395,15 +396,32 @@ class Scheduler:
         # Shuffled within a priority so processes starting together spread over the work.
         self.rng.shuffle(due)
         due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
+        snapshot = self._people_snapshot(due, latest)
         stale: set[int] = set()  # mailboxes listing a person an earlier sync wrote back
         for row, _ in due:
             if self.stop.is_set():
                 log.info("stopping: the rest of the cycle is left to the next run")
                 return
-            result = self._claim_and_sync(row, changes, interest, report)
+            result = self._claim_and_sync(row, changes, interest, report, snapshot)
             stale.discard(row.user.id)
             stale |= self._listing_written(result, row.user.id)
         self._sync_written(stale, report)
+
+    # A cycle due to read more people than this reads them mailbox by mailbox instead.
+    SNAPSHOT_MAX_PEOPLE = 50_000
+
+    def _people_snapshot(
+        self, due: list[tuple[MailboxRow, Decision]], latest: datetime | None
+    ) -> PeopleSnapshot | None:
+        """The CRM people of this cycle's syncs, read at once (people_snapshot.py); not for
+        a daily reconcile, which must read the CRM itself to find hard deletes."""
+        ids = [row.user.id for row, decision in due if "reconcile" not in decision.reasons]
+        if len(ids) < 2 or latest is None:
+            return None
+        people = queue.listed_people(self.store, ids)
+        if len(people) > self.SNAPSHOT_MAX_PEOPLE:
+            return None
+        return PeopleSnapshot.read(self.crm, people, latest)
 
     def _listing_written(self, result: SyncResult | None, writer: int) -> set[int]:
         """The other mailboxes that list a person this sync wrote back to the CRM."""
@@ -445,6 +463,7 @@ class Scheduler:
         changes: dict[int, datetime],
         interest: dict[int, set[int]],
         report: CycleReport,
+        snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult | None:
         with queue.claim(self.store, row.user.mailbox) as mine:
             if not mine:
@@ -460,10 +479,16 @@ class Scheduler:
             if not decision.due:
                 report.taken_by_others += 1
                 return None
-            return self._sync(fresh, decision.reasons, report)
+            if "reconcile" in decision.reasons:
+                snapshot = None  # a reconcile reads the CRM itself (hard deletes)
+            return self._sync(fresh, decision.reasons, report, snapshot)
 
     def _sync(
-        self, row: MailboxRow, reasons: tuple[str, ...], report: CycleReport
+        self,
+        row: MailboxRow,
+        reasons: tuple[str, ...],
+        report: CycleReport,
+        snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult | None:
         """Sync one claimed mailbox and record the outcome; the result, or None if none."""
         began = time.monotonic()
@@ -490,7 +515,7 @@ class Scheduler:
             trigger = "reconcile" if reasons == ("reconcile",) else "schedule"
             try:
                 result = self.engine.sync(
-                    user, trigger=trigger, stored=row.user, on_record=on_record
+                    user, trigger=trigger, stored=row.user, on_record=on_record, snapshot=snapshot
                 )
             except _KNOWN_ERRORS as exc:
                 error = str(exc)

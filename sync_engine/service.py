@@ -29,6 +29,7 @@ from sync_engine.model import (
     PersonView,
     SyncResult,
 )
+from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.schedule import zone
 from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
 from sync_engine.sync import OnRecord, sync_mailbox
@@ -430,9 +431,11 @@ class Engine:
         progress: Callable[[int], None] | None = None,
         stored: StoredUser | None = None,
         on_record: OnRecord | None = None,
+        snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult:
         """`stored`: the user's state row when the caller just read it (the scheduler),
-        used as is while it still matches the CRM user; `on_record`: see sync_mailbox."""
+        used as is while it still matches the CRM user; `on_record` and `snapshot` (the
+        cycle's CRM people): see sync_mailbox."""
         if stored is None or (stored.crm_user_id, stored.email) != (
             user.id,
             user.email.strip().lower(),
@@ -453,6 +456,7 @@ class Engine:
                 writer=self.writer,
                 allow_mass_edit=allow_mass_edit,
                 on_record=on_record,
+                snapshot=snapshot,
             )
         finally:
             mailbox.close()

@@ -19,6 +19,7 @@ from sync_engine.crm.writer import CrmUnavailable, CrmWriter
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
 from sync_engine.model import CrmPerson, Outcome, SyncResult
+from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.plan import (
     CreateContact,
     DeleteContact,
@@ -66,11 +67,13 @@ def sync_mailbox(
     writer: CrmWriter | None = None,
     allow_mass_edit: bool = False,
     on_record: OnRecord | None = None,
+    snapshot: PeopleSnapshot | None = None,
 ) -> SyncResult:
     """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it.
     With a `writer`, Outlook edits of linked contacts are written to the CRM first.
     `on_record(status, consecutive failures)` gives more mailbox state to write with the
-    run's own (the scheduler's next due times: one write, not two)."""
+    run's own (the scheduler's next due times: one write, not two); `snapshot`, the
+    cycle's people read at once, used while the CRM has not changed since."""
     result = SyncResult(mailbox=user.mailbox, dry_run=dry_run)
     try:
         with store.mailbox_lock(user.mailbox):
@@ -88,6 +91,7 @@ def sync_mailbox(
                 writer,
                 allow_mass_edit,
                 on_record,
+                snapshot,
             )
     except MailboxBusy:
         result.error = "another sync of this mailbox is running; try again in a minute"
@@ -110,6 +114,7 @@ def _locked_sync(
     writer: CrmWriter | None,
     allow_mass_edit: bool,
     on_record: OnRecord | None,
+    snapshot: PeopleSnapshot | None,
 ) -> None:
     started = utcnow()
     try:
@@ -129,7 +134,11 @@ def _locked_sync(
         relevant = (
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
-        people = crm.people_by_ids(relevant)
+        people = (
+            snapshot.people_by_ids(crm, relevant, watermark)
+            if snapshot is not None
+            else crm.people_by_ids(relevant)
+        )
         if hasattr(mailbox, "as_held"):  # Graph: a lone Private email is email 1 there
             people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
         pending: dict[int, frozenset[str]] = {}
