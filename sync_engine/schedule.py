@@ -24,7 +24,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -229,6 +229,10 @@ class CycleReport:
     index: RefreshReport | None = None  # the people index's refresh (None: built or failed)
     seconds: float = 0.0
     error: str | None = None
+    # For the after-cycle hooks (ops.clock: metrics, health, alerts): what the cycle read.
+    crm_latest: datetime | None = None  # the CRM's latest change time, CRM clock
+    crm_error: str | None = None  # the cycle could not read the CRM
+    due_rows: list[tuple[MailboxRow, Decision]] = field(default_factory=list)
 
 
 @dataclass
@@ -275,6 +279,7 @@ class Scheduler:
         policy: Policy | None = None,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
+        after_cycle: Sequence[Callable[[CycleReport], None]] = (),
     ) -> None:
         self.engine = engine
         self.settings = engine.settings
@@ -286,6 +291,7 @@ class Scheduler:
         )
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
+        self.after_cycle = list(after_cycle)  # metrics, health and alerts (ops.clock)
         # SUMMARY_CHANNEL as it was when the chat service refused it (no retry until it changes)
         self._refused_channel: str | None = None
 
@@ -305,10 +311,12 @@ class Scheduler:
         began = time.monotonic()
         try:
             latest = self.crm.latest_change()  # one look serves the index and the mailboxes
+            report.crm_latest = latest
             self._refresh_index(report, latest)
             self._cycle(report, latest)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)
+            report.crm_error = str(exc) if isinstance(exc, CrmError) else None
             log.error("cycle failed", extra={"event": "cycle_failed", "error": str(exc)})
         except Exception as exc:
             report.error = f"unexpected error ({type(exc).__name__})"
@@ -330,6 +338,11 @@ class Scheduler:
                 "ms": round(report.seconds * 1000),
             },
         )
+        for hook in self.after_cycle:
+            try:
+                hook(report)
+            except Exception:  # watching the clock never stops it
+                log.exception("after-cycle hook failed", extra={"event": "hook_failed"})
         return report
 
     def _refresh_index(self, report: CycleReport, latest: datetime | None) -> None:
@@ -393,6 +406,7 @@ class Scheduler:
         if behind:
             queue.advance_watermarks(self.store, latest, busy)  # type: ignore[arg-type]
         report.due = len(due)
+        report.due_rows = due
         # Shuffled within a priority so processes starting together spread over the work.
         self.rng.shuffle(due)
         due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
@@ -542,6 +556,7 @@ class Scheduler:
                 last_run_at=self.now(),
                 last_status="failed",
                 last_error=error,
+                last_error_kind=None,
                 consecutive_failures=failures,
                 **values,
             )

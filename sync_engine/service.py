@@ -29,6 +29,7 @@ from sync_engine.model import (
     PersonView,
     SyncResult,
 )
+from sync_engine.ops import metrics
 from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.schedule import zone
 from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
@@ -170,7 +171,7 @@ class Engine:
         )
         self.index = PeopleIndex(self.store.engine, self.crm)
         self._said_fallback = False
-        self.writer = self._open_writer(embedded)
+        self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
@@ -443,7 +444,7 @@ class Engine:
             stored = self._stored(user)
         mailbox = self.mailbox_factory(self.settings, stored.mailbox)
         try:
-            return sync_mailbox(
+            result = sync_mailbox(
                 self.store,
                 self.crm,
                 mailbox,
@@ -458,6 +459,8 @@ class Engine:
                 on_record=on_record,
                 snapshot=snapshot,
             )
+            metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
+            return result
         finally:
             mailbox.close()
 
