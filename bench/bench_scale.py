@@ -16,9 +16,11 @@ temporary home. Every step runs in its own process, as the clock runs in product
    cycles sync): resident size at cycles 1, 100, 500 and 1,000.
 
 `--compare DIR` runs the same steps, in the same run, against another checkout (e.g.
-`git worktree add /tmp/old c5ee02c`) and prints the ratios.
+`git worktree add /tmp/old c5ee02c`) and prints the ratios. `--watch` adds what the
+production clock does after each cycle (metrics, health, problems and alerts; issue 22's
+`bot/ops.py`), where the code base has it.
 
-    .venv/bin/python bench/bench_scale.py [--mailboxes 10000] [--cycles 1000] [--compare DIR]
+    .venv/bin/python bench/bench_scale.py [--mailboxes 10000] [--cycles 1000] [--compare DIR] [--watch]
 """
 
 from __future__ import annotations
@@ -49,6 +51,21 @@ def _engine():  # type: ignore[no-untyped-def]
     from sync_engine.service import Engine
 
     return Engine(load_settings())
+
+
+def _clock(engine, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The scheduler, with the production clock's after-cycle watch (metrics, health,
+    problems; bot/ops.py) when --watch asks for it and the code base has one."""
+    from sync_engine.schedule import Scheduler
+
+    scheduler = Scheduler(engine)
+    if getattr(args, "watch", False):
+        try:
+            from bot.ops import watch
+        except ImportError:  # an older code base: no watch to add
+            return scheduler
+        watch(scheduler, listen=False)
+    return scheduler
 
 
 def _rss_mib() -> float:
@@ -121,10 +138,8 @@ def step_first(args: argparse.Namespace) -> dict[str, Any]:
 def step_idle(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import event
 
-    from sync_engine.schedule import Scheduler
-
     engine = _engine()
-    scheduler = Scheduler(engine)
+    scheduler = _clock(engine, args)
     scheduler.run_cycle()  # warm: a running clock has done cycles before
     statements: list[str] = []
 
@@ -151,10 +166,8 @@ def step_change(args: argparse.Namespace) -> dict[str, Any]:
     """One clock process: warm up, say ready, wait for `go`, run one cycle."""
     from sqlalchemy import event
 
-    from sync_engine.schedule import Scheduler
-
     engine = _engine()
-    scheduler = Scheduler(engine)
+    scheduler = _clock(engine, args)
     scheduler.run_cycle()
     statements = {"state": 0, "crm": 0}
 
@@ -195,11 +208,10 @@ def step_touch(args: argparse.Namespace) -> dict[str, Any]:
 
 def step_memory(args: argparse.Namespace) -> dict[str, Any]:
     from sync_engine.crm.embedded import EmbeddedCrm
-    from sync_engine.schedule import Scheduler
 
     engine = _engine()
     crm = EmbeddedCrm(engine.crm)
-    scheduler = Scheduler(engine)
+    scheduler = _clock(engine, args)
     customers = json.loads(args.customers)
     rss: dict[int, float] = {}
     synced = 0
@@ -260,8 +272,9 @@ class Run:
         return env
 
     def command(self, step: str, *extra: str) -> list[str]:
+        watch = ["--watch"] if self.args.watch else []
         return [sys.executable, str(HERE), "--worker", step, "--mailboxes",
-                str(self.args.mailboxes), *extra]  # fmt: skip
+                str(self.args.mailboxes), *watch, *extra]  # fmt: skip
 
     def step(self, step: str, *extra: str) -> dict[str, Any]:
         done = subprocess.run(
@@ -417,6 +430,9 @@ def main() -> None:
     parser.add_argument("--idle-cycles", type=int, default=20)
     parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--compare", type=Path, help="another checkout, measured in the same run")
+    parser.add_argument(
+        "--watch", action="store_true", help="with the clock's after-cycle watch (metrics, alerts)"
+    )
     parser.add_argument("--worker", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--person", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--title", help=argparse.SUPPRESS)
@@ -427,7 +443,8 @@ def main() -> None:
         return
     args.processes = [int(p) for p in args.processes.split(",")]
     print(
-        f"{args.mailboxes:,} mailboxes, state on PostgreSQL, local target; "
+        f"{args.mailboxes:,} mailboxes, state on PostgreSQL, local target"
+        f"{', with the clock watch' if args.watch else ''}; "
         f"load average {os.getloadavg()[0]:.1f} at the start",
         flush=True,
     )
