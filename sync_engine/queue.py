@@ -163,6 +163,8 @@ def _may_be_due(now: datetime, reconcile_before: datetime):  # type: ignore[no-u
 
 
 def _backing_off(now: datetime):  # type: ignore[no-untyped-def]
+    """SQL: failed, with a retry time still to come. True or false, never NULL (the
+    IS NOT NULL terms), so that its negation keeps the rows with no status or time."""
     m = t.mailbox_state
     return and_(
         m.c.last_status.is_not(None),
