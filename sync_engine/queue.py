@@ -96,14 +96,14 @@ def mailboxes(store: Store) -> list[MailboxRow]:
     """Every mailbox that ever had a list or a run (a state row); one query.
 
     A user with no state row has never had anyone in My CRM Contacts, so has no work."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(_columns().order_by(t.users.c.id)).mappings().all()
     return [_row(r) for r in rows]
 
 
 def mailbox(store: Store, user_id: int) -> MailboxRow | None:
     """One mailbox, read fresh (after a claim, to decide again with current data)."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         r = conn.execute(_columns().where(t.users.c.id == user_id)).mappings().first()
     return _row(r) if r else None
 
@@ -122,7 +122,7 @@ def interested(store: Store, person_ids: Iterable[int]) -> dict[int, set[int]]:
     """Mailbox (user id) -> the people among `person_ids` it subscribes to or links."""
     ids = sorted(set(person_ids))
     out: dict[int, set[int]] = {}
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             for table in (t.subscriptions, t.links):
@@ -214,7 +214,7 @@ def overview(store: Store, now: datetime, reconcile_before: datetime) -> Overvie
         count(_backing_off(now)),
         count(_may_be_due(now, reconcile_before)),
     ).select_from(m)
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         row = conn.execute(query).one()
     oldest = row[2]
     if isinstance(oldest, str):  # SQLite: MIN over a CASE loses the column's type
@@ -229,7 +229,7 @@ def candidates(
     `changed_for` (mailboxes listing a person the CRM changed), by user id."""
     ids = sorted(set(changed_for))
     found: dict[int, MailboxRow] = {}
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         queries = [_columns().where(_may_be_due(now, reconcile_before))]
         queries += [
             _columns().where(_watched(), t.users.c.id.in_(ids[start : start + _CHUNK]))
@@ -245,7 +245,7 @@ def listed_people(store: Store, user_ids: Iterable[int]) -> set[int]:
     """Every person these mailboxes subscribe to or link (their syncs' CRM people)."""
     ids = sorted(set(user_ids))
     out: set[int] = set()
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             for table in (t.subscriptions, t.links):
@@ -309,7 +309,7 @@ def release_summary(store: Store, user_id: int, previous: datetime | None, until
 
 
 def mark(store: Store, name: str) -> datetime | None:
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         found = conn.execute(
             select(t.schedule_marks.c.at).where(t.schedule_marks.c.name == name)
         ).scalar()

@@ -211,8 +211,8 @@ def _locked_sync(
         log.exception("sync of %s failed", user.mailbox)
         result.error = f"unexpected error ({type(exc).__name__}); see the service log"
     status = "failed" if result.error else ("partial" if result.failed else "ok")
-    store.finish_run(run_id, status, result.as_json(), result.error)
     if dry_run:
+        store.finish_run(run_id, status, result.as_json(), result.error)
         return
     state: dict[str, object] = {
         "last_run_at": started,
@@ -234,7 +234,8 @@ def _locked_sync(
         )
     if on_record is not None:  # the scheduler's next due times, in the same write
         state.update(on_record(status, failures))
-    store.update_mailbox_state(user.id, **state)
+    # the run and the mailbox's state in one transaction
+    store.finish_run(run_id, status, result.as_json(), result.error, state=(user.id, state))
 
 
 def _crm_is_empty(crm: SageCrm, relevant: set[int], people: dict[int, CrmPerson]) -> bool:
