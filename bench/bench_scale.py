@@ -122,12 +122,13 @@ def step_first(args: argparse.Namespace) -> dict[str, Any]:
     from sync_engine.schedule import Scheduler
 
     engine = _engine()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     report = Scheduler(engine).run_cycle()
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     engine.close()
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "synced": len(report.synced),
         "failed": len(report.failed),
         "requests": report.requests,
@@ -136,11 +137,13 @@ def step_first(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def step_idle(args: argparse.Namespace) -> dict[str, Any]:
+    """Idle cycles of the bare scheduler, then (--watch) of the production clock with
+    its after-cycle watch, where the code base has one."""
     from sqlalchemy import event
 
+    from sync_engine.schedule import Scheduler
+
     engine = _engine()
-    scheduler = _clock(engine, args)
-    scheduler.run_cycle()  # warm: a running clock has done cycles before
     statements: list[str] = []
 
     def record(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
@@ -148,18 +151,28 @@ def step_idle(args: argparse.Namespace) -> dict[str, Any]:
 
     for db in {engine.store.engine, engine.crm.engine}:
         event.listen(db, "before_cursor_execute", record)
-    times = []
-    for _ in range(args.idle_cycles):
-        began = time.perf_counter()
-        report = scheduler.run_cycle()
-        times.append(time.perf_counter() - began)
-        assert report.due == 0 and report.error is None, report
+
+    def measure(scheduler) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        scheduler.run_cycle()  # warm: a running clock has done cycles before
+        statements.clear()
+        times = []
+        for _ in range(args.idle_cycles):
+            began = time.perf_counter()
+            report = scheduler.run_cycle()
+            times.append(time.perf_counter() - began)
+            assert report.due == 0 and report.error is None, report
+        return {
+            "ms": [t * 1000 for t in times],
+            "statements": len(statements) / args.idle_cycles,
+            "kinds": sorted(set(statements)),
+        }
+
+    out = measure(Scheduler(engine))
+    watched = _clock(engine, args)
+    if getattr(watched, "after_cycle", None):
+        out["watched"] = measure(watched)
     engine.close()
-    return {
-        "ms": [t * 1000 for t in times],
-        "statements": len(statements) / args.idle_cycles,
-        "kinds": sorted(set(statements)),
-    }
+    return out
 
 
 def step_change(args: argparse.Namespace) -> dict[str, Any]:
@@ -348,7 +361,7 @@ def measure(code: Path, args: argparse.Namespace, label: str) -> dict[str, Any]:
         out["first"] = first
         assert first["synced"] == args.mailboxes and not first["failed"], first
         say(
-            f"first cycle: {first['seconds']:.0f} s, "
+            f"first cycle: {first['seconds']:.0f} s ({first.get('cpu', 0):.0f} s CPU), "
             f"{first['synced'] / first['seconds']:.1f} mailboxes/s, {first['requests']} requests"
         )
         idle = run.step("idle", "--idle-cycles", str(args.idle_cycles))
@@ -358,6 +371,13 @@ def measure(code: Path, args: argparse.Namespace, label: str) -> dict[str, Any]:
             f"idle cycle: median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, "
             f"max {max(ms):.0f}), {idle['statements']:.0f} statements ({', '.join(idle['kinds'])})"
         )
+        if "watched" in idle:
+            w = idle["watched"]
+            say(
+                f"idle cycle with the clock's watch (metrics, health, problems): median "
+                f"{statistics.median(w['ms']):.0f} ms (min {min(w['ms']):.0f}, max "
+                f"{max(w['ms']):.0f}), {w['statements']:.0f} statements"
+            )
         sharers = set(setup["sharers"])
         out["change"] = {}
         for processes in args.processes:
