@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     crm_contacts_home: Path = Field(default=Path(DEFAULT_HOME))
     database_url: str | None = None
     crm_database_url: str | None = None
-    mailbox_backend: Literal["local", "ews", "graph"] = "local"
+    # hybrid: Graph for mailboxes Exchange Online holds, EWS for those on Exchange Server
+    mailbox_backend: Literal["local", "ews", "graph", "hybrid"] = "local"
     crm_category: str = "CRM Contact"
 
     # Rule 8 (mass-delete guard): hold deletes back above this share AND this count.
@@ -43,6 +44,9 @@ class Settings(BaseSettings):
     # Write-back (issue 14): Outlook edits of linked contacts go to the CRM. Who wins when
     # both sides changed a field: the CRM (Sage's default) or the latest edit.
     write_back_conflict: Literal["crm", "latest"] = "crm"
+    # Whose edits of whom reach Sage (issue 19): `listed` (any person in the salesperson's
+    # list, as Sage's integration) or `managed` (their own or their companies' people).
+    write_back_scope: Literal["listed", "managed"] = "listed"
     # The mass-edit guard, like rule 8: hold write-backs above this share AND this count.
     mass_edit_share: float = Field(default=0.25, ge=0, le=1)
     mass_edit_min: int = Field(default=5, ge=0)
@@ -68,6 +72,9 @@ class Settings(BaseSettings):
     graph_client_secret: SecretStr | None = None
     graph_authority: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
+    # How Graph lists a Contacts folder: delta (only what changed) or the whole folder each
+    # time; auto = delta, except where contact delta is not offered (21Vianet).
+    graph_listing: Literal["auto", "delta", "full"] = "auto"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sync_engine import chat_accounts
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
@@ -19,6 +20,7 @@ from sync_engine.files import private_dir, private_sqlite
 from sync_engine.index import IndexBusy, PeopleIndex
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
+from sync_engine.mailbox.choose import LABELS, describe
 from sync_engine.model import (
     FREQUENCIES,
     WEEKDAYS,
@@ -32,8 +34,14 @@ from sync_engine.model import (
 from sync_engine.ops import metrics
 from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.schedule import zone
-from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
+from sync_engine.state.targets import TargetState
+from sync_engine.store import EmailTaken, Event, MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.sync import OnRecord, sync_mailbox
+from sync_engine.write_back_state import (
+    OrphanRows,
+    resume_if_credentials_changed,
+    write_back_paused,
+)
 
 log = logging.getLogger("crm_contacts.index")
 
@@ -104,6 +112,9 @@ class MailboxStatus:
     last_success_at: datetime | None
     next_due_at: datetime | None
     consecutive_failures: int
+    target: str = ""  # "local", "ews" or "graph"; "" while hybrid mode has not decided
+    target_reason: str = ""
+    write_back_notes: list[str] = field(default_factory=list)  # the CRM's words (issue 19)
 
 
 @dataclass
@@ -170,13 +181,14 @@ class Engine:
             recreate_stale=embedded and recreate_stale_crm,  # only the demo asks
         )
         self.index = PeopleIndex(self.store.engine, self.crm)
+        self.targets = TargetState(self.store.engine)  # hybrid placements, synced targets
         self._said_fallback = False
         self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
     def _open_mailbox(self, settings: Settings, address: str) -> Mailbox:
-        return open_mailbox(settings, address, identities=self.store)
+        return open_mailbox(settings, address, identities=self.store, placements=self.targets)
 
     def _open_writer(self, embedded: bool) -> CrmWriter | None:
         """Write-back (issue 14): on for the embedded CRM, through Sage's REST API for a
@@ -186,7 +198,8 @@ class Engine:
         if self.settings.sage_rest_url:
             from sync_engine.crm.sage_rest import SageRestWriter
 
-            return SageRestWriter.from_settings(self.settings, self.crm)
+            resume_if_credentials_changed(self.store, self.settings)  # issue 19's pause
+            return SageRestWriter.from_settings(self.settings, self.crm, OrphanRows(self.store))
         return None
 
     def write_back_status(self) -> str:
@@ -460,9 +473,11 @@ class Engine:
                 snapshot=snapshot,
             )
             metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
-            return result
         finally:
             mailbox.close()
+        if result.error and not result.busy and self.settings.mailbox_backend == "hybrid":
+            self.targets.recheck(stored.mailbox)  # it may have moved: ask Graph again
+        return result
 
     def sync_stored(self, stored: StoredUser, **kwargs: object) -> SyncResult:
         """Sync a mailbox known to the state store (the scheduler's and `sync --all`'s path)."""
@@ -476,11 +491,38 @@ class Engine:
         return self.sync(user, **kwargs)  # type: ignore[arg-type]
 
     def check_mailbox(self, user: CrmUser) -> list[str]:
-        mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
+        address = self._stored(user).mailbox
+        mailbox = self.mailbox_factory(self.settings, address)
         try:
-            return [*mailbox.check(), self.write_back_status()]
+            kind, why = describe(self.settings, address, self.targets)
+            served = f"Served by {LABELS.get(kind, kind)}: {why}."
+            paused = self.write_back_paused()
+            return [
+                served,
+                *mailbox.check(),
+                self.write_back_status(),
+                *([paused] if paused else []),
+            ]
         finally:
             mailbox.close()
+
+    def reset_mailbox(self, user: CrmUser) -> str:
+        """Forget the target's saved state for the user's mailbox (delta link, item ids):
+        the next sync finds its contacts again by CRM id (no twin, nothing forgotten)."""
+        address = self._stored(user).mailbox
+        try:
+            with self.store.mailbox_lock(address):  # not while a sync of it runs
+                mailbox = self.mailbox_factory(self.settings, address)
+                try:
+                    mailbox.forget_state()
+                finally:
+                    mailbox.close()
+                self.targets.forget(address)
+        except MailboxBusy:
+            raise EngineError(
+                f"a sync of {address} is running; reset it when that sync is done"
+            ) from None
+        return address
 
     # -- the digest's settings (SLACK_UX 9) -----------------------------------------------
 
@@ -489,7 +531,7 @@ class Engine:
         zone, and a snooze only while it lasts (in their local date)."""
         stored = self._stored(user)
         prefs = self.store.digest_prefs(stored.id)
-        tz = stored.slack_tz or None
+        tz = stored.slack_tz or chat_accounts.time_zone(self, stored.id)
         today = (now or utcnow()).astimezone(zone(tz)).date()
         snoozed = (
             prefs.snoozed_until if prefs.snoozed_until and prefs.snoozed_until > today else None
@@ -536,7 +578,8 @@ class Engine:
         moment = now or utcnow()
         if snooze_days is not None:
             days = parse_days(snooze_days)
-            today = moment.astimezone(zone(stored.slack_tz)).date()
+            tz = stored.slack_tz or chat_accounts.time_zone(self, stored.id)
+            today = moment.astimezone(zone(tz)).date()
             values["snoozed_until"] = today + timedelta(days=days) if days else None
         if off is not None:
             values["off"] = bool(off)
@@ -564,7 +607,10 @@ class Engine:
             next_due = state.list_changed_at + timedelta(
                 seconds=self.settings.sync_interval_seconds
             )
+        target, target_reason = describe(self.settings, stored.mailbox, self.targets)
         return MailboxStatus(
+            target=target,
+            target_reason=target_reason,
             email=stored.email,
             mailbox=stored.mailbox,
             subscriptions=subs,
@@ -575,7 +621,16 @@ class Engine:
             last_success_at=state.last_success_at,
             next_due_at=next_due,
             consecutive_failures=state.consecutive_failures,
+            write_back_notes=self._last_admin_notes(stored.id),
         )
+
+    def _last_admin_notes(self, user_id: int) -> list[str]:
+        runs = self.store.runs(user_id, limit=1)
+        return list((runs[0].result or {}).get("admin_notes", [])) if runs else []
+
+    def write_back_paused(self) -> str | None:
+        """Why write-back is paused after Sage refused our login, or None (issue 19)."""
+        return write_back_paused(self.store)
 
     def why(self, user: CrmUser, person_id: int) -> list[Event]:
         """The audit trail of one person in the user's mailbox, oldest first."""

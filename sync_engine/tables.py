@@ -238,6 +238,28 @@ index_state = Table(
     Column("people", Integer, nullable=False, server_default=text("0")),  # live people
 )
 
+# Where another chat front end reaches a user or a channel (issue 21: Microsoft Teams):
+# the account, the address to post to later (digests, sync results, the team summary),
+# and the email the account was matched with, re-read when `checked_at` is a day old.
+# `kind` is "user" (user_id set) or "channel" (a place to post, no user).
+chat_accounts = Table(
+    "chat_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("front_end", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("account_id", String(255), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("email", String(255)),
+    Column("tenant_id", String(64)),
+    Column("conversation_id", String(512)),
+    Column("service_url", String(512)),
+    Column("tz", String(64)),
+    Column("checked_at", DateTime(timezone=True)),
+    Index("ux_chat_accounts_account", "front_end", "kind", "account_id", unique=True),
+    Index("ix_chat_accounts_user", "user_id"),
+)
+
 # Admin alerts (migration 0017): one row per problem ever seen (kind + key, e.g.
 # mailbox_failing + "mailbox:42"), so a start and a clear are each posted once, whichever
 # clock process sees them, and a problem that comes back is posted at most once a day.
@@ -253,4 +275,45 @@ alerts = Table(
     Column("start_posted", Boolean, nullable=False, server_default=false()),
     Column("started_posted_at", DateTime(timezone=True)),  # the last start message sent
     Column("clear_pending", Boolean, nullable=False, server_default=false()),
+)
+
+# Write-back paused (issue 19): one row (id = 1) while Sage CRM refuses our REST login.
+# Nothing is sent until SAGE_REST_URL/USER/PASSWORD change (`credentials` is a salted hash
+# of them, never the password) or an admin's `crm check` logs in again: Sage locks an
+# account out after a number of failed logons.
+write_back_pause = Table(
+    "write_back_pause",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("credentials", String(200), nullable=False),
+)
+
+# An Email/Phone row we created in Sage whose link could not be made and whose delete
+# failed too (issue 19): the next write-back of that person and type reuses it.
+crm_orphan_rows = Table(
+    "crm_orphan_rows",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # email, phone
+    Column("row_id", Integer, primary_key=True, autoincrement=False),
+    Column("person_id", Integer, nullable=False),
+    Column("link_type", String(40), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Where each mailbox is served and which target its links belong to (migration 0013, issue
+# 20), by lower-case mailbox address. `placed`/`placed_why`/`placed_at`: with
+# MAILBOX_BACKEND=hybrid, "graph" or "ews", why, and when it was decided (re-checked daily
+# and after a failed sync). `synced_target`: the target (kind and endpoint) the links' item
+# ids and the saved delta state come from; a sync on another target trusts neither.
+mailbox_targets = Table(
+    "mailbox_targets",
+    metadata,
+    Column("address", String(255), primary_key=True),
+    Column("placed", String(16)),
+    Column("placed_why", Text),
+    Column("placed_at", DateTime(timezone=True)),
+    Column("synced_target", String(512)),
+    Column("synced_at", DateTime(timezone=True)),
 )

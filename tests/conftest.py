@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from real_sage import sage_template, sage_url  # noqa: F401 - fixtures: a seeded Sage in PostgreSQL
 from typer.testing import CliRunner
 
 if TYPE_CHECKING:
@@ -43,6 +44,14 @@ ENV_NAMES = (
     "SLACK_API_URL",
     "SUMMARY_CHANNEL",
     "LOG_FORMAT",
+    "TEAMS_APP_ID",
+    "TEAMS_APP_PASSWORD",
+    "TEAMS_CERTIFICATE_PATH",
+    "TEAMS_TENANT_ID",
+    "TEAMS_AUTHORITY",
+    "TEAMS_OPENID_METADATA",
+    "TEAMS_SUMMARY_CHANNEL",
+    "TEAMS_PLAYGROUND",
     "ADMIN_CHANNEL",
     "METRICS_PORT",
     "ALERT_AFTER_FAILURES",

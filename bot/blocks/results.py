@@ -23,7 +23,16 @@ from bot.blocks.common import (
     when,
 )
 from bot.blocks.person import person_line
-from bot.failures import for_salesperson
+from chat.failures import for_salesperson
+from chat.words import (
+    ADDED_CLOSING,
+    GROUP_ALL_IN,
+    GROUP_PREVIEW,
+    NO_GROUP,
+    REMOVED_CLOSING,
+    group_headline,
+    group_question,
+)
 from sync_engine.model import PersonView
 from sync_engine.service import MailboxStatus
 
@@ -49,10 +58,7 @@ def people_lists(
 def added_blocks(added: Sequence[PersonView], already: Sequence[PersonView]) -> list[Block]:
     """After an add: the people just added, as Sage shows the Contacts page."""
     closing = [
-        context(
-            "They reach your mailbox at the next sync, within a few minutes. "
-            f"Search again to add more, or `{COMMAND} sync` now."
-        ),
+        context(f"{ADDED_CLOSING} Search again to add more, or `{COMMAND} sync` now."),
         actions(button("Sync now", ACTION_SYNC_NOW, "sync")),
     ]
     lists: list[tuple[str, Sequence[PersonView], int]] = []
@@ -73,12 +79,7 @@ def added_blocks(added: Sequence[PersonView], already: Sequence[PersonView]) -> 
 def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) -> list[Block]:
     closing: list[Block] = []
     if removed:
-        closing.append(
-            context(
-                "At the next sync they lose the CRM Contact category and are no longer kept "
-                "up to date; the contacts themselves stay in your mailbox."
-            )
-        )
+        closing.append(context(REMOVED_CLOSING))
     if not_in_list:
         closing.append(
             context(
@@ -92,22 +93,16 @@ def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) ->
     return people_lists(room, [(title, removed, 30)]) + closing
 
 
-# People shown before add-group's confirmation; the count says how many in all.
-GROUP_PREVIEW = 10
-
-
 def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
     """Add-group asks first, with the count (it can be hundreds) (UX 6)."""
     if not people:
-        return [section("No CRM person has you as Account Manager, so there is no group to add.")]
+        return [section(NO_GROUP)]
     new = [p for p in people if not p.in_list]
     already = len(people) - len(new)
-    text = f"*{plural(len(people), 'person has', 'people have')} you as Account Manager.*"
-    if already:
-        text += f" {already} of them {'is' if already == 1 else 'are'} already in My CRM Contacts."
-    blocks: list[Block] = [section(text)]
+    first, _, rest = group_headline(len(people), already).partition(".")
+    blocks: list[Block] = [section(f"*{first}.*{rest}")]
     if not new:
-        blocks.append(context("Everyone in your group is already in My CRM Contacts."))
+        blocks.append(context(GROUP_ALL_IN))
         return blocks
     closing = [
         actions(
@@ -118,8 +113,7 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
                 style="primary",
                 confirm=confirm_dialog(
                     "Add your group?",
-                    f"Add {plural(len(new), 'person', 'people')} whose Account Manager is you to "
-                    "My CRM Contacts? They are created in your mailbox at the next sync.",
+                    group_question(len(new)),
                     f"Add {len(new)}",
                 ),
             )

@@ -108,12 +108,14 @@ def print_result(r: SyncResult) -> None:
 @friendly
 def status(as_json: Json = False) -> None:
     """Every mailbox (list size, last and next sync, the last error in plain words) and
-    every open problem with its fix; exit code 1 while a problem is open (cron, monitoring)."""
+    every open problem with its fix; exit code 1 while a problem is open (cron, monitoring).
+    Also a write-back pause, and Sage's own words on the last syncs' failed write-backs."""
     from sync_engine.ops.problems import open_problems
 
     e = engine()
     statuses = e.statuses()
     problems = open_problems(e).problems
+    paused = e.write_back_paused()
     if as_json:
         print_json(
             {
@@ -128,14 +130,18 @@ def status(as_json: Json = False) -> None:
                         "last_error": s.last_error,
                         "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
                         "consecutive_failures": s.consecutive_failures,
+                        "write_back_notes": s.write_back_notes,
+                        "target": s.target or None,
+                        "target_reason": s.target_reason,
                     }
                     for s in statuses
                 ],
                 "problems": [p.as_json() for p in problems],
+                "write_back_paused": paused,
             }
         )
     else:
-        print_statuses(statuses)
+        print_statuses(statuses, paused)
         for p in problems:
             out.print(f"problem: {p.summary}", markup=False)
             out.print(f"  fix: {p.fix}", markup=False)
@@ -144,18 +150,22 @@ def status(as_json: Json = False) -> None:
         raise typer.Exit(1)
 
 
-def print_statuses(statuses: list[MailboxStatus]) -> None:
+def print_statuses(statuses: list[MailboxStatus], paused: str | None = None) -> None:
+    if paused:
+        out.print(paused, markup=False)
     if not statuses:
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
         return
     table = Table()
-    for column in ("mailbox", "in list", "linked", "last sync", "result", "next due", "last error"):
+    columns = ("mailbox", "target", "in list", "linked", "last sync", "result", "next due")
+    for column in (*columns, "last error"):
         table.add_column(column)
     for s in statuses:
         last = local_time(s.last_run_at) if s.last_run_at else "never"
         due = local_time(s.next_due_at) if s.next_due_at else "—"
         table.add_row(
             s.mailbox,
+            s.target or "—",
             str(s.subscriptions),
             str(s.linked),
             last,
@@ -164,6 +174,21 @@ def print_statuses(statuses: list[MailboxStatus]) -> None:
             s.last_error or "",
         )
     out.print(table)
+    # why each mailbox has its target: the setting itself, or (hybrid) what Graph answered
+    reasons = {s.target_reason for s in statuses}
+    if len(reasons) == 1:
+        out.print(f"target: {reasons.pop()}", markup=False)
+    else:
+        for s in statuses:
+            out.print(
+                f"{s.mailbox}: {s.target or 'target not decided yet'}, {s.target_reason}",
+                markup=False,
+            )
+    notes = [note for s in statuses for note in s.write_back_notes]
+    if notes:  # the CRM's own words: the admin's, never shown to the salesperson
+        out.print("Write-back at the last syncs, in Sage CRM's words:")
+        for note in notes:
+            out.print(f"  {note}", markup=False)
 
 
 @app.command()

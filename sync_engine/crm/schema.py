@@ -96,9 +96,9 @@ person = Table(
     _text("Pers_MiddleName", 60),
     _text("Pers_LastName", 60, nocase=True),
     _text("Pers_Suffix", 20),
-    _text("Pers_Title", 120),
+    _text("Pers_Title", 50),  # 50, 40 and 21 (Phon_Number) as on a real install (issue 19)
     _text("Pers_Department", 120),
-    _text("Pers_WebSite", 255),
+    _text("Pers_WebSite", 40),
     *_bookkeeping("Pers"),
     Index("ix_pers_last_first", "Pers_LastName", "Pers_FirstName"),
     Index("ix_pers_firstname", "Pers_FirstName"),
@@ -137,7 +137,7 @@ phone = Table(
     Column("Phon_PhoneId", Integer, primary_key=True),
     _text("Phon_CountryCode", 10),
     _text("Phon_AreaCode", 10),
-    _text("Phon_Number", 40),
+    _text("Phon_Number", 21),
     *_bookkeeping("Phon"),
     Index("ix_phon_updateddate", "Phon_UpdatedDate"),
 )
@@ -176,7 +176,13 @@ READ: dict[str, tuple[str, ...]] = {
         "Pers_UpdatedDate",
         "Pers_Deleted",
     ),
-    "Company": ("Comp_CompanyId", "Comp_Name", "Comp_UpdatedDate", "Comp_Deleted"),
+    "Company": (
+        "Comp_CompanyId",
+        "Comp_Name",
+        "Comp_PrimaryUserId",  # the company's Account Manager (WRITE_BACK_SCOPE=managed)
+        "Comp_UpdatedDate",
+        "Comp_Deleted",
+    ),
     "Email": ("Emai_EmailId", "Emai_EmailAddress", "Emai_UpdatedDate", "Emai_Deleted"),
     "EmailLink": (
         "ELink_LinkID",
