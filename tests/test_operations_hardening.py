@@ -11,49 +11,25 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from servers.slack import BOT_TOKEN, SIGNING_SECRET, SlackSender, SlackStandIn, all_text
+import test_bot_http
+from servers.slack import all_text
 from sqlalchemy import update
 from test_bot_http import Bot
 
 from bot import server as bot_server
-from bot.app import build_app
 from bot.server import HttpServer, SlackWsgi
 from sync_engine import tables as t
-from sync_engine.config import load_settings
-from sync_engine.crm.embedded import seed_demo
-from sync_engine.service import Engine
 
 ALICE = "alice@example.com"
 
 
-@pytest.fixture
-def slack() -> Iterator[SlackStandIn]:
-    with SlackStandIn() as stand_in:
-        stand_in.add_user("U_ALICE", ALICE)
-        yield stand_in
-
-
-@pytest.fixture
-def bot(home: Path, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Iterator[Bot]:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
-    monkeypatch.setenv("SLACK_API_URL", slack.api_url)
-    settings = load_settings()
-    engine = Engine(settings)
-    seed_demo(engine.crm)
-    server = HttpServer(SlackWsgi(build_app(settings, engine)), "127.0.0.1", 0)
-    server.start()
-    url = f"http://127.0.0.1:{server.port}"
-    try:
-        yield Bot(engine, slack, SlackSender(url + "/slack/events", slack), url, home)
-    finally:
-        server.close()
-        engine.close()
+# the running bot (waitress + Bolt) and the Slack stand-in it talks to: test_bot_http's
+bot = test_bot_http.bot
+slack = test_bot_http.slack
 
 
 # -- idle connections ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
-from test_schedule import Clock, CountingTarget, contacts
+from test_schedule import Clock, CountingTarget, contacts, team_sharing_one_person
 
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import EmbeddedCrm
@@ -44,17 +44,8 @@ class Statements:
 @pytest.fixture
 def team(home: Path) -> Iterator[tuple[Engine, EmbeddedCrm, int, list[str]]]:
     """20 salespeople, each listing a person of their own and one they all share."""
-    target = CountingTarget()
-    engine = Engine(load_settings(), mailbox_factory=target)
-    crm = EmbeddedCrm(engine.crm)
-    shared = crm.add_person(first="Shared", last="Buyer", company="Big Co", title="Buyer")
-    emails = []
-    for n in range(MAILBOXES):
-        email = f"rep{n:02d}@example.com"
-        user = engine.crm.user_by_id(crm.add_user(email, "Rep", str(n)))
-        own = crm.add_person(first="Own", last=f"Lead{n:02d}", company="Small Co")
-        engine.add(user, [own, shared])  # type: ignore[arg-type]
-        emails.append(email)
+    engine = Engine(load_settings(), mailbox_factory=CountingTarget())
+    crm, shared, emails = team_sharing_one_person(engine, MAILBOXES)
     yield engine, crm, shared, emails
     engine.close()
 
@@ -70,7 +61,7 @@ def test_a_change_listed_by_many_mailboxes_reads_its_people_once_for_the_cycle(t
     changed = scheduler.run_cycle()
     assert sorted(changed.synced) == emails
     for email in emails:
-        assert contacts(engine, email)["Shared Buyer"].fields.job_title == "Head of Buying"
+        assert contacts(engine, email)["Shared Customer"].fields.job_title == "Head of Buying"
     # The people are read twice in the whole cycle (the search index's refresh, and once
     # for every sync), not once per mailbox; per sync are left the CRM user and the CRM's
     # latest change (the watermark). Before: 5 statements per sync, 121 in all.
@@ -92,18 +83,11 @@ def test_a_crm_change_during_the_cycle_is_never_hidden_by_the_cycles_copy(home: 
 
     engine = Engine(load_settings(), mailbox_factory=target)
     state["engine"] = engine
-    crm = EmbeddedCrm(engine.crm)
-    shared = crm.add_person(first="Shared", last="Buyer", company="Big Co", title="Buyer")
-    emails = []
-    for n in range(5):
-        email = f"rep{n}@example.com"
-        user = engine.crm.user_by_id(crm.add_user(email, "Rep", str(n)))
-        engine.add(user, [shared])  # type: ignore[list-item]
-        emails.append(email)
+    _, shared, emails = team_sharing_one_person(engine, 5)
     try:
         report = Scheduler(engine, now=Clock()).run_cycle()
         assert sorted(report.synced) == emails
-        titles = {e: contacts(engine, e)["Shared Buyer"].fields.job_title for e in emails}
+        titles = {e: contacts(engine, e)["Shared Customer"].fields.job_title for e in emails}
         first = [e for e, title in titles.items() if title == "Buyer"]
         assert len(first) <= 1, titles  # only the sync already under way may have missed it
         assert sum(title == "Changed mid-cycle" for title in titles.values()) >= 4, titles
