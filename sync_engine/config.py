@@ -215,26 +215,13 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def secrets_of(settings: Settings) -> set[str]:
-    """Every secret the settings hold, the URLs' as they parse: masked wherever they
-    appear (sync_engine.masking), even in an error that quotes one without its URL."""
+    """Every secret the settings hold (each SecretStr, and the password and secret
+    parameters of each *_URL as it parses): masked wherever they appear
+    (sync_engine.masking), even in an error that quotes one without its URL."""
     found: set[str] = set()
-    for url in (
-        settings.database_url,
-        settings.crm_database_url,
-        settings.ews_url,
-        settings.sage_rest_url,
-        settings.graph_url,
-        settings.slack_api_url,
-    ):
-        found |= url_secrets(url)
-    for secret in (
-        settings.ews_password,
-        settings.sage_rest_password,
-        settings.graph_client_secret,
-        settings.slack_bot_token,
-        settings.slack_signing_secret,
-        settings.slack_app_token,
-    ):
-        if secret is not None:
-            found.add(secret.get_secret_value())
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif name.endswith("_url") and isinstance(value, str):
+            found |= url_secrets(value)
     return found
