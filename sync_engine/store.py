@@ -490,6 +490,16 @@ class Store:
         with self.engine.begin() as conn:
             self._events(conn, user_id, run_id, actor, rows)
 
+    def record_events_in(
+        self, conn: Connection, user_id: int, actor: str, rows: list[tuple]
+    ) -> None:
+        """Audit rows inside another state module's transaction (standing rules)."""
+        self._events(conn, user_id, None, actor, rows)
+
+    def mark_list_changed(self, conn: Connection, user_id: int, now: datetime) -> None:
+        """The user's list changed (in another module's transaction): the mailbox has work."""
+        self._mark_list_changed(conn, user_id, now)
+
     def _events(
         self,
         conn: Connection,

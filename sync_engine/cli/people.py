@@ -27,9 +27,12 @@ def people_table(people: list[PersonView], *, title: str = "", status: bool = Fa
     for column in ("id", "name", "company", "job title", "email"):
         table.add_column(column)
     table.add_column("status" if status else "in my list")
+    if status:
+        table.add_column("why in my list")
     for p in people:
         flag = p.status if status else ("✓" if p.in_list else "")
-        table.add_row(str(p.id), p.name, p.company, p.job_title, p.email, flag)
+        why = [p.why] if status else []
+        table.add_row(str(p.id), p.name, p.company, p.job_title, p.email, flag, *why)
     return table
 
 

@@ -62,9 +62,10 @@ company = Table(
     metadata,
     Column("Comp_CompanyId", Integer, primary_key=True),
     _text("Comp_Name", 255, nocase=True),
-    Column("Comp_PrimaryUserId", Integer),
+    Column("Comp_PrimaryUserId", Integer),  # the company's Account Manager
     *_bookkeeping("Comp"),
     Index("ix_comp_name", "Comp_Name"),
+    Index("ix_comp_primaryuserid", "Comp_PrimaryUserId"),
     Index("ix_comp_updateddate", "Comp_UpdatedDate"),
 )
 
@@ -176,7 +177,13 @@ READ: dict[str, tuple[str, ...]] = {
         "Pers_UpdatedDate",
         "Pers_Deleted",
     ),
-    "Company": ("Comp_CompanyId", "Comp_Name", "Comp_UpdatedDate", "Comp_Deleted"),
+    "Company": (
+        "Comp_CompanyId",
+        "Comp_Name",
+        "Comp_PrimaryUserId",
+        "Comp_UpdatedDate",
+        "Comp_Deleted",
+    ),
     "Email": ("Emai_EmailId", "Emai_EmailAddress", "Emai_UpdatedDate", "Emai_Deleted"),
     "EmailLink": (
         "ELink_LinkID",
