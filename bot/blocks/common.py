@@ -62,6 +62,7 @@ HELP_LINES = (
     ("search <query>", 'find CRM people and tick the ones to add (also `company:"Name"`)'),
     ("add <query>", "add one person at once, or pick from several matches"),
     ("add-group", "add everyone whose Account Manager is you (asks first)"),
+    ("rules", "standing rules: keep everyone you're Account Manager for, now and later"),
     ("person <query>", "a person's card, with Add or Remove"),
     ("list", "your My CRM Contacts with each one's sync status"),
     ("remove <query>", "take people out of My CRM Contacts (they stay in Outlook)"),

@@ -23,6 +23,7 @@ from bot.blocks.common import (
     when,
 )
 from bot.blocks.person import person_line
+from bot.blocks.rules import group_rule_blocks
 from bot.failures import for_salesperson
 from sync_engine.model import PersonView
 from sync_engine.service import MailboxStatus
@@ -96,10 +97,15 @@ def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) ->
 GROUP_PREVIEW = 10
 
 
-def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
-    """Add-group asks first, with the count (it can be hundreds) (UX 6)."""
+def group_confirm_blocks(people: Sequence[PersonView], rule_on: bool = False) -> list[Block]:
+    """Add-group asks first, with the count (it can be hundreds) (UX 6), and offers to
+    keep the group current with the account-manager rule instead."""
+    offer = group_rule_blocks(rule_on)
     if not people:
-        return [section("No CRM person has you as Account Manager, so there is no group to add.")]
+        return [
+            section("No CRM person has you as Account Manager, so there is no group to add."),
+            *offer,
+        ]
     new = [p for p in people if not p.in_list]
     already = len(people) - len(new)
     text = f"*{plural(len(people), 'person has', 'people have')} you as Account Manager.*"
@@ -108,7 +114,7 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
     blocks: list[Block] = [section(text)]
     if not new:
         blocks.append(context("Everyone in your group is already in My CRM Contacts."))
-        return blocks
+        return blocks + offer
     closing = [
         actions(
             button(
@@ -125,6 +131,7 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
             )
         )
     ]
+    closing += offer
     preview = [person_line(p, False) for p in new[:GROUP_PREVIEW]]
     room = TEXT_BUDGET - text_length(blocks) - text_length(closing)
     blocks += listing(preview, budget=room, max_blocks=4, hidden=len(new) - len(preview))

@@ -55,16 +55,24 @@ def _owners(row) -> Owners:  # type: ignore[no-untyped-def]
     )
 
 
-def changed_since(crm: SageCrm, since: datetime) -> tuple[dict[int, Owners], datetime | None]:
+def changed_since(
+    crm: SageCrm, since: datetime | None
+) -> tuple[dict[int, Owners], datetime | None]:
     """The owners of every person whose Person row or company changed after `since`
     (reassigned, moved, deleted, created, or their company's Account Manager changed),
-    and the newest change time seen. Two statements, each on an UpdatedDate index."""
+    and the newest change time seen. Two statements, each on an UpdatedDate index;
+    `since=None` reads everyone (one statement)."""
     p, c = s.person, s.company
     found: dict[int, Owners] = {}
     newest: datetime | None = None
     with crm._connect() as conn:
         for stamp in (p.c.Pers_UpdatedDate, c.c.Comp_UpdatedDate):
-            for row in conn.execute(_owners_query().where(stamp > since)).mappings():
+            query = _owners_query()
+            if since is not None:
+                query = query.where(stamp > since)
+            elif stamp is c.c.Comp_UpdatedDate:
+                break  # everyone was read already
+            for row in conn.execute(query).mappings():
                 found[int(row["Pers_PersonId"])] = _owners(row)
                 seen = row[stamp.name]
                 if seen is not None and (newest is None or seen > newest):

@@ -112,24 +112,30 @@ def keep(
         with store.engine.connect() as conn:
             seen = state.status(conn, cutoff)  # another keeper may have done it meanwhile
         mark = seen.watermark
-        if seen.evaluated == 0 or mark is None:
+        if seen.evaluated == 0:
             mark = latest  # nothing follows the CRM yet: full evaluations read it as it is
-        elif latest is not None and latest > mark:
+        elif latest is not None and (mark is None or latest > mark):
             mark = _follow_changes(store, crm, mark, latest, now, report)
-        if seen.due:
-            _evaluate_in_full(store, crm, cutoff, now, report)
         if mark != seen.watermark:
             with store.engine.begin() as conn:
                 state.set_watermark(conn, mark)
+        if seen.due:
+            _evaluate_in_full(store, crm, cutoff, now, report)
     return report
 
 
 def _follow_changes(
-    store: Store, crm: SageCrm, since: datetime, latest: datetime, now: datetime, report: KeepReport
+    store: Store,
+    crm: SageCrm,
+    since: datetime | None,
+    latest: datetime,
+    now: datetime,
+    report: KeepReport,
 ) -> datetime:
-    """Apply the CRM changes after `since` to every evaluated rule; the new watermark."""
+    """Apply the CRM changes after `since` (None: the CRM was empty when the rules were
+    evaluated, so everyone is new) to every evaluated rule; the new watermark."""
     owners, newest = ownership.changed_since(crm, since)
-    report.crm_queries += 2
+    report.crm_queries += 1 if since is None else 2
     report.changed += len(owners)
     mark = max(latest, newest) if newest is not None else latest
     if not owners:
@@ -139,7 +145,7 @@ def _follow_changes(
         before = state.members_of_people(conn, owners)
         after = members(rules, owners.values())
         found = state.entries(conn, _pairs(before ^ after))
-        report.took(state.apply(conn, store, changes(before, after, found, owners), now))
+        report.took(state.apply(conn, store, changes(before, after, found, owners)))
     return mark
 
 
@@ -177,7 +183,7 @@ def _evaluate_in_full(
                 who = ownership.ownership_of(crm, (lv.person_id for lv in planned.leaves))
                 report.crm_queries += 1
                 planned = changes(before, after, found, who)
-            report.took(state.apply(conn, store, planned, now))
+            report.took(state.apply(conn, store, planned))
             state.mark_evaluated(conn, user_id, kinds, now)
         report.evaluated += len(rules)
 

@@ -85,7 +85,6 @@ class StandingRules:
         next sync, the contacts stay); the picked and other rules' people stay."""
         kind = self.kind(kind)
         stored = self._stored(user)
-        now = utcnow()
         with state.exclusive(self.store), self.store.engine.begin() as conn:
             before = state.members_of_user(conn, stored.id)
             if not state.turn_off(conn, stored.id, kind):
@@ -98,7 +97,7 @@ class StandingRules:
             found = state.entries(conn, {(u, p) for u, _, p in before ^ after})
             planned = changes(before, after, found, turned_off=True)
             who = actor or user.email
-            done = state.apply(conn, self.store, planned, now, actor=who)
+            done = state.apply(conn, self.store, planned, actor=who)
             what = f"turned off the rule {kind}; {len(done.leaves)} people only it brought leave"
             self.store.record_events_in(conn, stored.id, who, [(None, "rule off", what, None)])
         listed = sum(1 for entry in found.values() if entry.subscribed)

@@ -41,7 +41,7 @@ from sync_engine.standing.rules import (
     by_rule_only,
     rule_source,
 )
-from sync_engine.store import Store, as_utc
+from sync_engine.store import Store, as_utc, utcnow
 
 _CHUNK = 900  # ids per IN (...) list
 _KEEPER_LOCK = 0x63726D2D72756C65  # 'crm-rule': one keeper of the rules at a time
@@ -222,12 +222,13 @@ def set_watermark(conn: Connection, value: datetime | None) -> None:
 
 def turn_on(conn: Connection, user_id: int, kind: str, now: datetime) -> bool:
     """Turn a rule on (due a full evaluation); False when it already was."""
-    result = conn.execute(
-        _ignoring_duplicates(conn, t.standing_rules).values(
-            user_id=user_id, kind=kind, added_at=now, evaluated_at=None
-        )
+    r = t.standing_rules
+    inserted = conn.execute(
+        _ignoring_duplicates(conn, r)
+        .values(user_id=user_id, kind=kind, added_at=now, evaluated_at=None)
+        .returning(r.c.kind)
     )
-    return bool(result.rowcount)
+    return inserted.first() is not None
 
 
 def turn_off(conn: Connection, user_id: int, kind: str) -> bool:
@@ -247,12 +248,12 @@ def mark_evaluated(conn: Connection, user_id: int, kinds: Iterable[str], now: da
     )
 
 
-def apply(
-    conn: Connection, store: Store, changes: RuleChanges, now: datetime, actor: str = ""
-) -> RuleChanges:
+def apply(conn: Connection, store: Store, changes: RuleChanges, actor: str = "") -> RuleChanges:
     """Store an evaluation: the members, and the joins and leaves in the subscriptions,
     with their audit events; marks each changed list so its mailbox syncs. Returns the
-    joins and leaves that really happened (a concurrent hand pick or add wins)."""
+    joins and leaves that really happened (a concurrent hand pick or add wins). Stamped
+    with the wall clock, as the syncs that compare with them are."""
+    now = utcnow()
     rp, s, d = t.rule_people, t.subscriptions, t.rule_departures
     if changes.added:
         rows = [{"user_id": u, "kind": k, "person_id": p} for u, k, p in sorted(changes.added)]
