@@ -212,24 +212,17 @@ def changes(
     cover the pairs whose membership changed."""
     owners = owners or {}
     out = RuleChanges(added=after - before, dropped=before - after)
-    if not out.added and not out.dropped:
-        return out
-    had: dict[tuple[int, int], set[str]] = defaultdict(set)
-    has: dict[tuple[int, int], set[str]] = defaultdict(set)
-    for user_id, kind, person_id in before:
-        had[(user_id, person_id)].add(kind)
-    for user_id, kind, person_id in after:
-        has[(user_id, person_id)].add(kind)
-    touched = {(u, p) for u, _, p in out.added | out.dropped}
-    for pair in sorted(touched):
-        entry = entries.get(pair, Entry())
-        person = owners.get(pair[1])
+    nobody = Entry()
+    for user_id, person_id in sorted({(u, p) for u, _, p in out.added | out.dropped}):
+        had = [k for k in KINDS if (user_id, k, person_id) in before]
+        has = [k for k in KINDS if (user_id, k, person_id) in after]
+        entry = entries.get((user_id, person_id), nobody)
+        person = owners.get(person_id)
         name = person.name if person else ""
-        if has[pair] and not had[pair]:
+        if has and not had:
             if not entry.subscribed and not entry.excluded:
-                out.joins.append(Join(pair[0], pair[1], min(has[pair]), name))
-        elif had[pair] and not has[pair] and entry.subscribed and not entry.picked:
-            kinds = tuple(sorted(had[pair]))
-            reason = why_left(kinds, person, turned_off=turned_off)
-            out.leaves.append(Leave(pair[0], pair[1], kinds, reason, not turned_off, name))
+                out.joins.append(Join(user_id, person_id, has[0], name))
+        elif had and not has and entry.subscribed and not entry.picked:
+            reason = why_left(tuple(had), person, turned_off=turned_off)
+            out.leaves.append(Leave(user_id, person_id, tuple(had), reason, not turned_off, name))
     return out

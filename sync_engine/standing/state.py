@@ -21,7 +21,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     or_,
     select,
     text,
@@ -29,6 +28,7 @@ from sqlalchemy import (
 )
 
 from sync_engine import tables as t
+from sync_engine.bulk import insert_rows
 from sync_engine.files import private_dir
 from sync_engine.plan import Leaving
 from sync_engine.standing.rules import (
@@ -255,9 +255,9 @@ def apply(conn: Connection, store: Store, changes: RuleChanges, actor: str = "")
     with the wall clock, as the syncs that compare with them are."""
     now = utcnow()
     rp, s, d = t.rule_people, t.subscriptions, t.rule_departures
-    if changes.added:
-        rows = [{"user_id": u, "kind": k, "person_id": p} for u, k, p in sorted(changes.added)]
-        conn.execute(_ignoring_duplicates(conn, rp), rows)
+    insert_rows(
+        conn, rp, ("user_id", "kind", "person_id"), sorted(changes.added), skip_duplicates=True
+    )
     dropped: dict[tuple[int, str], list[int]] = defaultdict(list)
     for u, k, p in changes.dropped:
         dropped[(u, k)].append(p)
@@ -271,23 +271,17 @@ def apply(conn: Connection, store: Store, changes: RuleChanges, actor: str = "")
     for join in changes.joins:
         joins[join.user_id].append(join)
     for user_id, group in joins.items():
-        inserted = {
-            int(r[0])
-            for r in conn.execute(
-                _ignoring_duplicates(conn, s).returning(s.c.person_id),
-                [
-                    {
-                        "user_id": user_id,
-                        "person_id": j.person_id,
-                        "added_at": now,
-                        "source": rule_source(j.kind),
-                    }
-                    for j in group
-                ],
-            )
-        }
-        for chunk in _chunks(inserted):
-            conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
+        inserted = insert_rows(
+            conn,
+            s,
+            ("user_id", "person_id", "added_at", "source"),
+            [(user_id, j.person_id, now, rule_source(j.kind)) for j in group],
+            skip_duplicates=True,
+            returning="person_id",
+        )
+        if inserted is None:  # SQLite: this transaction writes alone; all were missing
+            inserted = {j.person_id for j in group}
+        _forget_departures(conn, user_id, inserted)
         joined = [j for j in group if j.person_id in inserted]
         for kind in sorted({j.kind for j in joined}):
             store.record_events_in(
@@ -320,22 +314,13 @@ def apply(conn: Connection, store: Store, changes: RuleChanges, actor: str = "")
                 )
             )
         gone = [lv for lv in group if lv.person_id in left]
-        for chunk in _chunks(left):
-            conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
-        if gone:
-            conn.execute(
-                insert(d),
-                [
-                    {
-                        "user_id": user_id,
-                        "person_id": lv.person_id,
-                        "reason": lv.reason,
-                        "guarded": lv.guarded,
-                        "left_at": now,
-                    }
-                    for lv in gone
-                ],
-            )
+        _forget_departures(conn, user_id, left)
+        insert_rows(
+            conn,
+            d,
+            ("user_id", "person_id", "reason", "guarded", "left_at"),
+            [(user_id, lv.person_id, lv.reason, lv.guarded, now) for lv in gone],
+        )
         for kinds in sorted({lv.kinds for lv in gone}):
             store.record_events_in(
                 conn,
@@ -351,6 +336,15 @@ def apply(conn: Connection, store: Store, changes: RuleChanges, actor: str = "")
     for user_id in done.users:
         store.mark_list_changed(conn, user_id, now)
     return done
+
+
+def _forget_departures(conn: Connection, user_id: int, person_ids: Iterable[int]) -> None:
+    """Drop the departures of these people (back in the list, or leaving afresh); one
+    look when the user has none, as after a first evaluation."""
+    d = t.rule_departures
+    if conn.execute(select(d.c.person_id).where(d.c.user_id == user_id).limit(1)).first():
+        for chunk in _chunks(person_ids):
+            conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
 
 
 def picked_by_hand(store: Store, user_id: int, person_ids: Iterable[int], source: str) -> None:
