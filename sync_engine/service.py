@@ -337,8 +337,8 @@ class Engine:
             raise BadQuery("nobody to add: give at least one person")
         stored = self._stored(user)
         names = {pid: p.name for pid, p in people.items()}
-        self.rules.picked(stored.id, names, source)  # picked by hand from now on
         new = set(self.store.add_subscriptions(stored.id, names, source, actor or user.email))
+        self.rules.picked(stored.id, names, source)  # by hand from now on, even if a rule had them
         result = AddResult()
         for pid, person in people.items():
             (result.added if pid in new else result.already).append(view(person, in_list=True))
