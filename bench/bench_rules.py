@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
+from bench_search import fresh_pg  # bench/ is on the path of a script run from it
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import event, text, update
 
@@ -78,14 +78,6 @@ def timed(func: Callable[[], object]) -> tuple[float, object]:
     began = time.perf_counter()
     result = func()
     return time.perf_counter() - began, result
-
-
-def fresh_pg(admin: str, name: str) -> str:
-    conninfo = admin.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin.rsplit("/", 1)[0] + f"/{name}"
 
 
 def salespeople_crm(crm: SageCrm, people: int, salespeople: int, rng: random.Random) -> None:

@@ -520,22 +520,24 @@ def _guard_mass_loss(
         )
     else:
         plan.actions.extend(gone)
-    if too_many(len(forgets)) and not given.allow_mass_delete:
-        plan.held_back.extend(forgets)
-        plan.warnings.append(
-            f"{len(forgets)} of {len(given.links)} linked contacts are gone from the mailbox "
-            f"({limit}): was the Contacts folder emptied? They stay in My CRM Contacts. If they "
-            "were really deleted in Outlook, sync again with --allow-mass-delete."
-        )
-    else:
-        plan.actions.extend(forgets)
-    if too_many(len(departures)) and not given.allow_mass_delete:
-        plan.held_back.extend(departures)
-        plan.warnings.append(
-            f"Held back {len(departures)} unlinks: {len(departures)} of {len(given.links)} "
-            f"linked contacts no longer match your standing rules ({limit}): were they "
-            "reassigned in the CRM by mistake? They stay linked, with the category, for now. "
-            "If the reassignment is real, sync again with --allow-mass-delete."
-        )
-    else:
-        plan.actions.extend(departures)
+
+    def hold_if_many(actions: list[Action], warning: str) -> None:
+        if too_many(len(actions)) and not given.allow_mass_delete:
+            plan.held_back.extend(actions)
+            plan.warnings.append(warning)
+        else:
+            plan.actions.extend(actions)
+
+    hold_if_many(
+        forgets,
+        f"{len(forgets)} of {len(given.links)} linked contacts are gone from the mailbox "
+        f"({limit}): was the Contacts folder emptied? They stay in My CRM Contacts. If they "
+        "were really deleted in Outlook, sync again with --allow-mass-delete.",
+    )
+    hold_if_many(
+        departures,
+        f"Held back {len(departures)} unlinks: {len(departures)} of {len(given.links)} "
+        f"linked contacts no longer match your standing rules ({limit}): were they "
+        "reassigned in the CRM by mistake? They stay linked, with the category, for now. "
+        "If the reassignment is real, sync again with --allow-mass-delete.",
+    )

@@ -6,12 +6,12 @@ the embedded CRM in Sage's layout; the local mailbox target, its requests counte
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
+from test_schedule import Clock
 
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.embedded import EmbeddedCrm
@@ -24,18 +24,6 @@ from sync_engine.service import Engine
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 CAT = "CRM Contact"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.t
-
-    def tick(self, **delta: float) -> datetime:
-        self.t += timedelta(**delta or {"seconds": 60})
-        return self.t
 
 
 class Counting:
@@ -116,7 +104,7 @@ def test_account_manager_rule_kept_by_the_clock(engine: Engine):
     # a person given to Alice later (created, or reassigned to her) arrives after one cycle
     lena = crm.add_person(first="Lena", last="Later", company="Acme", manager=ALICE)
     crm.update_person(bob_s, manager=ALICE)
-    clock.tick()
+    clock.advance(seconds=60)
     given = scheduler.run_cycle()
     assert given.synced == [ALICE] and given.rules is not None
     assert ours(engine) == {"Ann Able", "Ben Baker", "Cy Cole", "Lena Later", "Pia Picked"}
@@ -125,7 +113,7 @@ def test_account_manager_rule_kept_by_the_clock(engine: Engine):
     # reassigned away: unlinked at the next cycle with a reason naming the rule; the
     # contact stays, without the category and the CRM id (rule 5)
     crm.update_person(ben, manager=BOB)
-    clock.tick()
+    clock.advance(seconds=60)
     assert scheduler.run_cycle().synced == [ALICE]
     kept = contacts(engine)["Ben Baker"]
     assert CAT not in kept.categories and kept.crm_id is None
@@ -135,12 +123,12 @@ def test_account_manager_rule_kept_by_the_clock(engine: Engine):
 
     # removed by hand: stays out, whatever the CRM does to the person, until added again
     engine.remove(alice, [ann])
-    clock.tick()
+    clock.advance(seconds=60)
     scheduler.run_cycle()
     assert "Ann Able" not in ours(engine)
     crm.update_person(ann, title="Buyer")  # the rule sees her again: still out
     crm.update_person(ann, manager=ALICE)
-    clock.tick()
+    clock.advance(seconds=60)
     scheduler.run_cycle()
     assert "Ann Able" not in ours(engine) and "Ann Able" not in sources(engine)
     engine.add(alice, [ann])
@@ -149,7 +137,7 @@ def test_account_manager_rule_kept_by_the_clock(engine: Engine):
     # turning the rule off lets go of whom only it brought; the hand-picked stay
     removed = engine.rules.remove(alice, "account-manager")
     assert (removed.leaving, removed.staying) == (2, 1)  # Cy and Lena go; Ann stays
-    clock.tick()
+    clock.advance(seconds=60)
     off = scheduler.run_cycle()
     assert off.synced == [ALICE]
     assert ours(engine) == {"Ann Able", "Pia Picked"}
@@ -171,7 +159,7 @@ def test_company_manager_rule_follows_the_company_s_account_manager(engine: Engi
     assert ours(engine) == set()
 
     crm.update_company("Globex", manager=ALICE)  # Alice takes the account over
-    clock.tick()
+    clock.advance(seconds=60)
     assert scheduler.run_cycle().synced == [ALICE]
     assert ours(engine) == {"Dora Dane", "Eli Eddy"}
     assert sources(engine)["Dora Dane"] == ["rule:company-manager"]
@@ -179,7 +167,7 @@ def test_company_manager_rule_follows_the_company_s_account_manager(engine: Engi
     # moved to another company, or deleted in the CRM: leaves, unlinked (not deleted)
     crm.update_person(dora, company="Initech")
     crm.delete_person(eli)
-    clock.tick()
+    clock.advance(seconds=60)
     assert scheduler.run_cycle().synced == [ALICE]
     assert ours(engine) == set()
     assert set(contacts(engine)) == {"Dora Dane", "Eli Eddy"}  # both still in the mailbox
@@ -202,7 +190,7 @@ def test_a_mass_reassignment_is_held_by_the_guard(engine: Engine):
 
     for pid in ids[:8]:  # Bob gets 8 of Alice's 12 at once (a mistake in the CRM?)
         crm.update_person(pid, manager=BOB)
-    clock.tick()
+    clock.advance(seconds=60)
     held = scheduler.run_cycle()
     assert held.synced == [ALICE]
     [run] = engine.store.runs(engine.store.user_by_email(ALICE).id, limit=1)  # type: ignore[union-attr]
@@ -210,7 +198,7 @@ def test_a_mass_reassignment_is_held_by_the_guard(engine: Engine):
     [warning] = run.result["warnings"]
     assert "Held back 8 unlinks: 8 of 12 linked contacts no longer match" in warning
     assert len(ours(engine)) == 12  # nothing unlinked
-    clock.tick()
+    clock.advance(seconds=60)
     assert scheduler.run_cycle().due == 0  # held, not retried every cycle
 
     accepted = engine.sync(alice, allow_mass_delete=True)
@@ -246,7 +234,7 @@ def test_one_crm_statement_per_kind_for_many_salespeople_and_idle_cycles_cost_no
     event.listen(engine.store.engine, "before_cursor_execute", lambda *a: state.append(a[2]))
     before = engine.counting.requests  # type: ignore[attr-defined]
     for _ in range(3):  # idle: the rules cost no statement, the mailboxes no request
-        clock.tick()
+        clock.advance(seconds=60)
         idle = scheduler.run_cycle()
         assert idle.due == 0 and idle.requests == 0
     assert engine.counting.requests == before  # type: ignore[attr-defined]
@@ -254,7 +242,7 @@ def test_one_crm_statement_per_kind_for_many_salespeople_and_idle_cycles_cost_no
 
     # a day on, every rule is evaluated in full again: one CRM statement per kind for all 20
     statements.clear()
-    clock.tick(hours=25)
+    clock.advance(hours=25)
     daily = scheduler.run_cycle()
     assert daily.rules is not None and daily.rules.evaluated == 20
     by_owner = [s for s in statements if "PrimaryUserId IN" in s.replace('"', "")]

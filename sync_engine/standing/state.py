@@ -8,11 +8,10 @@ tables and those rows in step, each change in one transaction with its audit eve
 
 from __future__ import annotations
 
-import fcntl
-import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,13 +22,11 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 
 from sync_engine import tables as t
 from sync_engine.bulk import insert_rows
-from sync_engine.files import private_dir
 from sync_engine.plan import Leaving
 from sync_engine.standing.rules import (
     PICKED,
@@ -41,10 +38,9 @@ from sync_engine.standing.rules import (
     by_rule_only,
     rule_source,
 )
-from sync_engine.store import Store, as_utc, utcnow
+from sync_engine.store import MailboxBusy, Store, StoreError, as_utc, utcnow
 
 _CHUNK = 900  # ids per IN (...) list
-_KEEPER_LOCK = 0x63726D2D72756C65  # 'crm-rule': one keeper of the rules at a time
 
 
 def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
@@ -395,31 +391,28 @@ def removed_by_hand(store: Store, user_id: int, person_ids: Iterable[int], now: 
 # -- one keeper at a time ----------------------------------------------------------------------
 
 
+# The keeper's lock is a mailbox sync's own lock (Store.mailbox_lock: a PostgreSQL advisory
+# lock, or an flock in the home; either dies with its holder) under a name no mailbox has.
+KEEPER_LOCK = "standing rules keeper"
+
+
 @contextmanager
-def exclusive(store: Store) -> Iterator[None]:
-    """Hold the rules' keeper lock (waits for another holder): a PostgreSQL advisory lock
-    on a connection of its own, or on SQLite an flock in the home; either dies with its
-    holder, so a killed process never blocks the rules."""
-    if store.engine.dialect.name == "postgresql":
-        conn = store.engine.connect()
+def exclusive(store: Store, wait: float = 120.0) -> Iterator[None]:
+    """Hold the rules' keeper lock, waiting up to `wait` seconds for another holder (a
+    first evaluation on a big CRM takes a while); StoreError after that."""
+    deadline = time.monotonic() + wait
+    while True:
+        held = ExitStack()
         try:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _KEEPER_LOCK})
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _KEEPER_LOCK})
-                conn.commit()
-        finally:
-            conn.close()
-        return
-    path = private_dir(store.home / "locks") / "standing-rules.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
+            held.enter_context(store.mailbox_lock(KEEPER_LOCK))
+        except MailboxBusy:
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    "another process has been keeping the standing rules for "
+                    f"{wait:.0f} s; try again in a minute"
+                ) from None
+            time.sleep(0.2)
+            continue
+        with held:
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        return
