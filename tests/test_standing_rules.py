@@ -15,6 +15,7 @@ from test_schedule import Clock
 
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.embedded import EmbeddedCrm
+from sync_engine.crm.ownership import managed_by
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.mailbox.local import LocalMailbox
@@ -150,7 +151,7 @@ def test_company_manager_rule_follows_the_company_s_account_manager(engine: Engi
     crm = EmbeddedCrm(engine.crm)
     dora = crm.add_person(first="Dora", last="Dane", company="Globex", manager=BOB)
     eli = crm.add_person(first="Eli", last="Eddy", company="Globex", manager=BOB)
-    crm.add_person(first="Fay", last="Ford", company="Initech", manager=BOB)
+    fay = crm.add_person(first="Fay", last="Ford", company="Initech", manager=BOB)
     alice = engine.user(ALICE)
     assert engine.rules.add(alice, "company-manager").people == 0
     clock = Clock()
@@ -159,6 +160,7 @@ def test_company_manager_rule_follows_the_company_s_account_manager(engine: Engi
     assert ours(engine) == set()
 
     crm.update_company("Globex", manager=ALICE)  # Alice takes the account over
+    assert managed_by(engine.crm, alice.id, [dora, eli, fay]) == {dora, eli}
     clock.advance(seconds=60)
     assert scheduler.run_cycle().synced == [ALICE]
     assert ours(engine) == {"Dora Dane", "Eli Eddy"}

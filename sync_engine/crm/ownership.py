@@ -117,3 +117,9 @@ def ownership_of(crm: SageCrm, person_ids: Iterable[int]) -> dict[int, Owners]:
             for row in conn.execute(query).mappings():
                 found[int(row["Pers_PersonId"])] = _owners(row)
     return found
+
+
+def managed_by(crm: SageCrm, crm_user_id: int, person_ids: Iterable[int]) -> set[int]:
+    """Those of `person_ids` whose Account Manager, or whose company's, is this CRM user:
+    the people a salesperson manages, now (one statement per 900 people)."""
+    return {pid for pid, o in ownership_of(crm, person_ids).items() if o.managed_by(crm_user_id)}
