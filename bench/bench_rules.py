@@ -162,13 +162,21 @@ def part_a(args: argparse.Namespace, crm: SageCrm, url: str, label: str) -> None
         f"{crm_count.statements} (latest change), state statements {state_count.statements}"
     )
     a_day_on = utcnow() + timedelta(hours=25)
+    cycles: list[float] = []
+    evaluated = 0
     with counting(crm.engine, store.engine) as (crm_count, state_count):
-        seconds, report = timed(lambda: keeper.keep(store, crm, now=a_day_on))
-    assert isinstance(report, keeper.KeepReport)
+        while True:  # one keep per clock cycle until every rule had its daily evaluation
+            seconds, report = timed(lambda: keeper.keep(store, crm, now=a_day_on))
+            assert isinstance(report, keeper.KeepReport)
+            if not report.evaluated:
+                break
+            cycles.append(seconds)
+            evaluated += report.evaluated
     print(
-        f"[{label}] a day on, all {report.evaluated} rules evaluated in full again (nothing to "
-        f"change): {seconds:.1f} s; CRM statements {crm_count.statements} (by owner "
-        f"{report.crm_queries}); state statements {state_count.statements}"
+        f"[{label}] a day on, all {evaluated} rules evaluated in full again (nothing to "
+        f"change) over {len(cycles)} cycles: {sum(cycles):.1f} s in all, at most "
+        f"{max(cycles):.1f} s a cycle; CRM statements {crm_count.statements}; state "
+        f"statements {state_count.statements}"
     )
     store.close()
 

@@ -25,8 +25,11 @@ from sync_engine.store import Store, utcnow
 
 log = logging.getLogger("crm_contacts.rules")
 
-# A rule is evaluated in full this often, besides following the CRM's changes.
+# A rule is evaluated in full this often, besides following the CRM's changes; at most
+# this many salespeople's rules a cycle (rules just turned on always go at once), so a
+# big team's daily evaluation is spread over a few cycles instead of holding up one.
 FULL_EVERY = timedelta(hours=24)
+DAILY_USERS_PER_CYCLE = 50
 ASK = object()  # keep(latest=...) not given: ask the CRM
 
 
@@ -76,7 +79,8 @@ class Keeper:
         if seen is not None and seen[0] == latest and now - seen[1] < self.RECHECK:
             return KeepReport()  # nothing changed in the CRM since this process last looked
         report = keep(self.store, self.crm, latest=latest, now=now, full_every=full_every)
-        self._seen = (latest, now)
+        # after full evaluations more may be due (a big team's daily one): look next cycle
+        self._seen = None if report.evaluated else (latest, now)
         return report
 
     def forget(self) -> None:
@@ -141,7 +145,7 @@ def _follow_changes(
     if not owners:
         return mark
     with store.engine.begin() as conn:
-        rules = state.rules_on(conn, evaluated=True)
+        rules = state.evaluated_rules(conn)
         before = state.members_of_people(conn, owners)
         after = members(rules, owners.values())
         found = state.entries(conn, _pairs(before ^ after))
@@ -152,10 +156,10 @@ def _follow_changes(
 def _evaluate_in_full(
     store: Store, crm: SageCrm, cutoff: datetime, now: datetime, report: KeepReport
 ) -> None:
-    """Evaluate every due rule from the CRM as it is now: one statement per kind for all
+    """Evaluate the due rules from the CRM as it is now: one statement per kind for all
     of them; then each user's list in a transaction of its own."""
     with store.engine.connect() as conn:
-        due = state.rules_on(conn, due_before=cutoff)
+        due = state.due_rules(conn, cutoff, DAILY_USERS_PER_CYCLE)
     by_kind: dict[str, set[int]] = defaultdict(set)
     for rule in due:
         by_kind[rule.kind].add(rule.crm_user_id)

@@ -85,18 +85,39 @@ def status(conn: Connection, due_before: datetime) -> KeeperStatus:
     return KeeperStatus(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3])
 
 
-def rules_on(
-    conn: Connection, *, due_before: datetime | None = None, evaluated: bool = False
-) -> list[RuleOn]:
-    """The rules that are on, with their users' CRM ids: all, the evaluated ones, or
-    those due a full evaluation (never evaluated, or not since `due_before`)."""
+def evaluated_rules(conn: Connection) -> list[RuleOn]:
+    """The rules evaluated in full at least once (they follow the CRM's changes), with
+    their users' CRM ids."""
     r, u = t.standing_rules, t.users
-    query = select(r.c.user_id, u.c.crm_user_id, r.c.kind).join(u, u.c.id == r.c.user_id)
-    if evaluated:
-        query = query.where(r.c.evaluated_at.is_not(None))
-    if due_before is not None:
-        query = query.where(or_(r.c.evaluated_at.is_(None), r.c.evaluated_at < due_before))
+    query = (
+        select(r.c.user_id, u.c.crm_user_id, r.c.kind)
+        .join(u, u.c.id == r.c.user_id)
+        .where(r.c.evaluated_at.is_not(None))
+    )
     return [RuleOn(int(a), int(b), str(c)) for a, b, c in conn.execute(query)]
+
+
+def due_rules(conn: Connection, due_before: datetime, daily_users: int) -> list[RuleOn]:
+    """The rules to evaluate in full now: every rule never evaluated (just turned on),
+    and those not evaluated since `due_before` of at most `daily_users` users, the
+    longest waiting first, so the daily evaluation of a big team is spread over cycles."""
+    r, u = t.standing_rules, t.users
+    rows = conn.execute(
+        select(r.c.user_id, u.c.crm_user_id, r.c.kind, r.c.evaluated_at)
+        .join(u, u.c.id == r.c.user_id)
+        .where(or_(r.c.evaluated_at.is_(None), r.c.evaluated_at < due_before))
+    ).all()
+    oldest: dict[int, datetime] = {}
+    for user_id, _, _, evaluated_at in rows:
+        if evaluated_at is not None:
+            seen = as_utc(evaluated_at)
+            oldest[user_id] = min(oldest.get(user_id, seen), seen)  # type: ignore[type-var]
+    daily = set(sorted(oldest, key=lambda uid: (oldest[uid], uid))[:daily_users])
+    return [
+        RuleOn(int(user_id), int(crm_user_id), str(kind))
+        for user_id, crm_user_id, kind, evaluated_at in rows
+        if evaluated_at is None or user_id in daily
+    ]
 
 
 @dataclass(frozen=True)
