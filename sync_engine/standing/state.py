@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from sync_engine import tables as t
 from sync_engine.bulk import insert_rows
+from sync_engine.crm.source import chunks as _chunks
 from sync_engine.plan import Leaving
 from sync_engine.standing.rules import (
     PICKED,
@@ -40,13 +41,7 @@ from sync_engine.standing.rules import (
 )
 from sync_engine.store import MailboxBusy, Store, StoreError, as_utc, utcnow
 
-_CHUNK = 900  # ids per IN (...) list
-
-
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
-    wanted = sorted(set(ids))
-    for start in range(0, len(wanted), _CHUNK):
-        yield wanted[start : start + _CHUNK]
+_CHUNK = 900  # ids per IN (...) list, as the CRM reads cut them
 
 
 def _ignoring_duplicates(conn: Connection, table):  # type: ignore[no-untyped-def]
@@ -131,6 +126,7 @@ class RuleView:
 
 
 def user_rules(conn: Connection, user_id: int) -> list[RuleView]:
+    """The user's rules, each with how many people it brings now."""
     r, rp = t.standing_rules, t.rule_people
     people = (
         select(func.count())
