@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.alerts import CHANNEL_REFUSALS
 from sync_engine.cli import app, engine, fail, friendly, out, run_cli, settings
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def scheduler(
 ) -> None:
     """Run the clock process: syncs mailboxes with work every SYNC_INTERVAL_SECONDS,
     reconciles every mailbox daily, posts daily digests at SUMMARY_TIME."""
+    from bot.ops import watch
     from sync_engine.logs import setup_logging
     from sync_engine.queue import SchedulerLock
     from sync_engine.schedule import Scheduler, run_forever
@@ -59,9 +61,11 @@ def scheduler(
             "database; SQLite supports one scheduler process. Stop the other one, or set "
             "DATABASE_URL to PostgreSQL to run several side by side."
         )
+    listener = None
     try:
         poster, team = _slack_posters(e.settings, e)
         clock = Scheduler(e, summary_poster=poster, team_poster=team)
+        listener = watch(clock, listen=not once)  # metrics, /healthz, admin alerts (bot/ops.py)
         log.info(
             "scheduler started",
             extra={
@@ -88,6 +92,8 @@ def scheduler(
         if report.failed:
             raise typer.Exit(1)
     finally:
+        if listener is not None:
+            listener.close()
         if lock is not None:
             lock.release()
 
@@ -112,12 +118,6 @@ def _slack_posters(s: Settings, e: Engine) -> tuple[SummaryPoster | None, TeamPo
     if not channel:
         return poster, None
     return poster, lambda digest: _post_team_summary(client, channel, digest)
-
-
-# chat.postMessage's answers that only a person can fix (Slack's chat.postMessage errors):
-# the bot is not in the public channel (and has no chat:write.public), cannot see the
-# private one, or the channel is archived.
-CHANNEL_REFUSALS = ("not_in_channel", "channel_not_found", "is_archived")
 
 
 def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> bool:

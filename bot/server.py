@@ -1,17 +1,17 @@
 """`crm-contacts serve`: the Bolt app over HTTP (waitress) or Socket Mode.
 
-HTTP: `POST /slack/events` (Bolt, signature checked) and `GET /healthz`, on PORT.
-Socket Mode when SLACK_APP_TOKEN is set: no public URL needed; /healthz still answers so
-a platform's health check works the same way.
+HTTP: `POST /slack/events` (Bolt, signature checked), `GET /healthz` (the state database
+answers) and `GET /metrics` (Prometheus), on PORT. Socket Mode when SLACK_APP_TOKEN is set:
+no public URL needed; /healthz and /metrics still answer so a platform's health check
+works the same way.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import waitress
 from slack_bolt import App
@@ -19,6 +19,11 @@ from slack_bolt.request import BoltRequest
 
 from bot.app import build_app
 from sync_engine.config import ConfigError, Settings
+from sync_engine.ops.health import PROBE_PATHS, database_check, probe_app
+from sync_engine.ops.metrics import ack_timer
+
+if TYPE_CHECKING:
+    from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +45,22 @@ def _reply(
 
 
 class SlackWsgi:
-    """A WSGI app: Bolt on /slack/events, a health check on /healthz, 404 elsewhere.
+    """A WSGI app: Bolt on /slack/events, /healthz and /metrics (`probes`), 404 elsewhere.
 
     Malformed bodies get a 400 here, before Bolt, so junk never reaches a listener.
     """
 
-    def __init__(self, app: App | None) -> None:
+    def __init__(
+        self, app: App | None, probes: Callable[..., Iterable[bytes]] | None = None
+    ) -> None:
         self.app = app
+        self.probes = probes or probe_app(lambda: (True, {}))
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
-        if path == HEALTH_PATH and method in ("GET", "HEAD"):
-            return _reply(start_response, "200 OK", json.dumps({"ok": True}), "application/json")
+        if path in PROBE_PATHS and method in ("GET", "HEAD"):
+            return self.probes(environ, start_response)
         if path != EVENTS_PATH or self.app is None:
             return _reply(start_response, "404 Not Found", "Not Found")
         if method != "POST":
@@ -79,7 +87,8 @@ class SlackWsgi:
             log.info("refused a malformed request: %s", type(exc).__name__)
             return _reply(start_response, "400 Bad Request", "Bad Request")
         try:
-            response = self.app.dispatch(request)
+            with ack_timer("slack"):
+                response = self.app.dispatch(request)
         except Exception:
             log.exception("Bolt could not handle a request")
             return _reply(start_response, "400 Bad Request", "Bad Request")
@@ -175,6 +184,12 @@ class HttpServer:
         self._server.task_dispatcher.shutdown()
 
 
+def web_wsgi(app: App | None, engine: Engine) -> SlackWsgi:
+    """What `serve` answers over HTTP: Slack's endpoint, `/healthz` (healthy while the state
+    database answers) and `/metrics`."""
+    return SlackWsgi(app, probes=probe_app(database_check(engine.store.engine)))
+
+
 def serve(settings: Settings, host: str = "0.0.0.0") -> None:
     """Run the bot until stopped: Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT.
 
@@ -202,11 +217,11 @@ def serve(settings: Settings, host: str = "0.0.0.0") -> None:
     if app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        health = HttpServer(SlackWsgi(None), host, settings.port, threads=2)
+        health = HttpServer(web_wsgi(None, engine), host, settings.port, threads=2)
         health.start()
         log.info("Socket Mode; health check on port %s", health.port)
         SocketModeHandler(app, app_token).start()
         return
-    server = HttpServer(SlackWsgi(app), host, settings.port)
+    server = HttpServer(web_wsgi(app, engine), host, settings.port)
     log.info("listening on port %s: POST %s, GET %s", server.port, EVENTS_PATH, HEALTH_PATH)
     server.serve_forever()

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     summary_channel: str | None = None
     log_format: Literal["text", "json"] = "text"
 
+    # Operations (issue 22): admin alerts, the clock's /metrics and /healthz listener.
+    admin_channel: str | None = None  # where admin alerts go (a Slack channel id)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    alert_after_failures: int = Field(default=3, ge=1)  # a mailbox failing this many in a row
+
     @field_validator("crm_contacts_home")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -385,6 +385,7 @@ class SyncResult:
     possible_duplicates: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = None  # credentials, access, mailbox, crm (ops.problems)
     busy: bool = False  # another sync of this mailbox was running; nothing was done
     requests: int = 0  # round trips to the mailbox: listing pages plus write batches
     write_requests: int = 0

@@ -24,7 +24,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -230,6 +230,10 @@ class CycleReport:
     rules: KeepReport | None = None  # the standing rules kept (None: failed, see the log)
     seconds: float = 0.0
     error: str | None = None
+    # For the after-cycle hooks (ops.clock: metrics, health, alerts): what the cycle read.
+    crm_latest: datetime | None = None  # the CRM's latest change time, CRM clock
+    crm_error: str | None = None  # the cycle could not read the CRM
+    due_rows: list[tuple[MailboxRow, Decision]] = field(default_factory=list)
 
 
 @dataclass
@@ -276,6 +280,7 @@ class Scheduler:
         policy: Policy | None = None,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
+        after_cycle: Sequence[Callable[[CycleReport], None]] = (),
     ) -> None:
         self.engine = engine
         self.settings = engine.settings
@@ -287,6 +292,7 @@ class Scheduler:
         )
         self.stop = stop or threading.Event()
         self.rng = rng or random.Random()
+        self.after_cycle = list(after_cycle)  # metrics, health and alerts (ops.clock)
         # SUMMARY_CHANNEL as it was when the chat service refused it (no retry until it changes)
         self._refused_channel: str | None = None
 
@@ -306,11 +312,13 @@ class Scheduler:
         began = time.monotonic()
         try:
             latest = self.crm.latest_change()  # one look serves the index and the mailboxes
+            report.crm_latest = latest
             self._refresh_index(report, latest)
             report.rules = self.engine.rules.keep(latest=latest, now=self.now())  # rule 11
             self._cycle(report, latest)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)
+            report.crm_error = str(exc) if isinstance(exc, CrmError) else None
             log.error("cycle failed", extra={"event": "cycle_failed", "error": str(exc)})
         except Exception as exc:
             report.error = f"unexpected error ({type(exc).__name__})"
@@ -332,6 +340,11 @@ class Scheduler:
                 "ms": round(report.seconds * 1000),
             },
         )
+        for hook in self.after_cycle:
+            try:
+                hook(report)
+            except Exception:  # watching the clock never stops it
+                log.exception("after-cycle hook failed", extra={"event": "hook_failed"})
         return report
 
     def _refresh_index(self, report: CycleReport, latest: datetime | None) -> None:
@@ -395,6 +408,7 @@ class Scheduler:
         if idle:
             queue.advance_watermarks(self.store, idle, latest)  # type: ignore[arg-type]
         report.due = len(due)
+        report.due_rows = due
         # Shuffled within a priority so processes starting together spread over the work.
         self.rng.shuffle(due)
         due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
@@ -505,6 +519,7 @@ class Scheduler:
                 "last_run_at": now,
                 "last_status": "failed",
                 "last_error": error,
+                "last_error_kind": None,
                 "consecutive_failures": failures,
             }
         else:

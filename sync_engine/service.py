@@ -30,6 +30,7 @@ from sync_engine.model import (
     PersonView,
     SyncResult,
 )
+from sync_engine.ops import metrics
 from sync_engine.schedule import zone
 from sync_engine.standing.rules import describe_sources
 from sync_engine.standing.service import StandingRules
@@ -169,7 +170,7 @@ class Engine:
         self.index = PeopleIndex(self.store.engine, self.crm)
         self.rules = StandingRules(self.store, self.crm, self._stored)  # DESIGN rule 11
         self._said_fallback = False
-        self.writer = self._open_writer(embedded)
+        self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
@@ -431,7 +432,7 @@ class Engine:
             self.rules.keep()
         mailbox = self.mailbox_factory(self.settings, stored.mailbox)
         try:
-            return sync_mailbox(
+            result = sync_mailbox(
                 self.store,
                 self.crm,
                 mailbox,
@@ -444,6 +445,8 @@ class Engine:
                 writer=self.writer,
                 allow_mass_edit=allow_mass_edit,
             )
+            metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
+            return result
         finally:
             mailbox.close()
 

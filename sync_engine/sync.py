@@ -19,6 +19,7 @@ from sync_engine.crm.writer import CrmUnavailable, CrmWriter
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
 from sync_engine.model import CrmPerson, Outcome, SyncResult
+from sync_engine.ops.problems import failure_kind
 from sync_engine.plan import (
     CreateContact,
     DeleteContact,
@@ -191,6 +192,7 @@ def _locked_sync(
                 )
     except (MailboxError, CrmError) as exc:
         result.error = mask_urls(str(exc))  # kept in the run history: no credentials
+        result.error_kind = failure_kind(exc)
     except Exception as exc:  # one mailbox failing must not stop the others
         log.exception("sync of %s failed", user.mailbox)
         result.error = f"unexpected error ({type(exc).__name__}); see the service log"
@@ -202,6 +204,7 @@ def _locked_sync(
         "last_run_at": started,
         "last_status": status,
         "last_error": result.error,
+        "last_error_kind": result.error_kind,
     }
     if result.error:
         previous = store.mailbox_state(user.id)

@@ -123,6 +123,9 @@ mailbox_state = Table(
     # the end of the period the user's last daily digest covered.
     Column("reconcile_at", DateTime(timezone=True)),
     Column("summary_until", DateTime(timezone=True)),
+    # What kind of failure the last run was (migration 0017): credentials, access, mailbox,
+    # crm; NULL after a good run. The admin alerts group failures by it.
+    Column("last_error_kind", String(16)),
 )
 
 # What a mailbox target learned about an address (migration 0007): Graph's user object id
@@ -287,4 +290,21 @@ rules_watermark = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("watermark", DateTime(timezone=False)),
+)
+
+# Admin alerts (migration 0017): one row per problem ever seen (kind + key, e.g.
+# mailbox_failing + "mailbox:42"), so a start and a clear are each posted once, whichever
+# clock process sees them, and a problem that comes back is posted at most once a day.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("kind", String(40), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("open", Boolean, nullable=False, server_default=false()),
+    Column("opened_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("summary", Text),  # the words of the start message, reused by the clear
+    Column("start_posted", Boolean, nullable=False, server_default=false()),
+    Column("started_posted_at", DateTime(timezone=True)),  # the last start message sent
+    Column("clear_pending", Boolean, nullable=False, server_default=false()),
 )

@@ -43,6 +43,9 @@ ENV_NAMES = (
     "SLACK_API_URL",
     "SUMMARY_CHANNEL",
     "LOG_FORMAT",
+    "ADMIN_CHANNEL",
+    "METRICS_PORT",
+    "ALERT_AFTER_FAILURES",
 )
 
 PG_ADMIN_URL = os.environ.get(

@@ -190,7 +190,8 @@ def test_sync_all_and_status(seeded):
     data = json.loads(cli.ok("sync", "--all", "--json"))
     assert sorted(m["mailbox"] for m in data["mailboxes"]) == [ALICE, "bob@example.com"]
     status = json.loads(cli.ok("status", "--json"))
-    assert {s["last_status"] for s in status} == {"ok"}
+    assert {s["last_status"] for s in status["mailboxes"]} == {"ok"}
+    assert status["problems"] == []
 
 
 def test_real_process_exit_codes_and_no_traceback(home: Path):

@@ -465,7 +465,7 @@ def test_a_failing_mailbox_backs_off_up_to_an_hour_and_status_says_why(
     assert row.consecutive_failures == 1 and "did not answer" in (row.last_error or "")
     assert row.next_due_at == clock.t + timedelta(minutes=2)
 
-    status = {s["mailbox"]: s for s in json.loads(cli.ok("status", "--json"))}
+    status = {s["mailbox"]: s for s in json.loads(cli.ok("status", "--json"))["mailboxes"]}
     assert status[ALICE]["last_status"] == "failed"
     assert "did not answer" in status[ALICE]["last_error"]
     assert status[ALICE]["next_due_at"] == row.next_due_at.isoformat()  # type: ignore[union-attr]

@@ -86,7 +86,7 @@ def test_ews_url_credentials_never_reach_the_terminal_or_the_run_history(
     assert result.code == 1
     assert "hunter2" not in result.out + result.err
     assert "svc:***@127.0.0.1" in result.err
-    status = json.loads(cli.ok("status", "--json"))
+    status = json.loads(cli.ok("status", "--json"))["mailboxes"]
     assert status[0]["last_status"] == "failed"
     assert "hunter2" not in status[0]["last_error"] and "svc:***@" in status[0]["last_error"]
     assert "hunter2" not in cli.ok("status")

@@ -148,7 +148,7 @@ def test_the_whole_story_runs_with_postgresql_state(cli, pg_url: str, monkeypatc
     assert first["created"] == 4
     again = json.loads(cli.ok("sync", "--as", "alice@example.com", "--json"))["mailboxes"][0]
     assert again["write_requests"] == 0
-    [status] = json.loads(cli.ok("status", "--json"))
+    [status] = json.loads(cli.ok("status", "--json"))["mailboxes"]
     assert status["linked"] == 4 and status["last_status"] == "ok"
 
 

@@ -25,6 +25,7 @@ from sync_engine.cli.core import (
 )
 from sync_engine.model import WEEKDAYS, SyncResult
 from sync_engine.report import counts_line, detail_lines
+from sync_engine.service import MailboxStatus
 from sync_engine.terminal import one_line, visible
 
 # -- syncing ------------------------------------------------------------------------------
@@ -106,26 +107,44 @@ def print_result(r: SyncResult) -> None:
 @app.command()
 @friendly
 def status(as_json: Json = False) -> None:
-    """Every mailbox: list size, last and next sync, the last error in plain words."""
-    statuses = engine().statuses()
+    """Every mailbox (list size, last and next sync, the last error in plain words) and
+    every open problem with its fix; exit code 1 while a problem is open (cron, monitoring)."""
+    from sync_engine.ops.problems import open_problems
+
+    e = engine()
+    statuses = e.statuses()
+    problems = open_problems(e).problems
     if as_json:
         print_json(
-            [
-                {
-                    "email": s.email,
-                    "mailbox": s.mailbox,
-                    "subscriptions": s.subscriptions,
-                    "linked": s.linked,
-                    "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None,
-                    "last_status": s.last_status,
-                    "last_error": s.last_error,
-                    "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
-                    "consecutive_failures": s.consecutive_failures,
-                }
-                for s in statuses
-            ]
+            {
+                "mailboxes": [
+                    {
+                        "email": s.email,
+                        "mailbox": s.mailbox,
+                        "subscriptions": s.subscriptions,
+                        "linked": s.linked,
+                        "last_run_at": s.last_run_at.isoformat() if s.last_run_at else None,
+                        "last_status": s.last_status,
+                        "last_error": s.last_error,
+                        "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
+                        "consecutive_failures": s.consecutive_failures,
+                    }
+                    for s in statuses
+                ],
+                "problems": [p.as_json() for p in problems],
+            }
         )
-        return
+    else:
+        print_statuses(statuses)
+        for p in problems:
+            out.print(f"problem: {p.summary}", markup=False)
+            out.print(f"  fix: {p.fix}", markup=False)
+    if problems:
+        err.print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} open", markup=False)
+        raise typer.Exit(1)
+
+
+def print_statuses(statuses: list[MailboxStatus]) -> None:
     if not statuses:
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
         return

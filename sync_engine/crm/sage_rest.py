@@ -44,6 +44,7 @@ from sync_engine.crm import schema as s
 from sync_engine.crm.source import SageCrm, shown_rows
 from sync_engine.crm.writer import CrmUnavailable, CrmWriteResult
 from sync_engine.masking import mask_urls
+from sync_engine.ops.metrics import throttled_sleep
 
 # model field -> Person column (the columns source.py reads them from)
 PERSON_COLUMNS = {
@@ -234,7 +235,7 @@ class SageRestWriter:
             retry=retry_if_exception_type(_Retry),
             wait=_retry_after,
             stop=stop_after_delay(self.retry_max_wait),
-            sleep=self._sleep,
+            sleep=throttled_sleep("sage_rest", self._sleep),  # only 429/503 are retried
             reraise=True,
         )
         def attempt() -> httpx.Response:

@@ -25,6 +25,11 @@ class MailboxAccessError(MailboxError):
     """Access is denied or the mailbox does not exist: an admin has to act."""
 
 
+class MailboxCredentialsError(MailboxAccessError):
+    """The service refused our own sign-in (a wrong or expired secret or password, an
+    unknown app or tenant): every mailbox of that target fails until an admin fixes it."""
+
+
 class MailboxIdentities(Protocol):
     """Where a target keeps what it learned about a mailbox address, so it asks only once.
 

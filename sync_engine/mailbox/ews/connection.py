@@ -41,6 +41,7 @@ from sync_engine.config import ConfigError, Settings
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.mailbox.ews.errors import clip
 from sync_engine.mailbox.ews.services import OAuthCredentials, contacts_folder
+from sync_engine.ops.metrics import throttle_waited
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,8 @@ class Connection:
             budget.attempts + 1,
             budget.max_attempts,
         )
+        if kind == "busy":  # Exchange asked us to back off (ErrorServerBusy, a mailbox move)
+            throttle_waited("ews", delay)
         time.sleep(delay)
         budget.waited += delay
 

@@ -23,7 +23,7 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 
-from sync_engine.mailbox.base import MailboxAccessError, MailboxError
+from sync_engine.mailbox.base import MailboxAccessError, MailboxCredentialsError, MailboxError
 from sync_engine.model import WriteResult
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class AccessWords:
                 f"Exchange denied {who} access to the Contacts folder of {self.address}: {fix}."
             )
         if isinstance(exc, UnauthorizedError):
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 f"Exchange at {self._url} rejected the login of {who} (HTTP 401). Check "
                 f"EWS_USERNAME and EWS_PASSWORD, and that EWS_AUTH ({self._settings.ews_auth}) "
                 f"is enabled on the EWS virtual directory."

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from sync_engine.mailbox.base import MailboxAccessError, MailboxError
+from sync_engine.mailbox.base import MailboxAccessError, MailboxCredentialsError, MailboxError
 from sync_engine.mailbox.graph.transport import (
     ITEM_NOT_FOUND,
     RETRY_STATUSES,
@@ -81,23 +81,23 @@ class AccessWords:
         error = str(result.get("error", ""))
         text = first_line(str(result.get("error_description", "")))
         if codes & {7000215, 7000222, 7000216}:
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 "Microsoft Entra ID refused GRAPH_CLIENT_SECRET (wrong or expired): create a new "
                 "client secret under the app registration's Certificates & secrets and set "
                 f"GRAPH_CLIENT_SECRET to its Value, not its Secret ID. ({text})"
             )
         if codes & {700016}:
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 f"There is no app {self._client_id} in tenant {self._tenant}: check "
                 f"GRAPH_CLIENT_ID and GRAPH_TENANT_ID. ({text})"
             )
         if codes & {90002, 90072}:
-            return MailboxAccessError(
+            return MailboxCredentialsError(
                 f"Microsoft Entra ID does not know tenant {self._tenant}: check "
                 f"GRAPH_TENANT_ID. ({text})"
             )
         if error in {"invalid_client", "unauthorized_client", "invalid_scope", "invalid_request"}:
-            return MailboxAccessError(f"Microsoft Entra ID refused the app's sign-in: {text}")
+            return MailboxCredentialsError(f"Microsoft Entra ID refused the app's sign-in: {text}")
         return MailboxError(f"Microsoft Entra ID could not issue a token now ({error}): {text}")
 
     def _ok_json(self, response: httpx.Response) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class AccessWords:
         """401/403, and 404 for the mailbox itself, stop the run for this mailbox: an admin acts."""
         code, message = answer.code, answer.message
         if answer.status == 401:
-            raise MailboxAccessError(
+            raise MailboxCredentialsError(
                 f"Microsoft Graph refused the app's token for {self.address} ({code}). "
                 "Check GRAPH_TENANT_ID and GRAPH_CLIENT_ID, and that the app holds the "
                 "application permission Contacts.ReadWrite with admin consent."

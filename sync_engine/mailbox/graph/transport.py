@@ -16,6 +16,7 @@ import httpx
 import msal
 
 from sync_engine.mailbox.base import MailboxAccessError, MailboxError
+from sync_engine.ops.metrics import throttle_waited
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,7 @@ class Transport:
             log.info(
                 "%d request(s) to %s throttled; retrying in %.1f s", len(retry), self.address, wait
             )
+            throttle_waited("graph", wait)
             self._sleep(wait)
             pending = sorted(retry)
         return answers
@@ -241,6 +243,7 @@ class Transport:
                 if attempt >= self._max_attempts or wait is None:
                     raise MailboxError(self._throttled_text(status, response))
                 log.info("Graph answered %d for %s; retrying in %.1f s", status, self.address, wait)
+                throttle_waited("graph", wait)
                 self._sleep(wait)
                 continue
             return response

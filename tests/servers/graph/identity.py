@@ -6,6 +6,8 @@ import base64
 import json
 import secrets
 import time
+import uuid
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from .schema import GraphError, Reply, b64
@@ -19,13 +21,11 @@ class Identity:
     def _discovery(self, path: str) -> Reply:
         tenant = path.strip("/").split("/")[0]
         if tenant != self.tenant_id:
-            return Reply(
+            return aad_error(
                 400,
-                {
-                    "error": "invalid_tenant",
-                    "error_description": f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.",
-                    "error_codes": [90002],
-                },
+                "invalid_tenant",
+                90002,
+                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.",
             )
         base = f"{self.base_url}/{tenant}"
         return Reply(
@@ -45,14 +45,7 @@ class Identity:
         tenant = path.strip("/").split("/")[0]
 
         def aad(status: int, error: str, code: int, text: str) -> Reply:
-            return Reply(
-                status,
-                {
-                    "error": error,
-                    "error_description": f"AADSTS{code}: {text}",
-                    "error_codes": [code],
-                },
-            )
+            return aad_error(status, error, code, text)
 
         if tenant != self.tenant_id:
             return aad(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
@@ -66,6 +59,20 @@ class Identity:
                 "unauthorized_client",
                 700016,
                 f"Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'.",
+            )
+        if form.get("client_secret") == self.client_secret and self.secret_expired:
+            # Entra ID's answer for a secret past its end date: AADSTS7000222, invalid_client
+            # (Microsoft's "Troubleshoot ClientSecretCredential" table and the AADSTS error
+            # code reference); HTTP 401 as for 7000215 (RFC 6749 5.2 allows 400 or 401 for
+            # invalid_client; that Entra uses 401 here is an assumption).
+            return aad(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{self.client_id}' are expired. "
+                "Visit the Azure portal to create new keys for your app: "
+                "https://aka.ms/NewClientSecret, or consider using certificate credentials "
+                "for added security: https://aka.ms/certCreds.",
             )
         if form.get("client_secret") != self.client_secret:
             return aad(
@@ -124,3 +131,25 @@ class Identity:
             )
         payload = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         return frozenset(payload.get("roles", []))
+
+
+def aad_error(status: int, error: str, code: int, text: str) -> Reply:
+    """A token endpoint error as Microsoft Entra ID sends it: the AADSTS code first in
+    `error_description`, followed by the trace and correlation ids and the time on their
+    own lines, and the same facts as fields (the "Token Issuance Endpoint Errors" page and
+    the sample in the AADSTS error code reference)."""
+    trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return Reply(
+        status,
+        {
+            "error": error,
+            "error_description": f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\n"
+            f"Correlation ID: {correlation}\r\nTimestamp: {stamp}",
+            "error_codes": [code],
+            "timestamp": stamp,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": f"https://login.microsoftonline.com/error?code={code}",
+        },
+    )

@@ -49,6 +49,7 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         self.tenant_id = "8a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
         self.client_id = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b"
         self.client_secret = "loopback-" + secrets.token_urlsafe(24)
+        self.secret_expired = False  # expire_secret(): the token endpoint answers AADSTS7000222
         self.roles: list[str] = ["Contacts.ReadWrite"]
         self.token_lifetime = 3599
         self.delta_supported = True
@@ -191,6 +192,23 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         """An application access policy excludes this mailbox: 403 ErrorAccessDenied."""
         with self._lock:
             self._box(address).blocked = True
+
+    def unblock_mailbox(self, address: str) -> None:
+        """The admin adds the mailbox to the application access policy's group."""
+        with self._lock:
+            self._box(address).blocked = False
+
+    def expire_secret(self) -> None:
+        """The app's client secret passes its end date: every token issued so far expires
+        and the token endpoint refuses the secret (401 invalid_client, AADSTS7000222)."""
+        with self._lock:
+            self.secret_expired = True
+        self.expire_tokens()
+
+    def renew_secret(self) -> None:
+        """An admin added a new client secret (same value here): tokens are issued again."""
+        with self._lock:
+            self.secret_expired = False
 
     def expire_tokens(self) -> None:
         """Every token issued so far expires now (Graph answers 401 InvalidAuthenticationToken)."""
