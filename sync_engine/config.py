@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Write-back (issue 14): Outlook edits of linked contacts go to the CRM. Who wins when
     # both sides changed a field: the CRM (Sage's default) or the latest edit.
     write_back_conflict: Literal["crm", "latest"] = "crm"
+    # Whose edits of whom reach Sage (issue 19): `listed` (any person in the salesperson's
+    # list, as Sage's integration) or `managed` (their own or their companies' people).
+    write_back_scope: Literal["listed", "managed"] = "listed"
     # The mass-edit guard, like rule 8: hold write-backs above this share AND this count.
     mass_edit_share: float = Field(default=0.25, ge=0, le=1)
     mass_edit_min: int = Field(default=5, ge=0)

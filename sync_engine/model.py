@@ -124,8 +124,9 @@ class ContactFields:
 assert tuple(f.name for f in fields(ContactFields)) == FIELD_NAMES
 
 # The fields a salesperson's Outlook edit writes back to the CRM (issue 14): every mapped
-# field but the company and the mailing address, which Sage's own Exchange integration
-# also sends CRM -> Exchange only, and the two derived from the names.
+# field but the company (CRM -> Exchange only in Sage's integration too), the mailing
+# address (our choice: Sage syncs its fields both ways, but a person's default address is
+# often their company's, shared with colleagues) and the two derived from the names.
 WRITE_BACK_FIELDS: tuple[str, ...] = tuple(
     name
     for name in FIELD_NAMES
@@ -390,6 +391,9 @@ class SyncResult:
     requests: int = 0  # round trips to the mailbox: listing pages plus write batches
     write_requests: int = 0
     crm_requests: int = 0  # write-back round trips to the CRM (REST calls; 1 per person embedded)
+    # the CRM's own words on failed write-backs (install paths, SQL logins, servers): the
+    # admin's (`status`, the log), never shown to the salesperson
+    admin_notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.outcomes if o.action == action)
@@ -427,6 +431,7 @@ class SyncResult:
             "requests": self.requests,
             "write_requests": self.write_requests,
             "crm_requests": self.crm_requests,
+            "admin_notes": list(self.admin_notes),
         }
 
 

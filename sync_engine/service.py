@@ -36,6 +36,11 @@ from sync_engine.standing.rules import describe_sources
 from sync_engine.standing.service import StandingRules
 from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
 from sync_engine.sync import sync_mailbox
+from sync_engine.write_back_state import (
+    OrphanRows,
+    resume_if_credentials_changed,
+    write_back_paused,
+)
 
 log = logging.getLogger("crm_contacts.index")
 
@@ -102,6 +107,7 @@ class MailboxStatus:
     last_success_at: datetime | None
     next_due_at: datetime | None
     consecutive_failures: int
+    write_back_notes: list[str] = field(default_factory=list)  # the CRM's words (issue 19)
 
 
 @dataclass
@@ -185,7 +191,8 @@ class Engine:
         if self.settings.sage_rest_url:
             from sync_engine.crm.sage_rest import SageRestWriter
 
-            return SageRestWriter.from_settings(self.settings, self.crm)
+            resume_if_credentials_changed(self.store, self.settings)  # issue 19's pause
+            return SageRestWriter.from_settings(self.settings, self.crm, OrphanRows(self.store))
         return None
 
     def write_back_status(self) -> str:
@@ -464,7 +471,8 @@ class Engine:
     def check_mailbox(self, user: CrmUser) -> list[str]:
         mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
         try:
-            return [*mailbox.check(), self.write_back_status()]
+            paused = self.write_back_paused()
+            return [*mailbox.check(), self.write_back_status(), *([paused] if paused else [])]
         finally:
             mailbox.close()
 
@@ -561,7 +569,16 @@ class Engine:
             last_success_at=state.last_success_at,
             next_due_at=next_due,
             consecutive_failures=state.consecutive_failures,
+            write_back_notes=self._last_admin_notes(stored.id),
         )
+
+    def _last_admin_notes(self, user_id: int) -> list[str]:
+        runs = self.store.runs(user_id, limit=1)
+        return list((runs[0].result or {}).get("admin_notes", [])) if runs else []
+
+    def write_back_paused(self) -> str | None:
+        """Why write-back is paused after Sage refused our login, or None (issue 19)."""
+        return write_back_paused(self.store)
 
     def why(self, user: CrmUser, person_id: int) -> list[Event]:
         """The audit trail of one person in the user's mailbox, oldest first."""

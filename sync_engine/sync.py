@@ -7,15 +7,17 @@ mailbox listing, the state and the CRM, and hands plain values to `plan_mailbox`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.apply import Applier
 from sync_engine.config import Settings
+from sync_engine.crm.clock import clock_offset
 from sync_engine.crm.source import CrmError, SageCrm
-from sync_engine.crm.writer import CrmUnavailable, CrmWriter
+from sync_engine.crm.writer import CrmWriter
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
 from sync_engine.model import CrmPerson, Outcome, SyncResult
@@ -32,13 +34,8 @@ from sync_engine.plan import (
 )
 from sync_engine.standing.state import leaving as departures
 from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
-from sync_engine.write_back import (
-    RecentWriteBack,
-    WriteBack,
-    WriteBackInput,
-    WriteBackPlan,
-    plan_write_back,
-)
+from sync_engine.write_back import RecentWriteBack, WriteBackInput, plan_write_back
+from sync_engine.write_back_run import write_back
 
 log = logging.getLogger("crm_contacts.sync")
 
@@ -124,9 +121,7 @@ def _locked_sync(
         relevant = (
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
-        people = crm.people_by_ids(relevant)
-        if hasattr(mailbox, "as_held"):  # Graph: a lone Private email is email 1 there
-            people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
+        people = _read_people(crm, mailbox, relevant)
         pending: dict[int, frozenset[str]] = {}
         if writer is not None:
             wb_plan = plan_write_back(
@@ -145,9 +140,26 @@ def _locked_sync(
                     mass_edit_share=settings.mass_edit_share,
                     mass_edit_min=settings.mass_edit_min,
                     allow_mass_edit=allow_mass_edit,
+                    crm_clock_offset=(
+                        clock_offset(crm)
+                        if settings.write_back_conflict == "latest"
+                        else timedelta(0)
+                    ),
                 )
             )
-            failed = _write_back(store, writer, user, run_id, result, wb_plan, people, dry_run)
+            failed = write_back(
+                store,
+                crm,
+                writer,
+                user,
+                run_id,
+                result,
+                wb_plan,
+                people,
+                settings,
+                dry_run=dry_run,
+                read_person=lambda pid: _read_people(crm, mailbox, [pid]).get(pid),
+            )
             pending = wb_plan.pending(failed)
             if wb_plan.writes and not dry_run and watermark is not None:
                 # our own CRM writes must not bring this mailbox back as a CRM change; other
@@ -220,87 +232,9 @@ def _locked_sync(
     store.update_mailbox_state(user.id, **state)
 
 
-def _write_back(
-    store: Store,
-    writer: CrmWriter,
-    user: StoredUser,
-    run_id: int,
-    result: SyncResult,
-    plan: WriteBackPlan,
-    people: dict[int, CrmPerson],
-    dry_run: bool,
-) -> list[WriteBack]:
-    """Write the Outlook edits to the CRM, one person at a time; return those not written.
-
-    `people` is updated with what was written, so the CRM -> Exchange plan that follows
-    sees the new values and the links remember them (no echo either way). A person the
-    CRM refuses fails alone; a CRM that is down stops the write-back, and the edits wait
-    for the next sync (nothing is lost: the links still remember the old values)."""
-    failed: list[WriteBack] = []
-    result.warnings += plan.warnings
-    with store.writer(user.id, None if dry_run else run_id, "sync") as w:
-        for i, wb in enumerate(plan.writes):
-            why = f"changed in Outlook, written to the CRM: {wb.field_names}"
-            if wb.replaces:
-                why += "; newer than the edit from " + ", ".join(
-                    f"{mailbox} ({name})" for name, mailbox in wb.replaces
-                )
-            if dry_run:  # shown, and the plan below sees the CRM as it would be
-                result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", "dry run"))
-                _took(people, wb)
-                continue
-            try:
-                written = writer.write(wb.person_id, dict(wb.changes))
-            except CrmUnavailable as exc:
-                result.crm_requests += exc.requests
-                failed.extend(plan.writes[i:])
-                reason = (
-                    f"the CRM took no write-back ({mask_urls(str(exc))}); the next sync retries"
-                )
-                for rest in plan.writes[i:]:
-                    w.event(rest.person_id, "failed", reason, rest.item_id, rest.name)
-                    result.outcomes.append(Outcome(rest.person_id, rest.name, "failed", reason))
-                break
-            result.crm_requests += written.requests
-            if not written.ok:
-                failed.append(wb)
-                reason = (
-                    f"the CRM refused the Outlook edit ({written.error}); the next sync retries"
-                )
-                w.event(wb.person_id, "failed", reason, wb.item_id, wb.name)
-                result.outcomes.append(Outcome(wb.person_id, wb.name, "failed", reason))
-                continue
-            _took(people, wb)
-            w.wrote_back(wb.person_id, wb.changes, wb.edited_at)
-            w.event(wb.person_id, "written_back", why, wb.item_id, wb.name)
-            result.outcomes.append(Outcome(wb.person_id, wb.name, "written_back", wb.field_names))
-        for lost in plan.conflicts:
-            if lost.newer_from:
-                why = (
-                    f"{lost.field} was edited here before {lost.newer_from} edited it in "
-                    "Outlook; the latest edit wins, so this contact gets that value"
-                )
-            elif lost.policy == "latest":
-                why = (
-                    f"{lost.field} changed in the CRM after it was edited in Outlook; the "
-                    "latest edit wins (WRITE_BACK_CONFLICT=latest), so Outlook gets the CRM's value"
-                )
-            else:
-                why = (
-                    f"{lost.field} changed in Outlook and in the CRM since the last sync; the "
-                    "CRM wins (WRITE_BACK_CONFLICT=crm), so Outlook gets the CRM's value"
-                )
-            if not dry_run:
-                w.event(lost.person_id, "conflict", why, lost.item_id, lost.name)
-            result.outcomes.append(Outcome(lost.person_id, lost.name, "conflict", lost.field))
-        if plan.held and not dry_run:
-            for warning in plan.warnings:
-                w.event(None, "held", warning, None, None)
-    return failed
-
-
-def _took(people: dict[int, CrmPerson], wb: WriteBack) -> None:
-    """The CRM person as it is once it took the write-back."""
-    person = people[wb.person_id]
-    fields = replace(person.fields, **dict(wb.changes)).with_derived()
-    people[wb.person_id] = replace(person, fields=fields)
+def _read_people(crm: SageCrm, mailbox: Mailbox, ids: Iterable[int]) -> dict[int, CrmPerson]:
+    """The CRM people as this target holds them (Graph: a lone Private email is email 1)."""
+    people = crm.people_by_ids(ids)
+    if hasattr(mailbox, "as_held"):
+        people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
+    return people

@@ -308,3 +308,28 @@ alerts = Table(
     Column("started_posted_at", DateTime(timezone=True)),  # the last start message sent
     Column("clear_pending", Boolean, nullable=False, server_default=false()),
 )
+
+# Write-back paused (issue 19): one row (id = 1) while Sage CRM refuses our REST login.
+# Nothing is sent until SAGE_REST_URL/USER/PASSWORD change (`credentials` is a salted hash
+# of them, never the password) or an admin's `crm check` logs in again: Sage locks an
+# account out after a number of failed logons.
+write_back_pause = Table(
+    "write_back_pause",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("credentials", String(200), nullable=False),
+)
+
+# An Email/Phone row we created in Sage whose link could not be made and whose delete
+# failed too (issue 19): the next write-back of that person and type reuses it.
+crm_orphan_rows = Table(
+    "crm_orphan_rows",
+    metadata,
+    Column("kind", String(8), primary_key=True),  # email, phone
+    Column("row_id", Integer, primary_key=True, autoincrement=False),
+    Column("person_id", Integer, nullable=False),
+    Column("link_type", String(40), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -3,16 +3,17 @@
 Pure, like plan.py: plain values in, a `WriteBackPlan` out. Each link remembers what both
 sides held after our last sync (`Link.crm_values`, `Link.mailbox_values`), so a field
 that differs from it now was edited on that side since. Sage CRM's own Exchange
-integration is the model: Outlook edits of linked contacts flow back, company and the
-mailing address do not, the CRM wins a conflict by default, and the latest edit wins
-when several mailboxes edit one person (by the contacts' modified times).
+integration is the model for what flows back (Outlook edits of linked contacts; not the
+company) and for the latest edit winning when several mailboxes edit one person (by the
+contacts' modified times). Ours, not Sage's (docs/write-back.md): the mailing address
+does not flow back, and the CRM wins a conflict by default (DESIGN section 7).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sync_engine.model import (
     EMAIL_FIELDS,
@@ -82,6 +83,8 @@ class WriteBackInput:
     mass_edit_share: float = 0.25
     mass_edit_min: int = 5
     allow_mass_edit: bool = False
+    # the CRM database's clock minus UTC: Pers_UpdatedDate is the server's local time
+    crm_clock_offset: timedelta = timedelta(0)
 
 
 @dataclass
@@ -145,6 +148,8 @@ def plan_write_back(given: WriteBackInput) -> WriteBackPlan:
                 replaces.append((name, other.mailbox))
             elif given.conflict_policy == "latest":
                 crm_at = instant(person.updated_at) if name in PERSON_ROW_FIELDS else None
+                if crm_at is not None:  # the CRM's clock, taken back to UTC
+                    crm_at -= given.crm_clock_offset
                 if _earlier(edited, crm_at):  # the CRM's change came after the Outlook edit
                     plan.conflicts.append(
                         LostConflict(pid, person.name, link.item_id, name, policy="latest")

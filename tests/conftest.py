@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from real_sage import sage_template, sage_url  # noqa: F401 - fixtures: a seeded Sage in PostgreSQL
 from typer.testing import CliRunner
 
 if TYPE_CHECKING:

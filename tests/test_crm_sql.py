@@ -26,6 +26,8 @@ from sync_engine.crm import ownership
 from sync_engine.crm import schema as s
 from sync_engine.crm.check import check_crm
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
+from sync_engine.crm.rows import linked_rows, live_links, row_is_live
+from sync_engine.crm.scope import managed_by
 from sync_engine.crm.search import like_pattern, search_ids
 from sync_engine.service import Engine
 
@@ -95,6 +97,11 @@ def read_story(engine: Engine) -> None:
     list(ownership.owned_by(engine.crm, "account-manager", range(1, 1500)))  # chunked
     list(ownership.owned_by(engine.crm, "company-manager", range(1, 10)))
     ownership.ownership_of(engine.crm, ids)
+    with engine.crm._connect() as conn:  # what write-back reads (issue 19)
+        linked_rows(conn, 1)
+        live_links(conn, "phone", ids)
+        row_is_live(conn, "email", 1)
+    managed_by(engine.crm, 1, ids)
 
 
 def test_every_crm_query_compiles_for_sql_server(engine: Engine):

@@ -15,7 +15,7 @@ from test_schedule import Clock
 
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.embedded import EmbeddedCrm
-from sync_engine.crm.ownership import managed_by
+from sync_engine.crm.scope import managed_by
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.mailbox.local import LocalMailbox

@@ -7,42 +7,17 @@ from __future__ import annotations
 import time
 
 import pytest
+from outlook import ALICE, by_last, contacts, outlook_edit
 
 from sync_engine.crm.embedded import EmbeddedCrm
-from sync_engine.mailbox import open_mailbox
-from sync_engine.model import ContactChange, MailboxContact
 from sync_engine.service import Engine
 
-ALICE = "alice@example.com"
 BOB = "bob@example.com"
 
 
 @pytest.fixture
 def engine(engine_on_each_target: Engine) -> Engine:
     return engine_on_each_target
-
-
-def contacts(engine: Engine, address: str = ALICE) -> list[MailboxContact]:
-    box = open_mailbox(engine.settings, address)
-    try:
-        return [c for page in box.list_contacts() for c in page]
-    finally:
-        box.close()
-
-
-def by_last(engine: Engine, last: str, address: str = ALICE) -> MailboxContact:
-    [found] = [c for c in contacts(engine, address) if c.fields.last_name == last]
-    return found
-
-
-def outlook_edit(engine: Engine, item: MailboxContact, address: str = ALICE, **values: str):  # type: ignore[no-untyped-def]
-    """The user's own edit in Outlook, through the same target."""
-    box = open_mailbox(engine.settings, address)
-    try:
-        [result] = box.update([ContactChange(item.item_id, item.change_key, tuple(values.items()))])
-        assert result.ok, result.error
-    finally:
-        box.close()
 
 
 def crm_person(engine: Engine, pid: int):  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ def test_the_cli_reports_a_write_back_and_a_dry_run_writes_nothing(cli):  # type
     assert "1 written back to the CRM" in shown and "written back Seán O'Brien" in shown
     assert "mobile_phone" in shown
     why = cli.ok("why", str(person["id"]), "--as", me)
-    assert "written_back" in why and "changed in Outlook, written to the CRM" in why
+    # `why` names the salesperson whose edit was written
+    assert "written_back" in why and f"changed in Outlook by {me}, written to the CRM" in why
     again = json.loads(cli.ok("sync", "--as", me, "--json"))["mailboxes"][0]
     assert (again["written_back"], again["crm_requests"], again["write_requests"]) == (0, 0, 0)

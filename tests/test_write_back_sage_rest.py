@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from outlook import ALICE, by_last, outlook_edit
 from servers.ews import ews_server
 from servers.graph import graph_server
 from servers.sage_rest import SageRestServer, sage_rest_server
@@ -17,11 +18,7 @@ from servers.sage_rest import SageRestServer, sage_rest_server
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.crm.source import SageCrm
-from sync_engine.mailbox import open_mailbox
-from sync_engine.model import ContactChange, MailboxContact
 from sync_engine.service import Engine
-
-ALICE = "alice@example.com"
 
 
 @contextlib.contextmanager
@@ -55,26 +52,9 @@ def engine(sage) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
     e.close()
 
 
-def contacts(engine: Engine) -> list[MailboxContact]:
-    box = open_mailbox(engine.settings, ALICE)
-    try:
-        return [c for page in box.list_contacts() for c in page]
-    finally:
-        box.close()
-
-
-def by_last(engine: Engine, last: str) -> MailboxContact:
-    [found] = [c for c in contacts(engine) if c.fields.last_name == last]
-    return found
-
-
-def outlook_edit(engine: Engine, item: MailboxContact, **values: str) -> None:
-    box = open_mailbox(engine.settings, ALICE)
-    try:
-        [result] = box.update([ContactChange(item.item_id, item.change_key, tuple(values.items()))])
-        assert result.ok, result.error
-    finally:
-        box.close()
+def resource(path: str) -> str:
+    """`Person('1')` of a request path, without the query (`?returnPartial=false`)."""
+    return path.split("?", 1)[0].rsplit("/", 1)[1]
 
 
 def synced(engine: Engine):  # type: ignore[no-untyped-def]
@@ -105,10 +85,15 @@ def test_an_outlook_edit_reaches_sage_through_rest_and_never_echoes(
             assert result.error is None and result.count("written_back") == 1
             pid = ids["Lopez"]
             # only the changed fields, each on its own resource
-            paths = [(m, p.rsplit("/", 1)[1], b) for m, p, b in sage.writes()]
+            paths = [(m, resource(p), b) for m, p, b in sage.writes()]
             assert paths[0] == ("PATCH", f"Person('{pid}')", {"Pers_Title": "Design Director"})
             assert paths[1][0] == "PATCH" and paths[1][1].startswith("Phone('")
-            assert paths[1][2]["Phon_Number"] == "+44 20 7946 0999"
+            # split as Sage keeps a phone (the row had the whole number in Phon_Number)
+            assert paths[1][2] == {
+                "Phon_CountryCode": "+44",
+                "Phon_AreaCode": "20",
+                "Phon_Number": "7946 0999",
+            }
             assert result.crm_requests == len(sage.requests) == 2
             # what Sage took is what the next read of its database finds
             fields = engine.crm.people_by_ids([pid])[pid].fields
@@ -132,7 +117,7 @@ def test_a_missing_email_row_is_created_and_linked(engine: Engine, sage: SageRes
     outlook_edit(engine, by_last(engine, "Brontë"), email2="zoe@home.example")
     result = engine.sync(alice)
     assert result.count("written_back") == 1
-    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in sage.writes()][-2:] == [
+    assert [(m, resource(p)) for m, p, _ in sage.writes()][-2:] == [
         ("POST", "Email"),
         ("POST", "EmailLink"),
     ]
@@ -148,7 +133,10 @@ def test_sage_refusing_one_person_fails_that_person_only(engine: Engine, sage: S
     result = engine.sync(alice)
     assert result.count("failed") == 1 and result.count("written_back") == 1
     [failure] = result.as_json()["failures"]
-    assert "HTTP 400" in failure["reason"] and "injected 400" in failure["reason"]
+    # the salesperson reads their outcome; Sage's own words are the admin's
+    assert failure["reason"].startswith("not written to the CRM; your admin has the details")
+    [note] = result.admin_notes
+    assert "HTTP 400" in note and "injected 400" in note
     again = engine.sync(alice)  # the refused edit is still there, and goes now
     assert again.count("written_back") == 1 and again.count("failed") == 0
 
@@ -169,7 +157,8 @@ def test_fault_run_sage_down_during_write_back_loses_nothing(engine: Engine, sag
     sage.down()
     down = engine.sync(alice)
     assert down.count("written_back") == 0 and down.count("failed") == 1
-    assert "busy or down" in down.failed[0].detail
+    assert "your admin has the details" in down.failed[0].detail
+    assert "busy or down" in down.admin_notes[0]  # Sage down is the admin's to know
     # the edit stays in Outlook, nothing was overwritten, and the next sync sees it again
     assert by_last(engine, "Brontë").fields.mobile_phone == "+44 7700 900123"
     assert engine.sync(alice).count("failed") == 1
@@ -193,7 +182,8 @@ def test_a_disabled_sync_user_or_a_bad_password_is_refused_for_the_whole_run(
         outlook_edit(engine, by_last(engine, "O'Brien"), job_title="B")
         result = engine.sync(alice)
         assert result.count("failed") == 2 and result.crm_requests == 1  # one try, then stop
-        assert "disabled" in result.failed[0].detail
+        assert "your admin has the details" in result.failed[0].detail
+        assert "disabled" in result.admin_notes[0] and "disabled" not in str(result.outcomes)
         assert "pw" not in str(result.as_json())
     finally:
         engine.close()
@@ -211,3 +201,13 @@ def test_write_back_is_off_for_a_real_crm_without_sage_rest_url(home, monkeypatc
         assert sage.requests == []
     finally:
         engine.close()
+
+
+def test_a_create_answered_without_its_key_is_a_failure(engine: Engine, sage: SageRestServer):
+    alice, ids = synced(engine)
+    sage.omit_key = True  # 201, but no `$key`: we cannot link the row (nor find it again)
+    outlook_edit(engine, by_last(engine, "Brontë"), email2="zoe@home.example")
+    result = engine.sync(alice)
+    assert result.count("failed") == 1 and "no $key" in result.admin_notes[0]
+    assert [m for m, p, _ in sage.writes() if "Link" in p] == []  # nothing linked to None
+    assert engine.crm.people_by_ids([ids["Brontë"]])[ids["Brontë"]].fields.email2 == ""

@@ -110,7 +110,8 @@ def test_fault_run_the_embedded_crm_locked_during_write_back_loses_nothing(engin
         other.rollback()
         other.close()
     assert locked.error is None and locked.count("failed") == 1
-    assert "busy" in locked.failed[0].detail
+    assert "your admin has the details" in locked.failed[0].detail
+    assert "busy" in locked.admin_notes[0]
     assert contacts(engine, ALICE)["John Paul Smith"].fields.mobile_phone == "+1 512 555 0155"
     back = engine.sync(alice)
     assert back.count("written_back") == 1

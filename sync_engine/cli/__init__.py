@@ -2,11 +2,12 @@
 
 One module per responsibility: `core` (the apps, the engine, errors, `run_cli`),
 `people` (search, add, remove, list), `runs` (sync, status, why, digest, demo), `crm`
-(the CRM: seed, people, `crm check`), `index` (the people index search reads), `rules`
-(the standing rules) and `mailbox` (a Contacts folder). Importing this package registers every command.
+(the CRM: seed, people), `crm_check` (`crm check`), `index` (the people index search reads),
+`rules` (the standing rules) and `mailbox` (a Contacts folder). Importing this package
+registers every command.
 """
 
-from sync_engine.cli import crm, index, mailbox, people, rules, runs
+from sync_engine.cli import crm, crm_check, index, mailbox, people, rules, runs
 from sync_engine.cli.core import (
     app,
     engine,
@@ -24,6 +25,7 @@ from sync_engine.cli.core import (
 __all__ = [
     "app",
     "crm",
+    "crm_check",
     "engine",
     "err",
     "fail",

@@ -11,11 +11,9 @@ from sync_engine.cli.core import (
     crm_app,
     engine,
     err,
-    fail,
     friendly,
     out,
 )
-from sync_engine.config import load_settings
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
 
 # -- the CRM ------------------------------------------------------------------------------
@@ -182,47 +180,6 @@ def crm_delete_person(person_id: Annotated[int, typer.Argument(help="CRM person 
     """Delete a CRM person the way Sage does (Pers_Deleted = 1)."""
     writer().delete_person(person_id)
     out.print(f"Deleted person {person_id}; the next sync removes it from every mailbox.")
-
-
-@crm_app.command("check")
-@friendly
-def crm_check() -> None:
-    """Can we read the Sage CRM database at CRM_DATABASE_URL? Tables, columns, counts,
-    one timed search, and the indexes a DBA may add. Reads only; exit 0 when all is
-    readable."""
-    from sync_engine.crm.check import check_crm
-    from sync_engine.crm.source import SageCrm
-
-    settings = load_settings()
-    if not settings.crm_database_url:  # the embedded demo CRM: the engine opens it
-        report = check_crm(engine().crm)
-    else:
-        crm = SageCrm(settings.crm_url, writable=False)
-        try:
-            report = check_crm(crm)
-        finally:
-            crm.close()
-    for line in report.lines:
-        out.print(line, markup=False)
-    from sync_engine.crm.writer import write_back_status
-
-    out.print(
-        write_back_status(not settings.crm_database_url, settings.sage_rest_url), markup=False
-    )
-    for problem in report.problems:
-        out.print(f"MISSING  {problem}", markup=False)
-    if report.indexes:
-        out.print(
-            "Indexes a DBA may add to speed up search and change detection (we never create them):"
-        )
-        for statement in report.indexes:
-            out.print(f"  {statement}", markup=False)
-    if not report.ok:
-        raise fail(
-            f"the CRM database lacks {len(report.problems)} thing(s) we read (listed above); "
-            "see docs/sage-crm.md"
-        )
-    out.print("All tables and columns we read are readable.")
 
 
 @crm_app.command("update-company")

@@ -108,12 +108,14 @@ def print_result(r: SyncResult) -> None:
 @friendly
 def status(as_json: Json = False) -> None:
     """Every mailbox (list size, last and next sync, the last error in plain words) and
-    every open problem with its fix; exit code 1 while a problem is open (cron, monitoring)."""
+    every open problem with its fix; exit code 1 while a problem is open (cron, monitoring).
+    Also a write-back pause, and Sage's own words on the last syncs' failed write-backs."""
     from sync_engine.ops.problems import open_problems
 
     e = engine()
     statuses = e.statuses()
     problems = open_problems(e).problems
+    paused = e.write_back_paused()
     if as_json:
         print_json(
             {
@@ -128,14 +130,16 @@ def status(as_json: Json = False) -> None:
                         "last_error": s.last_error,
                         "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
                         "consecutive_failures": s.consecutive_failures,
+                        "write_back_notes": s.write_back_notes,
                     }
                     for s in statuses
                 ],
                 "problems": [p.as_json() for p in problems],
+                "write_back_paused": paused,
             }
         )
     else:
-        print_statuses(statuses)
+        print_statuses(statuses, paused)
         for p in problems:
             out.print(f"problem: {p.summary}", markup=False)
             out.print(f"  fix: {p.fix}", markup=False)
@@ -144,7 +148,9 @@ def status(as_json: Json = False) -> None:
         raise typer.Exit(1)
 
 
-def print_statuses(statuses: list[MailboxStatus]) -> None:
+def print_statuses(statuses: list[MailboxStatus], paused: str | None = None) -> None:
+    if paused:
+        out.print(paused, markup=False)
     if not statuses:
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
         return
@@ -164,6 +170,11 @@ def print_statuses(statuses: list[MailboxStatus]) -> None:
             s.last_error or "",
         )
     out.print(table)
+    notes = [note for s in statuses for note in s.write_back_notes]
+    if notes:  # the CRM's own words: the admin's, never shown to the salesperson
+        out.print("Write-back at the last syncs, in Sage CRM's words:")
+        for note in notes:
+            out.print(f"  {note}", markup=False)
 
 
 @app.command()

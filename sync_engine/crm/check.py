@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex
 
 from sync_engine.crm import schema as s
+from sync_engine.crm.check_links import database_clock, link_types, shared_rows
 from sync_engine.crm.search import SearchError, search_ids
 from sync_engine.crm.source import CrmError, SageCrm, _first_line, _live
 from sync_engine.masking import mask_urls
@@ -33,6 +34,7 @@ class CheckReport:
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     indexes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth knowing; nothing unreadable
 
     @property
     def ok(self) -> bool:
@@ -48,6 +50,9 @@ def check_crm(crm: SageCrm) -> CheckReport:
         readable = _check_tables(conn, report)
         if report.ok:
             _counts(crm, conn, report)
+            link_types(conn, report)
+            shared_rows(conn, report)
+            database_clock(conn, report)
         report.indexes = _missing_indexes(conn, readable)
     if report.ok:
         _time_search(crm, report)

@@ -107,9 +107,8 @@ def owned_by(crm: SageCrm, kind: str, crm_user_ids: Iterable[int]) -> Iterator[t
 
 
 def ownership_of(crm: SageCrm, person_ids: Iterable[int]) -> dict[int, Owners]:
-    """Who owns each of these people now (`Owners.managed_by(user id)` says whether a
-    salesperson is their Account Manager or their company's): for anything scoped to
-    "the people I manage", such as write-back's managed scope."""
+    """Who owns each of these people now (why they left a rule, in its full evaluation).
+    Write-back's managed scope asks `crm.scope.managed_by` instead."""
     found: dict[int, Owners] = {}
     with crm._connect() as conn:
         for ids in chunks(person_ids):
@@ -117,9 +116,3 @@ def ownership_of(crm: SageCrm, person_ids: Iterable[int]) -> dict[int, Owners]:
             for row in conn.execute(query).mappings():
                 found[int(row["Pers_PersonId"])] = _owners(row)
     return found
-
-
-def managed_by(crm: SageCrm, crm_user_id: int, person_ids: Iterable[int]) -> set[int]:
-    """Those of `person_ids` whose Account Manager, or whose company's, is this CRM user:
-    the people a salesperson manages, now (one statement per 900 people)."""
-    return {pid for pid, o in ownership_of(crm, person_ids).items() if o.managed_by(crm_user_id)}

@@ -1,4 +1,4 @@
-"""Write-back to a real Sage CRM through its REST API (issue 14), never its database.
+"""Write-back to a real Sage CRM through its REST API (issues 14 and 19), never its database.
 
 What we rely on, and where it comes from:
 
@@ -6,22 +6,41 @@ What we rely on, and where it comes from:
   `{Entity}('{id}')`; Basic auth with a CRM user's logon and password. Both as in Sage's
   sample client, github.com/Sage/sage_crm_rest_api_client (README "Creating the client",
   Helpers/HttpService.cs SetHeaderCredentials, Implementation/SageCRMImplementation.cs).
+  The client lists the entities the API exposes with `$prototypes` (GetAllEntities).
 - An update sends only the changed columns, named as the table's columns (`Pers_FirstName`),
   with PATCH; Sage answers 200 (Sage CRM community, "Sage CRM 2019 R2: Ensuring best
-  performance using the REST API"; the sample client's CompanyPutModel sends two columns).
+  performance using the REST API"). The same article: the answer is read "from memory",
+  not the database, so a table-level script may have stored something else; the URL
+  flag `returnPartial=false` makes Sage read it back. We ask for it, and still prove
+  every write by reading the database ourselves (sync_engine/write_back_run.py). (Sage's
+  sample client updates with PUT; PATCH is what the article and SData 2.0 use.)
 - Since 7.1 a person's emails and phones are rows of `Email` and `Phone` joined through
-  `EmailLink`/`PhoneLink` (Sage CRM help and the "Email and Phone Numbers in CRM" article):
-  changing the Person record does not change them, so they are PATCHed on their own
-  resources, `Email('{Emai_EmailId}')` and `Phone('{Phon_PhoneId}')`. We find those row ids
-  in the CRM database we already read; a person without a row of that type gets one by POST
-  to `Email`/`Phone` and a POST to `EmailLink`/`PhoneLink` (our reading of the 7.1+ layout,
-  not yet tried against a live Sage CRM).
-- A failed request's body says why (the sample client raises with the body); SData 2.0
-  servers put it in `$diagnoses[].$message`, which we show when present.
+  `EmailLink`/`PhoneLink` (Sage CRM help and the "Email and Phone Numbers in CRM"
+  article), and a row may be linked to several records (a person's business phone that
+  is the company's switchboard). A row only this person links to is PATCHed; a shared
+  row is never changed: the person gets a row of their own (POST) and only their link
+  is moved to it (PATCH `EmailLink('{id}')`). A person with no row of a type gets a new
+  row and a new link. No Sage page lists `EmailLink`/`PhoneLink` as REST resources, so
+  those steps may fail: then the row just created is deleted again (DELETE, as the
+  sample client's Delete), or, when that fails too, remembered and reused next time;
+  never left behind. `crm check` says which of the five resources the API answers.
+- A phone is written as Sage's integration keeps it, split across country code, area
+  code and number (crm/phones.py).
+- Each text column's width is read from the database's catalogue (crm/rows.py): a value
+  longer than its column is refused for that person before anything is sent (SQL
+  Server would answer "String or binary data would be truncated", which Sage passes on
+  as a 500).
+- Only 200, 201 and 204 are success. A 3xx (an IIS redirecting http to https) is not:
+  httpx follows no redirect, so it stops write-back naming the `Location`.
+- A failed request's body says why; SData 2.0 servers put it in `$diagnoses[].$message`.
+  That text can name install paths, SQL logins and servers: it is the admin's, never
+  shown to a salesperson.
 
 Retries: 429 and 503 wait for Retry-After (tenacity) up to SAGE_REST_RETRY_MAX_WAIT in
-all; then, as for a 401 (bad or disabled user) or a connection failure, the whole CRM is
-unavailable for this run. Any other 4xx fails that one person.
+all. The run's write-back stops (CrmUnavailable) only for a connection failure, a 401,
+429/503 beyond that budget, or a redirect; a 401 also pauses write-back until the
+credentials change (Sage locks an account out after failed logons). Any other answer
+(4xx, 500) fails that one person.
 """
 
 from __future__ import annotations
@@ -29,44 +48,42 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    retry,
-    retry_if_exception_type,
-    stop_after_delay,
-)
+from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_delay
 
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
-from sync_engine.crm.source import SageCrm, shown_rows
-from sync_engine.crm.writer import CrmUnavailable, CrmWriteResult
+from sync_engine.crm.phones import split_phone
+from sync_engine.crm.rows import LinkedRow, column_widths, linked_rows, row_is_live
+from sync_engine.crm.source import SageCrm, _phone
+from sync_engine.crm.writer import (
+    LINKED,
+    PERSON_COLUMNS,
+    CrmUnavailable,
+    CrmWriteResult,
+    OrphanMemory,
+    too_long,
+)
 from sync_engine.masking import mask_urls
+from sync_engine.model import clean
 from sync_engine.ops.metrics import throttled_sleep
 
-# model field -> Person column (the columns source.py reads them from)
-PERSON_COLUMNS = {
-    "title": "Pers_Salutation",
-    "first_name": "Pers_FirstName",
-    "middle_name": "Pers_MiddleName",
-    "last_name": "Pers_LastName",
-    "suffix": "Pers_Suffix",
-    "job_title": "Pers_Title",
-    "department": "Pers_Department",
-    "web_page": "Pers_WebSite",
+# kind -> (row entity, link entity, link column prefix, the link's row column)
+RESOURCES = {
+    "email": ("Email", "EmailLink", "ELink", "ELink_EmailId"),
+    "phone": ("Phone", "PhoneLink", "PLink", "PLink_PhoneId"),
 }
-# model field -> (kind, link type) of the Email/Phone row it lives in
-LINKED = {
-    "email": ("email", "Business"),
-    "email2": ("email", "Private"),
-    "business_phone": ("phone", "Business"),
-    "business_fax": ("phone", "Fax"),
-    "home_phone": ("phone", "Home"),
-    "mobile_phone": ("phone", "Mobile"),
+WRITTEN_TABLES = ("Person", "Email", "Phone")
+PHONE_PARTS = {
+    "Phon_CountryCode": "country code",
+    "Phon_AreaCode": "area code",
+    "Phon_Number": "without its country and area codes",
 }
+SUCCESS = {200, 201, 204}
 RETRY_STATUSES = {429, 503}
+READ_BACK = "?returnPartial=false"  # Sage answers from the database, not from memory
 
 
 class _Retry(Exception):
@@ -76,8 +93,23 @@ class _Retry(Exception):
 
 
 @dataclass
-class _Calls:
+class Calls:
+    """Round trips made so far (retries included), for SyncResult.crm_requests."""
+
     n: int = 0
+
+
+@dataclass
+class _Step:
+    """One email or phone of one person: the row it goes to, and what to send."""
+
+    name: str
+    kind: str
+    link_type: str
+    row: LinkedRow | None
+    columns: dict[str, str]  # the whole value, column by column (a new row gets all of it)
+    changed: dict[str, str] = field(default_factory=dict)  # what differs from `row`
+    expected: str = ""  # the value the person shows once written
 
 
 def _retry_after(state: RetryCallState) -> float:
@@ -90,7 +122,7 @@ def _retry_after(state: RetryCallState) -> float:
     return min(0.5 * 2 ** (state.attempt_number - 1), 10.0)
 
 
-def _why(response: httpx.Response) -> str:
+def sage_words(response: httpx.Response) -> str:
     """One line from a failed answer: SData diagnoses when present, else the body."""
     try:
         body = response.json()
@@ -108,33 +140,33 @@ def _why(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}" + (f": {text}" if text else "")
 
 
-class SageRestWriter:
-    """PATCHes the changed fields of one person: the Person record for names and titles,
-    each Email/Phone record for an email or a phone."""
+class SageRestClient:
+    """One Sage CRM REST API: requests with retries, and Sage's answers sorted into
+    success, this record's failure, and no write possible now (CrmUnavailable)."""
 
     def __init__(
         self,
         base_url: str,
         user: str,
         password: str,
-        crm: SageCrm,
         *,
         timeout: float = 30,
         retry_max_wait: float = 60,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
-        self.crm = crm
+        self.user = user
         self.retry_max_wait = retry_max_wait
         self._sleep = sleep
         self.client = httpx.Client(
             auth=httpx.BasicAuth(user, password),
             timeout=timeout,
             headers={"Accept": "application/json"},
+            follow_redirects=False,
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, crm: SageCrm) -> SageRestWriter:
+    def from_settings(cls, settings: Settings) -> SageRestClient:
         password = (
             settings.sage_rest_password.get_secret_value() if settings.sage_rest_password else ""
         )
@@ -142,94 +174,18 @@ class SageRestWriter:
             settings.sage_rest_url or "",
             settings.sage_rest_user or "",
             password,
-            crm,
             timeout=settings.sage_rest_timeout,
             retry_max_wait=settings.sage_rest_retry_max_wait,
         )
 
-    def describe(self) -> str:
-        return f"on, through Sage CRM's REST API at {mask_urls(self.base_url)}"
-
     def close(self) -> None:
         self.client.close()
 
-    # -- one person ----------------------------------------------------------------------
-
-    def write(self, person_id: int, changes: Mapping[str, str]) -> CrmWriteResult:
-        unknown = sorted(set(changes) - set(PERSON_COLUMNS) - set(LINKED))
-        if unknown:
-            return CrmWriteResult(f"not a write-back field: {', '.join(unknown)}")
-        calls = _Calls()
-        try:
-            person = {PERSON_COLUMNS[k]: v for k, v in changes.items() if k in PERSON_COLUMNS}
-            if person:
-                error = self._send(calls, "PATCH", f"Person('{person_id}')", person)
-                if error:
-                    return CrmWriteResult(error, calls.n)
-            linked = {k: v for k, v in changes.items() if k in LINKED}
-            rows = self._rows(person_id) if linked else {}
-            for name, value in linked.items():
-                error = self._write_linked(calls, person_id, LINKED[name], rows, value)
-                if error:
-                    return CrmWriteResult(error, calls.n)
-        except CrmUnavailable as exc:
-            exc.requests = calls.n
-            raise
-        return CrmWriteResult(None, calls.n)
-
-    def _write_linked(
-        self,
-        calls: _Calls,
-        person_id: int,
-        where: tuple[str, str],
-        rows: dict[tuple[str, str], int],
-        value: str,
-    ) -> str | None:
-        kind, link_type = where
-        row_id = rows.get(where)
-        if kind == "email":
-            body = {"Emai_EmailAddress": value}
-            entity, link = "Email", "EmailLink"
-        else:  # the whole number in Phon_Number, as the embedded CRM and Outlook keep it
-            body = {"Phon_CountryCode": "", "Phon_AreaCode": "", "Phon_Number": value}
-            entity, link = "Phone", "PhoneLink"
-        if row_id is not None:
-            return self._send(calls, "PATCH", f"{entity}('{row_id}')", body)
-        created: dict[str, object] = {}
-        error = self._send(calls, "POST", entity, body, created)
-        if error:
-            return error
-        prefix = "ELink" if kind == "email" else "PLink"
-        target = "ELink_EmailId" if kind == "email" else "PLink_PhoneId"
-        return self._send(
-            calls,
-            "POST",
-            link,
-            {
-                f"{prefix}_EntityID": s.PERSON_ENTITY_ID,
-                f"{prefix}_RecordID": person_id,
-                f"{prefix}_Type": link_type,
-                target: created.get("$key"),
-            },
-        )
-
-    def _rows(self, person_id: int) -> dict[tuple[str, str], int]:
-        """(kind, type) -> the Email/Phone row the person shows, read as source.py reads it."""
-        with self.crm.engine.connect() as conn:
-            return shown_rows(conn, person_id)
-
-    # -- one request ---------------------------------------------------------------------
-
-    def _send(
-        self,
-        calls: _Calls,
-        method: str,
-        path: str,
-        body: Mapping[str, object],
-        answer: dict[str, object] | None = None,
-    ) -> str | None:
-        """One request with retries on 429/503; None when Sage took it, else why not.
-        Raises CrmUnavailable when no write can succeed now."""
+    def request(
+        self, calls: Calls, method: str, path: str, body: Mapping[str, object] | None = None
+    ) -> httpx.Response:
+        """One request with retries on 429/503. Raises CrmUnavailable when no write can
+        succeed now; any other answer is returned for the caller to judge."""
 
         @retry(
             retry=retry_if_exception_type(_Retry),
@@ -243,8 +199,8 @@ class SageRestWriter:
             response = self.client.request(
                 method,
                 self.base_url + path,
-                content=json.dumps(dict(body)),
-                headers={"Content-Type": "application/json"},
+                content=None if body is None else json.dumps(dict(body)),
+                headers={"Content-Type": "application/json"} if body is not None else None,
             )
             if response.status_code in RETRY_STATUSES:
                 raise _Retry(response)
@@ -253,20 +209,40 @@ class SageRestWriter:
         try:
             response = attempt()
         except _Retry as exc:
-            raise CrmUnavailable(f"Sage CRM is busy or down: {_why(exc.response)}") from None
+            raise CrmUnavailable(f"Sage CRM is busy or down: {sage_words(exc.response)}") from None
         except httpx.HTTPError as exc:
             raise CrmUnavailable(
                 f"cannot reach Sage CRM's REST API ({type(exc).__name__})"
             ) from None
         if response.status_code == 401:
             raise CrmUnavailable(
-                "Sage CRM refused SAGE_REST_USER's login (wrong password, or a disabled or "
-                f"resource user): {_why(response)}"
+                f"Sage CRM refused the login of SAGE_REST_USER {self.user!r} (a wrong password, "
+                f"or a disabled, locked or resource user): {sage_words(response)}",
+                pause=True,
             )
-        if response.status_code >= 500:
-            raise CrmUnavailable(f"Sage CRM failed: {_why(response)}")
-        if response.status_code >= 400:
-            return _why(response)
+        if 300 <= response.status_code < 400:
+            raise CrmUnavailable(self._redirected(response))
+        return response
+
+    def _redirected(self, response: httpx.Response) -> str:
+        location = mask_urls(response.headers.get("Location", "")) or "no Location given"
+        said = f"Sage CRM's REST API answered HTTP {response.status_code} (moved to {location})"
+        if location.startswith("https://") and self.base_url.startswith("http://"):
+            return f"{said}: set SAGE_REST_URL to the https address"
+        return f"{said}: set SAGE_REST_URL to the address the API answers at"
+
+    def send(
+        self,
+        calls: Calls,
+        method: str,
+        path: str,
+        body: Mapping[str, object] | None = None,
+        answer: dict[str, object] | None = None,
+    ) -> str | None:
+        """A write; None when Sage took it (200, 201, 204), else why not in Sage's words."""
+        response = self.request(calls, method, path, body)
+        if response.status_code not in SUCCESS:
+            return sage_words(response)
         if answer is not None:
             try:
                 got = response.json()
@@ -275,3 +251,177 @@ class SageRestWriter:
             if isinstance(got, dict):
                 answer.update(got)
         return None
+
+
+class SageRestWriter:
+    """Writes the changed fields of one person through Sage's REST API: the Person record
+    for names and titles, the person's own Email/Phone rows for emails and phones."""
+
+    def __init__(
+        self,
+        client: SageRestClient,
+        crm: SageCrm,
+        orphans: OrphanMemory | None = None,
+    ) -> None:
+        self.rest = client
+        self.crm = crm
+        self.orphans = orphans
+        self._widths: dict[str, int] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, crm: SageCrm, orphans: OrphanMemory | None = None
+    ) -> SageRestWriter:
+        return cls(SageRestClient.from_settings(settings), crm, orphans)
+
+    @property
+    def base_url(self) -> str:
+        return self.rest.base_url
+
+    def describe(self) -> str:
+        return f"on, through Sage CRM's REST API at {mask_urls(self.base_url)}"
+
+    def close(self) -> None:
+        self.rest.close()
+
+    def widths(self) -> dict[str, int]:
+        """'Table.Column' -> width, read from the database once per process."""
+        if self._widths is None:
+            self._widths = column_widths(self.crm.engine, WRITTEN_TABLES)
+        return self._widths
+
+    # -- one person ----------------------------------------------------------------------
+
+    def write(self, person_id: int, changes: Mapping[str, str]) -> CrmWriteResult:
+        unknown = sorted(set(changes) - set(PERSON_COLUMNS) - set(LINKED))
+        if unknown:
+            return CrmWriteResult(f"not a write-back field: {', '.join(unknown)}")
+        person = {PERSON_COLUMNS[k]: v for k, v in changes.items() if k in PERSON_COLUMNS}
+        linked = {k: v for k, v in changes.items() if k in LINKED}
+        rows = self._rows(person_id) if linked else {}
+        steps = [_step(name, value, rows.get(LINKED[name])) for name, value in linked.items()]
+        refused = self._too_long(person, steps)
+        if refused:
+            return CrmWriteResult(refused, refused=refused)
+        expected = {k: v for k, v in changes.items() if k in PERSON_COLUMNS}
+        expected |= {step.name: step.expected for step in steps}
+        calls = Calls()
+        try:
+            if person:
+                error = self.rest.send(calls, "PATCH", f"Person('{person_id}'){READ_BACK}", person)
+                if error:
+                    return CrmWriteResult(error, calls.n, expected)
+            for step in steps:
+                error = self._write_linked(calls, person_id, step)
+                if error:
+                    return CrmWriteResult(error, calls.n, expected)
+        except CrmUnavailable as exc:
+            exc.requests = calls.n
+            raise
+        return CrmWriteResult(None, calls.n, expected)
+
+    def _rows(self, person_id: int) -> dict[tuple[str, str], LinkedRow]:
+        with self.crm._connect() as conn:
+            return linked_rows(conn, person_id)
+
+    def _too_long(self, person: Mapping[str, str], steps: list[_Step]) -> str | None:
+        """Why one of the values does not fit its column, for the salesperson; or None."""
+        widths = self.widths()
+        names = {column: name for name, column in PERSON_COLUMNS.items()}
+        for column, value in person.items():
+            why = too_long(names[column], value, widths.get(f"Person.{column}"))
+            if why:
+                return why
+        for step in steps:
+            table = RESOURCES[step.kind][0]
+            for column, value in step.columns.items():
+                width = widths.get(f"{table}.{column}")
+                why = too_long(step.name, value, width, PHONE_PARTS.get(column))
+                if why:
+                    return why
+        return None
+
+    def _write_linked(self, calls: Calls, person_id: int, step: _Step) -> str | None:
+        entity, _link, _prefix, _target = RESOURCES[step.kind]
+        if step.row is not None and not step.row.shared:
+            if not step.changed:
+                return None
+            path = f"{entity}('{step.row.row_id}'){READ_BACK}"
+            return self.rest.send(calls, "PATCH", path, step.changed)
+        return self._own_row(calls, person_id, step)
+
+    def _own_row(self, calls: Calls, person_id: int, step: _Step) -> str | None:
+        """A row of the person's own, linked to them: made (or one left by an earlier try
+        reused), then linked; when the link fails, the row is deleted or remembered."""
+        entity, link, prefix, target = RESOURCES[step.kind]
+        body = {k: v for k, v in step.columns.items() if v}
+        own = self.orphans.find(step.kind, person_id, step.link_type) if self.orphans else None
+        if own is not None and self.rest.send(calls, "PATCH", f"{entity}('{own}')", body):
+            self._forget(step.kind, own)  # gone meanwhile: make another
+            own = None
+        if own is None:
+            created: dict[str, object] = {}
+            error = self.rest.send(calls, "POST", f"{entity}{READ_BACK}", body, created)
+            if error:
+                return error
+            key = str(created.get("$key", "")).strip("'\" ")
+            if not key.isdigit():
+                return f"Sage CRM created the {entity} record but its answer has no $key"
+            own = int(key)
+        try:
+            if step.row is not None:  # shared with another record: move only this link
+                path = f"{link}('{step.row.link_id}')"
+                error = self.rest.send(calls, "PATCH", path, {target: own})
+            else:
+                new_link = {
+                    f"{prefix}_EntityID": s.PERSON_ENTITY_ID,
+                    f"{prefix}_RecordID": person_id,
+                    f"{prefix}_Type": step.link_type,
+                    target: own,
+                }
+                error = self.rest.send(calls, "POST", link, new_link)
+        except CrmUnavailable:
+            self._remember(step.kind, own, person_id, step.link_type)
+            raise
+        if error is None:
+            self._forget(step.kind, own)
+            return None
+        deleted = self.rest.send(calls, "DELETE", f"{entity}('{own}')") is None
+        if deleted and not self._row_live(step.kind, own):  # proven, as every write
+            self._forget(step.kind, own)
+            return f"{error} (the {entity} record made for it was deleted again)"
+        self._remember(step.kind, own, person_id, step.link_type)
+        return f"{error} (the {entity}('{own}') made for it could not be deleted; the next try reuses it)"
+
+    def _row_live(self, kind: str, row_id: int) -> bool:
+        """Whether the Email/Phone row is there and not marked deleted, in the database."""
+        with self.crm._connect() as conn:
+            return row_is_live(conn, kind, row_id)
+
+    def _remember(self, kind: str, row_id: int, person_id: int, link_type: str) -> None:
+        if self.orphans is not None:
+            self.orphans.remember(kind, row_id, person_id, link_type)
+
+    def _forget(self, kind: str, row_id: int) -> None:
+        if self.orphans is not None:
+            self.orphans.forget(kind, row_id)
+
+
+def _step(name: str, value: str, row: LinkedRow | None) -> _Step:
+    """What to send for one email or phone, against the row the person shows now."""
+    kind, link_type = LINKED[name]
+    if kind == "email":
+        columns = {"Emai_EmailAddress": value}
+        return _Step(name, kind, link_type, row, columns, dict(columns), value)
+    country, area, number = split_phone(value, *((row.country, row.area) if row else ("", "")))
+    columns = {"Phon_CountryCode": country, "Phon_AreaCode": area, "Phon_Number": number}
+    changed = {"Phon_Number": number}
+    if row is not None:  # only what differs: codes kept are not sent at all
+        changed |= {
+            k: v for k, v in columns.items() if k != "Phon_Number" and clean(v) != _held(row, k)
+        }
+    return _Step(name, kind, link_type, row, columns, changed, _phone(country, area, number))
+
+
+def _held(row: LinkedRow, column: str) -> str:
+    return row.country if column == "Phon_CountryCode" else row.area

@@ -97,9 +97,9 @@ person = Table(
     _text("Pers_MiddleName", 60),
     _text("Pers_LastName", 60, nocase=True),
     _text("Pers_Suffix", 20),
-    _text("Pers_Title", 120),
+    _text("Pers_Title", 50),  # 50, 40 and 21 (Phon_Number) as on a real install (issue 19)
     _text("Pers_Department", 120),
-    _text("Pers_WebSite", 255),
+    _text("Pers_WebSite", 40),
     *_bookkeeping("Pers"),
     Index("ix_pers_last_first", "Pers_LastName", "Pers_FirstName"),
     Index("ix_pers_firstname", "Pers_FirstName"),
@@ -138,7 +138,7 @@ phone = Table(
     Column("Phon_PhoneId", Integer, primary_key=True),
     _text("Phon_CountryCode", 10),
     _text("Phon_AreaCode", 10),
-    _text("Phon_Number", 40),
+    _text("Phon_Number", 21),
     *_bookkeeping("Phon"),
     Index("ix_phon_updateddate", "Phon_UpdatedDate"),
 )
@@ -180,7 +180,7 @@ READ: dict[str, tuple[str, ...]] = {
     "Company": (
         "Comp_CompanyId",
         "Comp_Name",
-        "Comp_PrimaryUserId",
+        "Comp_PrimaryUserId",  # the company's Account Manager (standing rules, write-back scope)
         "Comp_UpdatedDate",
         "Comp_Deleted",
     ),

@@ -348,7 +348,13 @@ def email_query(ids: list[int]):  # type: ignore[no-untyped-def]
     """The live Business and Private emails of these people, oldest link first."""
     el, e = s.email_link, s.email
     return (
-        select(el.c.ELink_RecordID, el.c.ELink_Type, e.c.Emai_EmailAddress, e.c.Emai_EmailId)
+        select(
+            el.c.ELink_RecordID,
+            el.c.ELink_Type,
+            e.c.Emai_EmailAddress,
+            e.c.Emai_EmailId,
+            el.c.ELink_LinkID,
+        )
         .select_from(el.join(e, e.c.Emai_EmailId == el.c.ELink_EmailId))
         .where(
             el.c.ELink_EntityID == s.PERSON_ENTITY_ID,  # 5 would be a company's email
@@ -372,6 +378,7 @@ def phone_query(ids: list[int]):  # type: ignore[no-untyped-def]
             ph.c.Phon_AreaCode,
             ph.c.Phon_Number,
             ph.c.Phon_PhoneId,
+            pl.c.PLink_LinkID,
         )
         .select_from(pl.join(ph, ph.c.Phon_PhoneId == pl.c.PLink_PhoneId))
         .where(
@@ -479,25 +486,6 @@ def _emails(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
 def _phones(conn: Connection, ids: list[int]) -> dict[int, dict[str, str]]:
     rows = ((r[0], r[1], _phone(r[2], r[3], r[4])) for r in conn.execute(phone_query(ids)))
     return _typed(rows, s.PHONE_TYPES)
-
-
-def shown_rows(conn: Connection, person_id: int) -> dict[tuple[str, str], int]:
-    """("email"|"phone", type) -> the Email/Phone row id whose value the person shows: the
-    same pick as `_emails`/`_phones`, so a write-back changes the row Outlook got."""
-    emails = _typed(
-        ((r[0], r[1], clean(r[2]) and r[3]) for r in conn.execute(email_query([person_id]))),
-        s.EMAIL_TYPES,
-    )
-    phones = _typed(
-        (
-            (r[0], r[1], _phone(r[2], r[3], r[4]) and r[5])
-            for r in conn.execute(phone_query([person_id]))
-        ),
-        s.PHONE_TYPES,
-    )
-    return {("email", t): int(i) for t, i in emails.get(person_id, {}).items()} | {
-        ("phone", t): int(i) for t, i in phones.get(person_id, {}).items()
-    }
 
 
 def _person(row, emails: dict[int, dict[str, str]], phones: dict[int, dict[str, str]]) -> CrmPerson:  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ from sync_engine import tables as t
 from sync_engine.crm.source import CrmError
 from sync_engine.mailbox.base import MailboxAccessError, MailboxCredentialsError, MailboxError
 from sync_engine.store import utcnow
+from sync_engine.write_back_state import write_back_paused
 
 if TYPE_CHECKING:
     from sync_engine.schedule import CycleReport
@@ -305,6 +306,20 @@ def index_stale(scene: Scene) -> Iterator[Problem]:
             "The clock refreshes it every cycle: look for index_refresh_failed in its log, "
             "run `crm-contacts index refresh` to see the error, or `crm-contacts index "
             "build` to build it again.",
+        )
+
+
+@detector("sage_rest_paused")
+def sage_rest_paused(scene: Scene) -> Iterator[Problem]:
+    """Sage refused our REST login: write-back is paused (issue 19, write_back_state.py)."""
+    why = write_back_paused(scene.engine.store)
+    if why:
+        yield Problem(
+            "sage_rest_paused",
+            "sage_rest",
+            f"Outlook edits are not written to Sage CRM: {why}",
+            "Correct the password in Sage (Administration | Users) or SAGE_REST_USER / "
+            "SAGE_REST_PASSWORD, then run `crm-contacts crm check`.",
         )
 
 

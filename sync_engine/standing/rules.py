@@ -100,10 +100,6 @@ class Owners:
             return None
         return self.account_manager if kind == ACCOUNT_MANAGER else self.company_manager
 
-    def managed_by(self, crm_user_id: int) -> bool:
-        """Whether the CRM user is this person's Account Manager or their company's."""
-        return crm_user_id in (self.owner(ACCOUNT_MANAGER), self.owner(COMPANY_MANAGER))
-
 
 @dataclass(frozen=True)
 class Entry:
