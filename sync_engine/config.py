@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     crm_contacts_home: Path = Field(default=Path(DEFAULT_HOME))
     database_url: str | None = None
     crm_database_url: str | None = None
-    mailbox_backend: Literal["local", "ews", "graph"] = "local"
+    # hybrid: Graph for mailboxes Exchange Online holds, EWS for those on Exchange Server
+    mailbox_backend: Literal["local", "ews", "graph", "hybrid"] = "local"
     crm_category: str = "CRM Contact"
 
     # Rule 8 (mass-delete guard): hold deletes back above this share AND this count.
@@ -69,6 +70,9 @@ class Settings(BaseSettings):
     graph_client_secret: SecretStr | None = None
     graph_authority: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com/v1.0"
+    # How Graph lists a Contacts folder: delta (only what changed) or the whole folder each
+    # time; auto = delta, except where contact delta is not offered (21Vianet).
+    graph_listing: Literal["auto", "delta", "full"] = "auto"
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -20,6 +20,7 @@ from sync_engine.files import private_dir, private_sqlite
 from sync_engine.index import IndexBusy, PeopleIndex
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
+from sync_engine.mailbox.choose import LABELS, describe
 from sync_engine.model import (
     FREQUENCIES,
     WEEKDAYS,
@@ -34,7 +35,8 @@ from sync_engine.ops import metrics
 from sync_engine.schedule import zone
 from sync_engine.standing.rules import describe_sources
 from sync_engine.standing.service import StandingRules
-from sync_engine.store import EmailTaken, Event, Store, StoredUser, utcnow
+from sync_engine.state.targets import TargetState
+from sync_engine.store import EmailTaken, Event, MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.sync import sync_mailbox
 from sync_engine.write_back_state import (
     OrphanRows,
@@ -107,6 +109,8 @@ class MailboxStatus:
     last_success_at: datetime | None
     next_due_at: datetime | None
     consecutive_failures: int
+    target: str = ""  # "local", "ews" or "graph"; "" while hybrid mode has not decided
+    target_reason: str = ""
     write_back_notes: list[str] = field(default_factory=list)  # the CRM's words (issue 19)
 
 
@@ -175,13 +179,14 @@ class Engine:
         )
         self.index = PeopleIndex(self.store.engine, self.crm)
         self.rules = StandingRules(self.store, self.crm, self._stored)  # DESIGN rule 11
+        self.targets = TargetState(self.store.engine)  # hybrid placements, synced targets
         self._said_fallback = False
         self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
         # The default factory keeps what EWS/Graph learn about addresses in the state store.
         self.mailbox_factory = mailbox_factory or self._open_mailbox
 
     def _open_mailbox(self, settings: Settings, address: str) -> Mailbox:
-        return open_mailbox(settings, address, identities=self.store)
+        return open_mailbox(settings, address, identities=self.store, placements=self.targets)
 
     def _open_writer(self, embedded: bool) -> CrmWriter | None:
         """Write-back (issue 14): on for the embedded CRM, through Sage's REST API for a
@@ -453,9 +458,11 @@ class Engine:
                 allow_mass_edit=allow_mass_edit,
             )
             metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
-            return result
         finally:
             mailbox.close()
+        if result.error and not result.busy and self.settings.mailbox_backend == "hybrid":
+            self.targets.recheck(stored.mailbox)  # it may have moved: ask Graph again
+        return result
 
     def sync_stored(self, stored: StoredUser, **kwargs: object) -> SyncResult:
         """Sync a mailbox known to the state store (the scheduler's and `sync --all`'s path)."""
@@ -469,12 +476,38 @@ class Engine:
         return self.sync(user, **kwargs)  # type: ignore[arg-type]
 
     def check_mailbox(self, user: CrmUser) -> list[str]:
-        mailbox = self.mailbox_factory(self.settings, self._stored(user).mailbox)
+        address = self._stored(user).mailbox
+        mailbox = self.mailbox_factory(self.settings, address)
         try:
+            kind, why = describe(self.settings, address, self.targets)
+            served = f"Served by {LABELS.get(kind, kind)}: {why}."
             paused = self.write_back_paused()
-            return [*mailbox.check(), self.write_back_status(), *([paused] if paused else [])]
+            return [
+                served,
+                *mailbox.check(),
+                self.write_back_status(),
+                *([paused] if paused else []),
+            ]
         finally:
             mailbox.close()
+
+    def reset_mailbox(self, user: CrmUser) -> str:
+        """Forget the target's saved state for the user's mailbox (delta link, item ids):
+        the next sync finds its contacts again by CRM id (no twin, nothing forgotten)."""
+        address = self._stored(user).mailbox
+        try:
+            with self.store.mailbox_lock(address):  # not while a sync of it runs
+                mailbox = self.mailbox_factory(self.settings, address)
+                try:
+                    mailbox.forget_state()
+                finally:
+                    mailbox.close()
+                self.targets.forget(address)
+        except MailboxBusy:
+            raise EngineError(
+                f"a sync of {address} is running; reset it when that sync is done"
+            ) from None
+        return address
 
     # -- the digest's settings (SLACK_UX 9) -----------------------------------------------
 
@@ -558,7 +591,10 @@ class Engine:
             next_due = state.list_changed_at + timedelta(
                 seconds=self.settings.sync_interval_seconds
             )
+        target, target_reason = describe(self.settings, stored.mailbox, self.targets)
         return MailboxStatus(
+            target=target,
+            target_reason=target_reason,
             email=stored.email,
             mailbox=stored.mailbox,
             subscriptions=subs,

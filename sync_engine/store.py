@@ -38,6 +38,7 @@ from sync_engine.bulk import insert_rows
 from sync_engine.files import SYNCHRONOUS_NORMAL, private_dir, private_sqlite
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
+from sync_engine.state.rows import upsert
 
 
 class StoreError(Exception):
@@ -592,18 +593,9 @@ class Store:
             ).scalar_one_or_none()
 
     def remember_mailbox_identity(self, target: str, address: str, value: str) -> None:
-        m = t.mailbox_identities
         key = {"target": target, "address": address.strip().lower()}
-        values = {"value": value, "resolved_at": utcnow()}
         with self.engine.begin() as conn:
-            where = (m.c.target == key["target"]) & (m.c.address == key["address"])
-            if conn.execute(update(m).where(where).values(**values)).rowcount:
-                return
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(m).values(**key, **values))
-            except IntegrityError:  # a concurrent first write won: ours is as good
-                conn.execute(update(m).where(where).values(**values))
+            upsert(conn, t.mailbox_identities, key, {"value": value, "resolved_at": utcnow()})
 
     # -- digest settings ----------------------------------------------------------------
 
@@ -619,17 +611,9 @@ class Store:
 
     def set_digest_prefs(self, user_id: int, changed_at: datetime, **values: object) -> None:
         """Write some of the settings (time, frequency, weekday, snoozed_until, off)."""
-        d = t.digest_prefs
         values = {**values, "changed_at": changed_at}
         with self.engine.begin() as conn:
-            done = conn.execute(update(d).where(d.c.user_id == user_id).values(**values))
-            if done.rowcount:
-                return
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(d).values(user_id=user_id, **values))
-            except IntegrityError:  # a concurrent first write won: apply ours over it
-                conn.execute(update(d).where(d.c.user_id == user_id).values(**values))
+            upsert(conn, t.digest_prefs, {"user_id": user_id}, values)
 
     # -- one sync at a time per mailbox ------------------------------------------------
 

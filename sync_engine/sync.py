@@ -20,7 +20,7 @@ from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.crm.writer import CrmWriter
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
-from sync_engine.model import CrmPerson, Outcome, SyncResult
+from sync_engine.model import CrmPerson, Link, MailboxContact, Outcome, SyncResult
 from sync_engine.ops.problems import failure_kind
 from sync_engine.plan import (
     CreateContact,
@@ -32,7 +32,9 @@ from sync_engine.plan import (
     UpdateContact,
     plan_mailbox,
 )
+from sync_engine.relink import missing_links, relinked
 from sync_engine.standing.state import leaving as departures
+from sync_engine.state.targets import TargetState
 from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.write_back import RecentWriteBack, WriteBackInput, plan_write_back
 from sync_engine.write_back_run import write_back
@@ -112,12 +114,14 @@ def _locked_sync(
         )
         return
     watermark = None
+    targets = TargetState(store.engine)
+    synced = mailbox.target_id  # the target the links hold item ids of (known after the read)
     try:
         watermark = crm.latest_change()
-        contacts = [c for page in mailbox.list_contacts() for c in page]
+        synced = targets.synced_target(user.mailbox)
+        contacts, links = _read_mailbox(store, mailbox, user, synced)
         reads = mailbox.requests
         subscriptions = frozenset(store.subscriptions(user.id))
-        links = store.links(user.id)
         relevant = (
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
@@ -229,12 +233,36 @@ def _locked_sync(
             crm_watermark=watermark,
             next_due_at=None,
         )
+        if synced != mailbox.target_id:
+            targets.synced_on(user.mailbox, mailbox.target_id)  # the links hold its ids now
     store.update_mailbox_state(user.id, **state)
+
+
+def _read_mailbox(
+    store: Store, mailbox: Mailbox, user: StoredUser, synced: str | None
+) -> tuple[list[MailboxContact], dict[int, Link]]:
+    """The folder and the links, each link pointing at its contact (relink.py).
+
+    After a change of target (a move to Exchange Online, a new MAILBOX_BACKEND, `mailbox
+    reset`) neither the links' item ids nor the target's saved state are trusted: the
+    contacts are found again by CRM id before anything is created, unlinked or forgotten.
+    `synced`: the target of the last good sync (None: from before issue 20, trusted)."""
+    trusted = synced is None or synced == mailbox.target_id
+    if not trusted:
+        log.info("%s: target changed (%s -> %s)", user.mailbox, synced, mailbox.target_id)
+        mailbox.forget_state()
+    contacts = [c for page in mailbox.list_contacts() for c in page]
+    links = store.links(user.id)
+    missing = missing_links(links, contacts, trusted=trusted)
+    if missing:
+        listed = {c.item_id for c in contacts}
+        found = mailbox.find(missing)
+        contacts += [c for cs in found.values() for c in cs if c.item_id not in listed]
+    return contacts, relinked(links, contacts, trusted=trusted, as_held=mailbox.as_held)
 
 
 def _read_people(crm: SageCrm, mailbox: Mailbox, ids: Iterable[int]) -> dict[int, CrmPerson]:
     """The CRM people as this target holds them (Graph: a lone Private email is email 1)."""
-    people = crm.people_by_ids(ids)
-    if hasattr(mailbox, "as_held"):
-        people = {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in people.items()}
-    return people
+    return {
+        i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in crm.people_by_ids(ids).items()
+    }

@@ -333,3 +333,19 @@ crm_orphan_rows = Table(
     Column("link_type", String(40), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Where each mailbox is served and which target its links belong to (migration 0013, issue
+# 20), by lower-case mailbox address. `placed`/`placed_why`/`placed_at`: with
+# MAILBOX_BACKEND=hybrid, "graph" or "ews", why, and when it was decided (re-checked daily
+# and after a failed sync). `synced_target`: the target (kind and endpoint) the links' item
+# ids and the saved delta state come from; a sync on another target trusts neither.
+mailbox_targets = Table(
+    "mailbox_targets",
+    metadata,
+    Column("address", String(255), primary_key=True),
+    Column("placed", String(16)),
+    Column("placed_why", Text),
+    Column("placed_at", DateTime(timezone=True)),
+    Column("synced_target", String(512)),
+    Column("synced_at", DateTime(timezone=True)),
+)

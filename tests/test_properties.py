@@ -6,6 +6,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -67,6 +68,9 @@ class CrashingMailbox:
 
     def check(self) -> list[str]:
         return self.inner.check()
+
+    def __getattr__(self, name: str) -> Any:  # kind, target_id, find, as_held, forget_state
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         self.inner.close()

@@ -85,6 +85,9 @@ class SlowTarget:
     def check(self):
         return self.inner.check()
 
+    def __getattr__(self, name):  # kind, target_id, find, as_held, forget_state
+        return getattr(self.inner, name)
+
     def close(self):
         self.inner.close()
 
@@ -141,6 +144,9 @@ class CountedMailbox:
 
     def check(self) -> list[str]:
         return self.inner.check()
+
+    def __getattr__(self, name: str) -> Any:  # kind, target_id, find, as_held, forget_state
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         self.target.requests[self.address] += self.inner.requests

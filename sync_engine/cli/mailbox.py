@@ -155,3 +155,17 @@ def mailbox_delete(item_id: Annotated[str, typer.Argument()], as_: As) -> None:
         )
     box.delete([item_id])
     out.print(f"Deleted {item_id}.")
+
+
+@mailbox_app.command("reset")
+@friendly
+def mailbox_reset(as_: As) -> None:
+    """Forget the target's saved state for the mailbox (delta link, item ids); the next
+    sync finds its contacts again by their CRM ids: no twin, nothing forgotten."""
+    e = engine()
+    address = e.reset_mailbox(e.user(as_))
+    out.print(
+        f"Forgot the saved sync state of {address}. The next sync finds its contacts again "
+        "by their CRM ids.",
+        markup=False,
+    )

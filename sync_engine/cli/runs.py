@@ -131,6 +131,8 @@ def status(as_json: Json = False) -> None:
                         "next_due_at": s.next_due_at.isoformat() if s.next_due_at else None,
                         "consecutive_failures": s.consecutive_failures,
                         "write_back_notes": s.write_back_notes,
+                        "target": s.target or None,
+                        "target_reason": s.target_reason,
                     }
                     for s in statuses
                 ],
@@ -155,13 +157,15 @@ def print_statuses(statuses: list[MailboxStatus], paused: str | None = None) -> 
         out.print("No mailboxes yet; add people with `crm-contacts add --as EMAIL`.")
         return
     table = Table()
-    for column in ("mailbox", "in list", "linked", "last sync", "result", "next due", "last error"):
+    columns = ("mailbox", "target", "in list", "linked", "last sync", "result", "next due")
+    for column in (*columns, "last error"):
         table.add_column(column)
     for s in statuses:
         last = local_time(s.last_run_at) if s.last_run_at else "never"
         due = local_time(s.next_due_at) if s.next_due_at else "—"
         table.add_row(
             s.mailbox,
+            s.target or "—",
             str(s.subscriptions),
             str(s.linked),
             last,
@@ -170,6 +174,16 @@ def print_statuses(statuses: list[MailboxStatus], paused: str | None = None) -> 
             s.last_error or "",
         )
     out.print(table)
+    # why each mailbox has its target: the setting itself, or (hybrid) what Graph answered
+    reasons = {s.target_reason for s in statuses}
+    if len(reasons) == 1:
+        out.print(f"target: {reasons.pop()}", markup=False)
+    else:
+        for s in statuses:
+            out.print(
+                f"{s.mailbox}: {s.target or 'target not decided yet'}, {s.target_reason}",
+                markup=False,
+            )
     notes = [note for s in statuses for note in s.write_back_notes]
     if notes:  # the CRM's own words: the admin's, never shown to the salesperson
         out.print("Write-back at the last syncs, in Sage CRM's words:")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from sync_engine.model import ContactChange, MailboxContact, NewContact, WriteResult
+from sync_engine.model import ContactChange, ContactFields, MailboxContact, NewContact, WriteResult
 
 
 class MailboxError(Exception):
@@ -30,6 +31,10 @@ class MailboxCredentialsError(MailboxAccessError):
     unknown app or tenant): every mailbox of that target fails until an admin fixes it."""
 
 
+class MailboxNotFound(MailboxAccessError):
+    """The service has no mailbox for this address (hybrid mode then asks the other one)."""
+
+
 class MailboxIdentities(Protocol):
     """Where a target keeps what it learned about a mailbox address, so it asks only once.
 
@@ -43,6 +48,20 @@ class MailboxIdentities(Protocol):
     def mailbox_identity(self, target: str, address: str) -> str | None: ...
 
     def remember_mailbox_identity(self, target: str, address: str, value: str) -> None: ...
+
+
+class Placement(Protocol):
+    kind: str  # "graph" or "ews"
+    why: str
+    at: datetime | None  # None: ask again at the next sync
+
+
+class Placements(Protocol):
+    """Where MAILBOX_BACKEND=hybrid found each mailbox (the state store: state/targets.py)."""
+
+    def placement(self, address: str) -> Placement | None: ...
+
+    def place(self, address: str, kind: str, why: str, at: datetime | None = None) -> None: ...
 
 
 class MemoryIdentities:
@@ -71,6 +90,10 @@ class Mailbox(Protocol):
     address: str
     batch_size: int
     requests: int  # round trips made so far (listing pages + write batches + ...)
+    kind: str  # "local", "ews" or "graph": which target serves it (metrics, status)
+    # The service the item ids and saved state belong to (kind and endpoint, e.g. "ews
+    # https://mail.contoso.com/EWS/Exchange.asmx"): after a change, they are not trusted.
+    target_id: str
 
     def list_contacts(self) -> Iterator[list[MailboxContact]]:
         """Yield the whole folder, a page at a time, with only the fields the planner needs."""
@@ -90,6 +113,20 @@ class Mailbox(Protocol):
 
     def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
         """Delete up to `batch_size` contacts; an item already gone counts as deleted."""
+        ...
+
+    def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
+        """The contacts carrying these CRM ids in their extended property, oldest first."""
+        ...
+
+    def as_held(self, fields: ContactFields) -> ContactFields:
+        """CRM fields as this target can hold them (Graph has no empty e-mail slots), so
+        a value it cannot keep apart is never taken for an edit."""
+        ...
+
+    def forget_state(self) -> None:
+        """Drop what this target keeps about the folder between runs (Graph's delta link
+        and picture): the next listing reads the whole folder again."""
         ...
 
     def check(self) -> list[str]:

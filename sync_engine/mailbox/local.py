@@ -123,6 +123,9 @@ def _new_change_key() -> str:
 class LocalMailbox:
     """One mailbox of the local target. Counts every call as one request, like a round trip."""
 
+    kind = "local"
+    target_id = "local"  # one embedded folder file per home: item ids are valid for it only
+
     def __init__(
         self, url: str, address: str, *, page_size: int = 200, batch_size: int = 100
     ) -> None:
@@ -160,6 +163,33 @@ class LocalMailbox:
             if len(rows) < self.page_size:
                 return
             last_seq = rows[-1]["seq"]
+
+    def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
+        """The contacts carrying these CRM ids, oldest first (one call)."""
+        self.requests += 1
+        ids = list(dict.fromkeys(int(i) for i in crm_ids))
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    select(contacts)
+                    .where(contacts.c.mailbox == self.address, contacts.c.crm_id.in_(ids))
+                    .order_by(contacts.c.created_at, contacts.c.item_id)
+                )
+                .mappings()
+                .all()
+            )
+        found: dict[int, list[MailboxContact]] = {}
+        for row in rows:
+            found.setdefault(row["crm_id"], []).append(_contact(row))
+        return found
+
+    @staticmethod
+    def as_held(fields: ContactFields) -> ContactFields:
+        """Every mapped field has a column of its own here."""
+        return fields
+
+    def forget_state(self) -> None:
+        """Nothing is kept between runs beyond the folder itself."""
 
     def get(self, item_id: str) -> MailboxContact | None:
         with self.engine.connect() as conn:

@@ -99,9 +99,9 @@ ACK_SECONDS.labels("slack")
 
 
 def target_name(mailbox: object, backend: str) -> str:
-    """The target a mailbox is served by: its own `target_name` (hybrid serves each
-    mailbox where it lives), else the configured backend."""
-    return str(getattr(mailbox, "target_name", None) or backend)
+    """The target a mailbox is served by: the Mailbox protocol's `kind` (hybrid serves
+    each mailbox where it lives), else the configured backend."""
+    return str(getattr(mailbox, "kind", None) or backend)
 
 
 def record_sync(target: str, result: SyncResult) -> None:

@@ -23,7 +23,12 @@ from exchangelib.errors import (
     UnauthorizedError,
 )
 
-from sync_engine.mailbox.base import MailboxAccessError, MailboxCredentialsError, MailboxError
+from sync_engine.mailbox.base import (
+    MailboxAccessError,
+    MailboxCredentialsError,
+    MailboxError,
+    MailboxNotFound,
+)
 from sync_engine.model import WriteResult
 
 log = logging.getLogger(__name__)
@@ -111,7 +116,7 @@ class AccessWords:
                 f"-User {who} -CustomRecipientWriteScope SalesTeam (see docs/exchange-server.md)."
             )
         if isinstance(exc, ErrorNonExistentMailbox):
-            return MailboxAccessError(
+            return MailboxNotFound(
                 f"Exchange has no mailbox for {self.address}. Check the user's e-mail address in "
                 f"the CRM, or ask the Exchange admin whether the mailbox was moved or removed."
             )

@@ -15,9 +15,12 @@ from exchangelib.items import ID_ONLY, SHALLOW
 from exchangelib.restriction import Q
 
 from sync_engine.mailbox.base import MailboxError
+from sync_engine.mailbox.ews.addresses import with_smtp_addresses
 from sync_engine.mailbox.ews.mapping import (
     FIND_ITEM_TEXT_LIMIT,
     contact_field,
+    crm_id_of,
+    legacy_crm_id_of,
     listing_fields,
     longest_text,
     mailbox_contact,
@@ -69,7 +72,7 @@ class Listing:
             page = [c for c in items if c.id not in seen]
             seen.update(c.id for c in page)
             if page:
-                yield [mailbox_contact(c) for c in self._with_whole_texts(page, fields)]
+                yield self._as_contacts(self._with_whole_texts(page, fields))
             offset = None if next_offset is None else max(0, next_offset - 1)
 
     def _find_page(
@@ -112,24 +115,58 @@ class Listing:
                 items.append(obj)
         return items, next_offset, int(page.get("TotalItemsInView") or 0)
 
+    def find(self, crm_ids: Sequence[int]) -> dict[int, list[MailboxContact]]:
+        """The contacts carrying these CRM ids (under the one property set or the legacy
+        one), oldest first: FindItem pages with a restriction, as many as the folder needs."""
+        ids = list(dict.fromkeys(int(i) for i in crm_ids))
+        found: dict[int, list[MailboxContact]] = {}
+        for start in range(0, len(ids), self.page_size):
+            chunk = ids[start : start + self.page_size]
+            items = self._call(lambda c=chunk: self._find_crm_items(c, set(listing_fields())))
+            for contact in self._as_contacts(items):
+                if contact.crm_id in chunk:
+                    found.setdefault(contact.crm_id, []).append(contact)
+        return {i: sorted(cs, key=lambda c: (c.created_at, c.item_id)) for i, cs in found.items()}
+
     def _find_by_crm_ids(self, crm_ids: Sequence[int]) -> dict[int, Contact]:
         """Which of these CRM ids already have a contact (after an ambiguous create)."""
         if not crm_ids:
             return {}
-        folder = self._folder()
-        fields = {FieldPath(field=contact_field("crm_person_id"))}
-        query = (
-            Q(crm_person_id__in=list(crm_ids)) if len(crm_ids) > 1 else Q(crm_person_id=crm_ids[0])
-        )
-        restriction = items_restriction(query, folder)
+        fields = {
+            FieldPath(field=contact_field("crm_person_id")),
+            FieldPath(field=contact_field("crm_person_id_legacy")),
+        }
         found: dict[int, Contact] = {}
+        for item in self._find_crm_items(list(crm_ids), fields):
+            crm_id = crm_id_of(item)
+            if crm_id is not None:
+                found.setdefault(crm_id, item)
+        return found
+
+    def _find_crm_items(self, crm_ids: list[int], fields: set[FieldPath]) -> list[Contact]:
+        """Every contact whose CRM id (one set or legacy) is one of these, all pages."""
+        folder = self._folder()
+        query = Q(crm_person_id__in=crm_ids) | Q(crm_person_id_legacy__in=crm_ids)
+        restriction = items_restriction(query, folder)
+        out: list[Contact] = []
         offset: int | None = 0
         while offset is not None:
             items, offset, _ = self._find_page(folder, fields, offset, restriction)
-            for item in items:
-                if item.crm_person_id is not None:
-                    found.setdefault(int(item.crm_person_id), item)
-        return found
+            out += items
+        return out
+
+    def _as_contacts(self, items: Sequence[Contact]) -> list[MailboxContact]:
+        """Listed items as the planner sees them. Remembers which carry the CRM id under
+        the legacy property set (rewritten at their next write), and shows an address-book
+        (EX) e-mail address as its SMTP address (addresses.py)."""
+        contacts = []
+        resolved = self._resolve_ex_addresses(items)
+        for item in items:
+            legacy = legacy_crm_id_of(item)
+            if legacy is not None:
+                self._legacy_crm_ids[item.id] = legacy
+            contacts.append(with_smtp_addresses(mailbox_contact(item), resolved))
+        return contacts
 
     def _with_whole_texts(self, page: list[Contact], fields: set[FieldPath]) -> list[Contact]:
         """FindItem cuts text values to 255 characters (EWS FindItem reference: "For

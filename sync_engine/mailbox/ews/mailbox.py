@@ -16,18 +16,22 @@ from exchangelib.items import ID_ONLY
 
 from sync_engine.config import Settings
 from sync_engine.mailbox.base import PROCESS_IDENTITIES, MailboxIdentities
+from sync_engine.mailbox.ews.addresses import Addresses
 from sync_engine.mailbox.ews.connection import Connection, parse_version
 from sync_engine.mailbox.ews.errors import AccessWords
 from sync_engine.mailbox.ews.listing import Listing
 from sync_engine.mailbox.ews.mapping import register_properties
 from sync_engine.mailbox.ews.services import CountedGetFolder
 from sync_engine.mailbox.ews.writes import Writes
+from sync_engine.model import ContactFields
 
 log = logging.getLogger(__name__)
 
 
-class EwsMailbox(Connection, AccessWords, Listing, Writes):
+class EwsMailbox(Connection, AccessWords, Addresses, Listing, Writes):
     """One mailbox's default Contacts folder on Exchange Server, over EWS."""
+
+    kind = "ews"
 
     def __init__(
         self,
@@ -74,7 +78,18 @@ class EwsMailbox(Connection, AccessWords, Listing, Writes):
         stored = self._identities.mailbox_identity(self._identity_target(), self.address)
         self.smtp_address = (stored or self.address).lower()
         self._switched = False
+        self._legacy_crm_ids: dict[str, int] = {}  # item id -> CRM id under the legacy set
+        self._resolved_addresses: dict[str, str | None] = {}  # EX address -> SMTP, this run
+        self.target_id = self._identity_target()
         self._account = self._open(settings)
+
+    @staticmethod
+    def as_held(fields: ContactFields) -> ContactFields:
+        """Exchange Server holds every mapped field in a slot of its own."""
+        return fields
+
+    def forget_state(self) -> None:
+        """Nothing of the folder is kept between runs here: FindItem reads it whole."""
 
     # -- checking -----------------------------------------------------------------------
 

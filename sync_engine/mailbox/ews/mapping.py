@@ -20,13 +20,22 @@ from exchangelib import (
 from exchangelib.fields import FieldPath
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 
+from sync_engine.mailbox.crm_id import (
+    LEGACY_PROPERTY_SETS,
+    PROPERTY_NAME,
+    PROPERTY_SET,
+    PROPERTY_TYPE,
+    crm_id_value,
+)
 from sync_engine.model import ContactChange, ContactFields, MailboxContact, NewContact
 
 log = logging.getLogger(__name__)
 
-# The CRM person id lives in this named property (our own property set; never shown in Outlook).
-CRM_ID_PROPERTY_SET = "6f3f0c53-2e2b-4a57-9d3b-1c2f8e4a7b10"
-CRM_ID_PROPERTY_NAME = "CrmPersonId"
+# The CRM person id lives in this named property (our own property set; never shown in
+# Outlook), the same on every target (crm_id.py).
+CRM_ID_PROPERTY_SET = PROPERTY_SET
+CRM_ID_PROPERTY_NAME = PROPERTY_NAME
+LEGACY_CRM_ID_PROPERTY_SET = LEGACY_PROPERTY_SETS[0]
 # Outlook's "Title" (salutation) is PidTagDisplayNamePrefix.
 SALUTATION_PROPERTY_TAG = "0x3a45"
 
@@ -36,7 +45,15 @@ class CrmPersonId(ExtendedProperty):
 
     property_set_id = CRM_ID_PROPERTY_SET
     property_name = CRM_ID_PROPERTY_NAME
-    property_type = "Integer"
+    property_type = PROPERTY_TYPE
+
+
+class LegacyCrmPersonId(ExtendedProperty):
+    """The CRM id under the Graph target's former property set: read, never written."""
+
+    property_set_id = LEGACY_CRM_ID_PROPERTY_SET
+    property_name = CRM_ID_PROPERTY_NAME
+    property_type = PROPERTY_TYPE
 
 
 class Salutation(ExtendedProperty):
@@ -55,6 +72,8 @@ def register_properties() -> None:
         names = {f.name for f in Contact.FIELDS}
         if "crm_person_id" not in names:
             Contact.register("crm_person_id", CrmPersonId)
+        if "crm_person_id_legacy" not in names:
+            Contact.register("crm_person_id_legacy", LegacyCrmPersonId)
         if "crm_salutation" not in names:
             Contact.register("crm_salutation", Salutation)
 
@@ -117,7 +136,13 @@ def listing_fields() -> list[FieldPath]:
     paths = [FieldPath(field=contact_field(n)) for n in SIMPLE_FIELDS.values()]
     paths += [
         FieldPath(field=contact_field(n))
-        for n in ("categories", "datetime_created", "last_modified_time", "crm_person_id")
+        for n in (
+            "categories",
+            "datetime_created",
+            "last_modified_time",
+            "crm_person_id",
+            "crm_person_id_legacy",
+        )
     ]
     paths += [
         FieldPath(field=contact_field("email_addresses"), label=lbl)
@@ -171,8 +196,13 @@ def new_contact(account: Account, new: NewContact) -> Contact:
     return contact
 
 
-def update_ops(change: ContactChange, version: Version) -> list[tuple[str, FieldPath, Any]]:
-    """The SetItemField / DeleteItemField list for exactly what the change names."""
+def update_ops(
+    change: ContactChange, version: Version, legacy_crm_id: int | None = None
+) -> list[tuple[str, FieldPath, Any]]:
+    """The SetItemField / DeleteItemField list for exactly what the change names.
+
+    `legacy_crm_id`: the item carries its CRM id under the legacy property set; this
+    write moves it to the one set (crm_id.py) and deletes the legacy property."""
     ops: list[tuple[str, FieldPath, Any]] = []
     for name, raw in change.set_fields:
         value = raw.strip()
@@ -210,6 +240,10 @@ def update_ops(change: ContactChange, version: Version) -> list[tuple[str, Field
         ops.append(("set", crm, int(change.set_crm_id)))
     elif change.clear_crm_id:
         ops.append(("delete", crm, None))
+    elif legacy_crm_id is not None and ops:
+        ops.append(("set", crm, int(legacy_crm_id)))  # rewritten to the one set
+    if legacy_crm_id is not None and ops:
+        ops.append(("delete", FieldPath(field=contact_field("crm_person_id_legacy")), None))
     for op, _path, value in ops:
         if op == "set" and hasattr(value, "clean"):
             value.clean(version=version)
@@ -235,7 +269,7 @@ def mailbox_contact(c: Contact) -> MailboxContact:
     values.update({name: phones.get(label) for name, label in PHONE_LABELS.items()})
     values.update({name: getattr(address, sub, None) for name, sub in ADDRESS_PARTS.items()})
     created = c.datetime_created.isoformat() if c.datetime_created else ""
-    crm_id = int(c.crm_person_id) if c.crm_person_id is not None else None
+    crm_id = crm_id_of(c)
     return MailboxContact(
         item_id=c.id,
         change_key=c.changekey,
@@ -245,3 +279,18 @@ def mailbox_contact(c: Contact) -> MailboxContact:
         created_at=created,
         modified_at=c.last_modified_time.isoformat() if c.last_modified_time else "",
     )
+
+
+def crm_id_of(c: Contact) -> int | None:
+    """The CRM id under the one property set, else under the legacy one."""
+    if c.crm_person_id is not None:
+        return crm_id_value(c.crm_person_id)
+    return legacy_crm_id_of(c)
+
+
+def legacy_crm_id_of(c: Contact) -> int | None:
+    """The CRM id the contact carries only under the legacy property set (or None)."""
+    if c.crm_person_id is not None:
+        return None
+    legacy = getattr(c, "crm_person_id_legacy", None)
+    return crm_id_value(legacy) if legacy is not None else None

@@ -18,10 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 from exchangelib import Account, Contact, OAuth2Credentials
 from exchangelib.errors import ErrorNonPrimarySmtpAddress, ErrorServerBusy, TransportError
-from exchangelib.folders import Contacts
+from exchangelib.folders import Contacts, DeletedItems
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.restriction import Q, Restriction
-from exchangelib.services import CreateItem, DeleteItem, FindItem, GetFolder, GetItem, UpdateItem
+from exchangelib.services import (
+    CreateItem,
+    DeleteItem,
+    FindItem,
+    GetFolder,
+    GetItem,
+    MoveItem,
+    ResolveNames,
+    UpdateItem,
+)
 from exchangelib.services.common import EWSService
 from exchangelib.util import ENS, TNS
 
@@ -117,6 +126,14 @@ class CountedDeleteItem(CountedService, DeleteItem):
     pass
 
 
+class CountedMoveItem(CountedService, MoveItem):
+    pass
+
+
+class CountedResolveNames(CountedService, ResolveNames):
+    pass
+
+
 class CountedUpdateItem(CountedService, UpdateItem):
     """UpdateItem with exactly the SetItemField / DeleteItemField elements we name."""
 
@@ -147,6 +164,17 @@ def contacts_folder(account: Account, address: str) -> Contacts:
     return Contacts(
         _distinguished_id=DistinguishedFolderId(
             id=Contacts.DISTINGUISHED_FOLDER_ID,
+            mailbox=Mailbox(email_address=address),
+        ),
+        root=FolderRoot(account),
+    )
+
+
+def deleted_items_folder(account: Account, address: str) -> DeletedItems:
+    """The mailbox's Deleted Items folder, addressed like `contacts_folder` (Private 10)."""
+    return DeletedItems(
+        _distinguished_id=DistinguishedFolderId(
+            id=DeletedItems.DISTINGUISHED_FOLDER_ID,
             mailbox=Mailbox(email_address=address),
         ),
         root=FolderRoot(account),

@@ -27,7 +27,13 @@ from sync_engine.mailbox.ews.errors import (
     response_code,
 )
 from sync_engine.mailbox.ews.mapping import new_contact, update_ops
-from sync_engine.mailbox.ews.services import CountedCreateItem, CountedDeleteItem, CountedUpdateItem
+from sync_engine.mailbox.ews.services import (
+    CountedCreateItem,
+    CountedDeleteItem,
+    CountedMoveItem,
+    CountedUpdateItem,
+    deleted_items_folder,
+)
 from sync_engine.model import ContactChange, NewContact, WriteResult
 
 log = logging.getLogger(__name__)
@@ -176,7 +182,7 @@ class Writes:
         rereads = 0
         while todo:
             try:
-                plans = {i: update_ops(current[i], self._account.version) for i in todo}
+                plans = {i: self._ops(current[i]) for i in todo}
                 for i in [i for i in todo if not plans[i]]:  # only blanks: nothing to write
                     results[i] = WriteResult(
                         item_id=current[i].item_id, change_key=current[i].change_key
@@ -221,6 +227,7 @@ class Writes:
             for i, answer in zip(todo, answers, strict=True):
                 if not isinstance(answer, Exception):
                     item_id, change_key = answer
+                    self._legacy_crm_ids.pop(current[i].item_id, None)  # rewritten (one set)
                     results[i] = WriteResult(item_id=item_id, change_key=change_key)
                 elif response_code(answer) in TRANSIENT_ITEM_CODES:
                     again.append(i)
@@ -250,9 +257,15 @@ class Writes:
             for r, c in zip(results, batch, strict=True)
         ]
 
+    def _ops(self, change: ContactChange) -> list[tuple[str, Any, Any]]:
+        """The update's field operations; an item still carrying its CRM id under the
+        legacy property set gets it under the one set too (crm_id.py)."""
+        legacy = self._legacy_crm_ids.get(change.item_id)
+        return update_ops(change, self._account.version, legacy)
+
     def _valid(self, change: ContactChange) -> bool:
         try:
-            update_ops(change, self._account.version)
+            self._ops(change)
         except (ValueError, TypeError):
             return False
         return True
@@ -273,10 +286,15 @@ class Writes:
         )
 
     def delete(self, item_ids: Sequence[str]) -> list[WriteResult]:
-        """DeleteItem in batches, moving each contact to Deleted Items (DeleteType
-        MoveToDeletedItems: Outlook can restore it, with the user's notes and photo; DESIGN
-        rule 6). HardDelete, which no Outlook user can undo, is never sent. An item already
-        gone counts as deleted."""
+        """Move each contact to Deleted Items, in batches (Outlook can restore it, with the
+        user's notes and photo; DESIGN rule 6). HardDelete, which no Outlook user can undo,
+        is never sent. An item already gone counts as deleted.
+
+        With impersonation: DeleteItem with DeleteType MoveToDeletedItems. Without it the
+        service account is a delegate, and the DeleteItem operation reference says a
+        delegate that asks for MoveToDeletedItems in the principal's mailbox gets
+        ErrorCannotDeleteObject: "a delegate must use the MoveItem operation". So a
+        delegate moves the items to the mailbox's distinguished folder `deleteditems`."""
         results: list[WriteResult] = []
         for start in range(0, len(item_ids), self.batch_size):
             results += self._delete_batch(list(item_ids[start : start + self.batch_size]))
@@ -288,15 +306,7 @@ class Writes:
         budget = self._budget()
         while todo:
             try:
-                answers = self._batch_call(
-                    CountedDeleteItem,
-                    len(todo),
-                    items=[(batch[i], None) for i in todo],
-                    delete_type=MOVE_TO_DELETED_ITEMS,  # rule 6: the user can restore it
-                    send_meeting_cancellations="SendToNone",
-                    affected_task_occurrences="AllOccurrences",
-                    suppress_read_receipts=True,
-                )
+                answers = self._delete_call([batch[i] for i in todo])
             except Exception as exc:
                 self._wait_or_raise(exc, budget)
                 continue
@@ -318,3 +328,19 @@ class Writes:
             r or WriteResult(item_id=i, error="not deleted", error_kind="other")
             for r, i in zip(results, batch, strict=True)
         ]
+
+    def _delete_call(self, item_ids: list[str]) -> list[Any]:
+        """One request moving these items to Deleted Items: one answer per item."""
+        items = [(i, None) for i in item_ids]
+        if not self._impersonation:  # a delegate: MoveItem (see `delete`)
+            to = deleted_items_folder(self._account, self.smtp_address)
+            return self._batch_call(CountedMoveItem, len(items), items=items, to_folder=to)
+        return self._batch_call(
+            CountedDeleteItem,
+            len(items),
+            items=items,
+            delete_type=MOVE_TO_DELETED_ITEMS,  # rule 6: the user can restore it
+            send_meeting_cancellations="SendToNone",
+            affected_task_occurrences="AllOccurrences",
+            suppress_read_receipts=True,
+        )

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from sync_engine.mailbox.base import MailboxAccessError, MailboxCredentialsError, MailboxError
+from sync_engine.mailbox.base import (
+    MailboxAccessError,
+    MailboxCredentialsError,
+    MailboxError,
+    MailboxNotFound,
+)
 from sync_engine.mailbox.graph.transport import (
     ITEM_NOT_FOUND,
     RETRY_STATUSES,
@@ -33,8 +38,28 @@ USER_NOT_FOUND = frozenset(
 )
 
 
+# KB 4462988 ("REST API is not yet supported for this mailbox"): HTTP 404 with one of these
+# codes for a mailbox that is not in Exchange Online (on Exchange Server in a hybrid
+# organisation; also an inactive or unlicensed one).
+NOT_IN_EXCHANGE_ONLINE = frozenset({"MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI"})
+
+
 class UnknownUser(Exception):
     """`/users/{address}` named nobody: the address may be an SMTP address, not the UPN."""
+
+
+class OnPremises(MailboxAccessError):
+    """Exchange Online does not hold this mailbox (KB 4462988): in a hybrid organisation it
+    is on Exchange Server, where EWS serves it (MAILBOX_BACKEND=hybrid)."""
+
+    def __init__(self, address: str, code: str) -> None:
+        super().__init__(
+            f"Exchange Online does not serve the mailbox of {address} (Graph says {code}): "
+            "it is on Exchange Server, or has no Exchange Online licence. To serve mailboxes "
+            "on Exchange Server too, set MAILBOX_BACKEND=hybrid with the EWS settings "
+            "(docs/exchange-online.md)."
+        )
+        self.code = code
 
 
 def failure(answer: Answer, *, item_id: str | None = None) -> WriteResult:
@@ -133,9 +158,11 @@ class AccessWords:
                 )
             raise MailboxAccessError(self._permission_text(token_roles_or_none(self)))
         if answer.status == 404 and not (item_level and code in ITEM_NOT_FOUND):
+            if code in NOT_IN_EXCHANGE_ONLINE:
+                raise OnPremises(self.address, code)
             if code in USER_NOT_FOUND and not self._user_resolved:
                 raise UnknownUser(code)
-            raise MailboxAccessError(
+            raise MailboxNotFound(
                 f"There is no Exchange Online mailbox for {self.address} in tenant "
                 f"{self._tenant} (Graph says {code or 'not found'}). Check the address and "
                 "that the user has an Exchange Online licence." + self._lookup_hint

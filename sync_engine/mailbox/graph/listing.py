@@ -1,37 +1,56 @@
 """Listing the folder: delta rounds on the saved picture, or full pages without delta.
 
-The contacts delta function (contact-delta, v1.0) documents `$select` and the
-`Prefer: odata.maxpagesize` header, nothing else; delta with `$expand` is refused in
-practice (400, or 500 "Parsing OData Select and Expand failed"). So the delta query
-selects fields only, and the CRM id (an extended property) is read where it is needed:
-for contacts the saved picture does not know yet that carry our category (the ones we may
-have created in a run whose answers were lost), through the documented single-item form
-`GET …/contacts/{id}?$expand=singleValueExtendedProperties($filter=id eq '…')`, 20 to a
-`$batch`. Contacts we created or updated are known from our own writes.
+The contacts delta function (contact-delta, v1.0) is `GET
+/users/{id}/contactFolders/{id}/contacts/delta`: it takes the folder's id, and documents
+`$select` and the `Prefer: odata.maxpagesize` header, nothing else; delta with `$expand` is
+refused in practice (400, or 500 "Parsing OData Select and Expand failed"). Microsoft's
+Q&A answer on contact delta gives 200 as the most a page holds (and the default), so we
+ask for at most that. The default Contacts folder's id comes from the documented
+collection `GET /users/{id}/contacts` (contact-list: "the default Contacts folder"): one
+contact's `parentFolderId`, or, when that folder is empty, one of its child folders'
+(`GET /users/{id}/contactFolders`); it is kept with the picture. A well-known name such as
+`contactFolders/contacts` is not documented for contact folders, so it is not used.
+
+So the delta query selects fields only, and the extended properties (the CRM id, Sage's
+fax) are read where they are needed: for contacts carrying our category whose properties
+were not read at their current changeKey (new to us, or edited in Outlook since), through
+the documented single-item form `GET …/contacts/{id}?$expand=singleValueExtendedProperties(
+$filter=id eq '…')`, 20 to a `$batch`. Contacts we create or update are known from our own
+writes.
 
 A saved delta link Graph no longer accepts (410, or 400/404 with SyncStateNotFound,
 SyncStateInvalid, ResyncRequired, ErrorSyncFolderNotFound, or any other 4xx but
 401/403/429) is dropped and the folder read again in full (delta-query-overview:
-"re-sync from scratch"); the CRM ids already known are kept, so that round costs no
-extra look-ups for them.
+"re-sync from scratch"); what is known of items that did not change since is kept.
+
+Without delta (GRAPH_LISTING=full; contact delta is not available in Microsoft 365
+operated by 21Vianet, per contact-delta's national cloud table; or Graph refused the very
+first delta request) the folder is listed in pages of `$top` (contact-list documents the
+OData query parameters; Outlook's list endpoints answer 10 items a page by default). A
+refused delta is tried again a day later: the refusal may have been passing.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.mailbox.graph.mapping import (
     CRM_ID_EXTENSION,
+    EXT_READ_AT,
     SELECT,
-    crm_id_expand,
+    ext_fresh,
+    extended_expand,
+    set_ext,
     to_contact,
     trim,
+    written_ext,
 )
 from sync_engine.mailbox.graph.transport import (
     ITEM_NOT_FOUND,
@@ -47,20 +66,92 @@ log = logging.getLogger(__name__)
 
 # 4xx answers to a delta request that mean "this link is no good": start over.
 STAY_ON_LINK = frozenset({401, 403, 429})
+DELTA_PAGE_MAX = 200  # Microsoft Q&A on contact delta: "200 for objects, such as … contacts"
+LIST_PAGE_MAX = 1000  # the most `$top` an Outlook list endpoint answers in one page
+DELTA_RETRY = timedelta(days=1)  # a refused delta is tried again after this
+# contact-delta's national cloud table: not available in "China operated by 21Vianet".
+NO_DELTA_HOSTS = ("microsoftgraph.chinacloudapi.cn",)
+
+
+def delta_unavailable_here(graph_url: str) -> bool:
+    host = (urlsplit(graph_url).hostname or "").lower()
+    return any(host == h or host.endswith("." + h) for h in NO_DELTA_HOSTS)
 
 
 class Listing:
     """Delta and full listing (mixed into GraphMailbox)."""
 
-    def _delta_url(self) -> str:
+    # ---- which way ----------------------------------------------------------------------------
+
+    def listing_mode(self) -> tuple[str, str]:
+        """("delta" or "full", why), for the listing and for check-mailbox."""
+        setting = self._settings.graph_listing
+        if setting == "full":
+            return "full", "GRAPH_LISTING=full: the whole folder is read at every sync"
+        if setting == "auto" and delta_unavailable_here(self._graph):
+            return "full", (
+                "contact delta is not available in Microsoft 365 operated by 21Vianet: the "
+                "whole folder is read at every sync"
+            )
+        since = self._no_delta_since
+        if since is not None and datetime.now(UTC) - since < DELTA_RETRY:
+            return "full", (
+                f"Graph refused the delta query on {since:%Y-%m-%d %H:%M} UTC: the whole "
+                "folder is read at every sync until it is tried again a day later"
+            )
+        return "delta", "delta query: a sync reads only what changed"
+
+    def _listed(self) -> Iterator[list[MailboxContact]]:
+        """The whole folder, a page at a time: a delta round on top of the saved picture,
+        or every page of the folder when delta is off or refused."""
+        self._load_state()
+        if self.listing_mode()[0] == "delta":
+            try:
+                self._resolving(self._refresh)
+            except DeltaUnsupported:
+                log.warning(
+                    "Graph refused delta on %s; listing the folder in full, delta is tried "
+                    "again in a day",
+                    self.address,
+                )
+                self._no_delta_since = datetime.now(UTC)
+                self._dirty = True
+            else:
+                self._no_delta_since = None
+                contacts = sorted(
+                    (to_contact(raw) for raw in self._cache.values()),
+                    key=lambda c: (c.created_at, c.item_id),
+                )
+                for start in range(0, len(contacts), self.page_size):
+                    yield contacts[start : start + self.page_size]
+                return
+        yield from self._resolving(lambda: list(self._full_listing()))
+
+    # ---- delta --------------------------------------------------------------------------------
+
+    def _folder_id(self) -> str | None:
+        """The default Contacts folder's id (see the module's doc); None while the folder
+        is empty and has no child folder (nothing to list then)."""
+        if self._contacts_folder_id:
+            return self._contacts_folder_id
+        for path in ("contacts", "contactFolders"):
+            query = urlencode({"$top": "1", "$select": "parentFolderId"}, quote_via=quote)
+            data = self._ok_json(self._send("GET", f"{self._graph}{self._user}/{path}?{query}"))
+            for item in data.get("value") or []:
+                if isinstance(item, dict) and item.get("parentFolderId"):
+                    self._contacts_folder_id = str(item["parentFolderId"])
+                    self._dirty = True
+                    return self._contacts_folder_id
+        return None
+
+    def _delta_url(self, folder_id: str) -> str:
         query = urlencode({"$select": ",".join(SELECT)}, quote_via=quote)
-        return f"{self._graph}{self._user}/contactFolders/contacts/contacts/delta?{query}"
+        folder = quote(folder_id, safe="")
+        return f"{self._graph}{self._user}/contactFolders/{folder}/contacts/delta?{query}"
 
     def _refresh(self) -> None:
         """One delta round from the saved link (or from scratch), then save the picture."""
-        known = {
-            i: raw[CRM_ID_EXTENSION] for i, raw in self._cache.items() if CRM_ID_EXTENSION in raw
-        }
+        before = self._cache
         if self._delta_link:
             try:
                 self._cache, self._delta_link = self._delta_round(self._delta_link, self._cache)
@@ -72,10 +163,14 @@ class Listing:
         for attempt in range(2):
             if self._delta_link:
                 break
+            folder_id = self._folder_id()
+            if folder_id is None:  # an empty folder without child folders: nothing to list
+                self._cache = {}
+                break
             self.full_listings += 1
             try:
                 self._cache, self._delta_link = self._delta_round(
-                    self._delta_url(), {}, initial=True
+                    self._delta_url(folder_id), {}, initial=True
                 )
             except DeltaGone as gone:
                 if attempt:
@@ -83,10 +178,8 @@ class Listing:
                         f"Graph kept refusing the delta round for {self.address} ({gone}). "
                         "The next sync tries again."
                     ) from None
-        for item_id, raw in self._cache.items():
-            if CRM_ID_EXTENSION not in raw and item_id in known:
-                raw[CRM_ID_EXTENSION] = known[item_id]
-        self._read_crm_ids(self._cache)
+        self._cache = kept_extended(self._cache, before)
+        self._read_extended(self._cache)
         self._save_state()
 
     def _delta_round(
@@ -128,25 +221,33 @@ class Listing:
         if status == 410:
             raise DeltaGone(f"HTTP {status} {answer_code}".strip())
 
-    def _read_crm_ids(self, contacts: dict[str, dict[str, Any]]) -> None:
-        """Read the CRM id of contacts not known yet that carry our category, 20 to a batch.
+    def _read_extended(self, contacts: dict[str, dict[str, Any]]) -> None:
+        """Read the extended properties of our contacts not read at their current
+        changeKey, 20 to a batch.
 
         A contact without our category is not ours (we tag every contact we create or
-        link, DESIGN rule 3), so its CRM id is not needed and not read."""
+        link, DESIGN rule 3), so its properties are not needed and not read; one whose CRM
+        id the listing cannot see is found by `find` when its link misses it."""
         ours = self._settings.crm_category.casefold()
         wanted = [
             item_id
             for item_id, raw in contacts.items()
-            if CRM_ID_EXTENSION not in raw
+            if not ext_fresh(raw)
             and any(str(c).casefold() == ours for c in raw.get("categories") or ())
         ]
         if not wanted:
             return
-        query = urlencode({"$select": "id", "$expand": crm_id_expand()}, quote_via=quote)
+        query = urlencode(
+            {"$select": "id,changeKey", "$expand": extended_expand()}, quote_via=quote
+        )
         ops = [Op("GET", f"{self._user}/contacts/{quote(i, safe='')}?{query}") for i in wanted]
         for item_id, answer in zip(wanted, self._run_batch(ops), strict=True):
             if answer.ok and isinstance(answer.body, dict):
-                contacts[item_id][CRM_ID_EXTENSION] = answer.body.get(CRM_ID_EXTENSION) or []
+                raw = contacts[item_id]
+                set_ext(raw, written_ext(answer.body), whole=True)
+                read_at = trim(answer.body).get("changeKey")
+                if read_at == raw.get("changeKey"):
+                    raw[EXT_READ_AT] = read_at  # else: edited since the listing; read again
                 self._dirty = True
             elif answer.status == 404 and answer.code in ITEM_NOT_FOUND:
                 contacts.pop(item_id, None)  # deleted since the delta round: gone
@@ -157,25 +258,21 @@ class Listing:
                     f"{answer.status} {answer.code}). The next sync tries again."
                 )
 
+    # ---- without delta ------------------------------------------------------------------------
+
     def _full_listing(self) -> Iterator[list[MailboxContact]]:
-        """Fallback without delta: every page of the folder, every time."""
+        """Without delta: every page of the folder, every time, in pages of `$top`."""
         self.full_listings += 1
-        known = {
-            i: raw[CRM_ID_EXTENSION] for i, raw in self._cache.items() if CRM_ID_EXTENSION in raw
-        }
-        query = urlencode({"$select": ",".join(SELECT)}, quote_via=quote)
+        before = self._cache
+        top = str(max(1, min(self.page_size, LIST_PAGE_MAX)))
+        query = urlencode({"$select": ",".join(SELECT), "$top": top}, quote_via=quote)
         url: str | None = f"{self._graph}{self._user}/contacts?{query}"
         self._cache = {}
         while url:
-            data = self._ok_json(self._send("GET", url, headers=self._prefer()))
-            page: dict[str, dict[str, Any]] = {}
-            for raw in data.get("value", []):
-                if raw.get("id"):
-                    entry = trim(raw)
-                    if raw["id"] in known:
-                        entry[CRM_ID_EXTENSION] = known[raw["id"]]
-                    page[raw["id"]] = entry
-            self._read_crm_ids(page)
+            data = self._ok_json(self._send("GET", url))
+            page = {raw["id"]: trim(raw) for raw in data.get("value", []) if raw.get("id")}
+            page = kept_extended(page, before)
+            self._read_extended(page)
             self._cache.update(page)
             self._dirty = True
             if page:
@@ -184,10 +281,25 @@ class Listing:
             url = self._own(link) if link else None
 
     def _prefer(self) -> dict[str, str]:
-        return {"Prefer": f"odata.maxpagesize={self.page_size}"}
+        return {"Prefer": f"odata.maxpagesize={min(self.page_size, DELTA_PAGE_MAX)}"}
 
     def _own(self, link: str) -> str:
         """Follow Graph's links only to Graph: the bearer token must not travel elsewhere."""
         if not link.startswith(self._origin + "/"):
             raise MailboxError(f"Graph sent a link outside {self._origin}; refusing to follow it")
         return link
+
+
+def kept_extended(
+    contacts: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What was read of each item's extended properties, kept while the item did not
+    change since (same changeKey): a full round costs no look-up for those."""
+    for item_id, raw in contacts.items():
+        old = before.get(item_id)
+        if old is None or ext_fresh(raw) or not ext_fresh(old):
+            continue
+        if old.get("changeKey") == raw.get("changeKey"):
+            raw[CRM_ID_EXTENSION] = old[CRM_ID_EXTENSION]
+            raw[EXT_READ_AT] = old[EXT_READ_AT]
+    return contacts

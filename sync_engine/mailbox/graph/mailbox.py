@@ -7,6 +7,7 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -14,11 +15,11 @@ import httpx
 
 from sync_engine.config import ConfigError, Settings
 from sync_engine.mailbox.base import PROCESS_IDENTITIES, MailboxError, MailboxIdentities
-from sync_engine.mailbox.graph.errors import AccessWords, token_roles
+from sync_engine.mailbox.graph.errors import AccessWords, OnPremises, token_roles
 from sync_engine.mailbox.graph.listing import Listing
-from sync_engine.mailbox.graph.mapping import as_held, to_contact
+from sync_engine.mailbox.graph.mapping import as_held
 from sync_engine.mailbox.graph.state import SavedState
-from sync_engine.mailbox.graph.transport import BATCH_LIMIT, DeltaUnsupported, Transport, gate_for
+from sync_engine.mailbox.graph.transport import BATCH_LIMIT, Transport, gate_for
 from sync_engine.mailbox.graph.users import LOOKUP_PERMISSION, Users
 from sync_engine.mailbox.graph.writes import Writes
 from sync_engine.model import (
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
     """One Exchange Online mailbox's default Contacts folder, through Microsoft Graph."""
+
+    kind = "graph"
 
     @staticmethod
     def as_held(fields: ContactFields) -> ContactFields:
@@ -85,6 +88,7 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         parts = urlsplit(self._graph)
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._scope = f"{self._origin}/.default"
+        self.target_id = f"graph {self._graph} {self._tenant}"
         self._identities = identities or PROCESS_IDENTITIES
         self._user_resolved = False  # looked the address up during this run
         self.user_id: str | None = None  # the user's object id, once known
@@ -104,30 +108,43 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         self._loaded = False
         self._cache: dict[str, dict[str, Any]] = {}
         self._delta_link: str | None = None
-        self._no_delta = False
+        self._contacts_folder_id: str | None = None
+        self._no_delta_since: datetime | None = None  # when Graph last refused delta
+        self._folder_learned_now = False  # the folder id was read in this run
         self._dirty = False
 
     # ---- the Mailbox protocol -------------------------------------------------------------------
 
     def list_contacts(self) -> Iterator[list[MailboxContact]]:
         """The whole folder, a page at a time: a delta round on top of the saved picture."""
-        self._load_state()
-        if not self._no_delta:
-            try:
-                self._resolving(self._refresh)
-            except DeltaUnsupported:
-                log.warning("Graph refused delta on %s; listing the folder in full", self.address)
-                self._no_delta = True
-                self._dirty = True
-        if self._no_delta:
-            yield from self._resolving(lambda: list(self._full_listing()))
-            return
-        contacts = sorted(
-            (to_contact(raw) for raw in self._cache.values()),
-            key=lambda c: (c.created_at, c.item_id),
-        )
-        for start in range(0, len(contacts), self.page_size):
-            yield contacts[start : start + self.page_size]
+        yield from self._listed()
+
+    def forget_state(self) -> None:
+        """Drop the saved picture and delta link: the next listing reads the folder anew
+        (after the mailbox moved, or `crm-contacts mailbox reset`)."""
+        self._state_path.unlink(missing_ok=True)
+        self._loaded = True
+        self._cache = {}
+        self._delta_link = None
+        if not self._folder_learned_now:  # an id `located` just read is not stale
+            self._contacts_folder_id = None
+        self._no_delta_since = None
+        self._dirty = False
+
+    def located(self) -> str | None:
+        """Whether Exchange Online holds this mailbox: None when it does (one request, which
+        also learns the Contacts folder's id); the error code when Graph answers that the
+        mailbox is not served here (hybrid: it is on Exchange Server). KB 4462988: HTTP 404
+        MailboxNotEnabledForRESTAPI or MailboxNotSupportedForRESTAPI, "REST API is not yet
+        supported for this mailbox", for a mailbox on Exchange Server (the same code also
+        answers an inactive or unlicensed mailbox)."""
+        self._contacts_folder_id = None  # a fresh question to Graph, not the saved answer
+        try:
+            self._resolving(self._folder_id)
+        except OnPremises as where:
+            return where.code
+        self._folder_learned_now = self._contacts_folder_id is not None
+        return None
 
     def check(self) -> list[str]:
         """Sign in, read the app's permissions from its token, look at the Contacts folder.
@@ -163,7 +180,10 @@ class GraphMailbox(Transport, AccessWords, Users, SavedState, Listing, Writes):
         size = f"{count} contacts" if isinstance(count, int) else "contacts readable"
         findings.append(f"{self.address}: the default Contacts folder is reachable ({size}).")
         self._load_state()
-        if self._delta_link:
+        mode, why = self.listing_mode()
+        if mode == "full":
+            findings.append(f"Listing: {why}.")
+        elif self._delta_link:
             findings.append(
                 f"Saved sync state knows {len(self._cache)} contacts; the next sync reads "
                 "only what changed."

@@ -11,6 +11,13 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from sync_engine.mailbox.crm_id import (
+    LEGACY_PROPERTY_SETS,
+    PROPERTY_NAME,
+    PROPERTY_SET,
+    PROPERTY_TYPE,
+    crm_id_value,
+)
 from sync_engine.model import (
     ContactChange,
     ContactFields,
@@ -21,10 +28,23 @@ from sync_engine.model import (
 log = logging.getLogger(__name__)
 
 
-# Never change: every contact we created carries this property. Integer = PT_LONG (32 bit).
-CRM_ID_PROPERTY = "Integer {6d1c8f3a-2b7e-4c59-a0d4-8e3f5b7c9a12} Name CrmPersonId"
+# The CRM id: the same named property as on Exchange Server (crm_id.py); Integer = PT_LONG.
+CRM_ID_PROPERTY = f"{PROPERTY_TYPE} {{{PROPERTY_SET}}} Name {PROPERTY_NAME}"
+# The Graph target's own property before issue 20: read (and rewritten), never written.
+LEGACY_CRM_ID_PROPERTIES = tuple(
+    f"{PROPERTY_TYPE} {{{s}}} Name {PROPERTY_NAME}" for s in LEGACY_PROPERTY_SETS
+)
+# Sage's Fax phone as Outlook's business fax: PidTagBusinessFaxNumber, a tagged property
+# (MS-OXPROPS: property tag 0x3A24, PtypString). Graph v1.0's contact has no fax property
+# (msgraph-metadata, EntityType contact: businessPhones, homePhones, mobilePhone), so it is
+# written and read as a single-value extended property ("String 0x3A24").
+FAX_PROPERTY = "String 0x3A24"
+EXTENDED = (CRM_ID_PROPERTY, *LEGACY_CRM_ID_PROPERTIES, FAX_PROPERTY)
 
 CRM_ID_EXTENSION = "singleValueExtendedProperties"  # where Graph puts an expanded property
+# Ours, on disk only: the changeKey at which the extended properties were last read. An
+# item whose changeKey moved on since (an Outlook edit) is read again (the fax may be new).
+EXT_READ_AT = "extendedReadAt"
 MAX_EMAILS = 3  # Outlook's Email1..Email3
 
 SCALARS = {
@@ -52,11 +72,7 @@ ADDRESS = {
 # order); business and home phone the first entry of `businessPhones` / `homePhones`.
 EMAILS = ("email", "email2")
 PHONE_LISTS = {"business_phone": "businessPhones", "home_phone": "homePhones"}
-# Graph v1.0's contact resource has no fax property (msgraph-metadata, EntityType contact:
-# businessPhones, homePhones, mobilePhone and nothing else), so Sage's Fax phone is not
-# written on Exchange Online (it is on Exchange Server, as BusinessFax). Changes that name
-# only unmapped fields cost no request.
-UNMAPPED = frozenset({"business_fax"})
+FAX = "business_fax"  # written through FAX_PROPERTY, not a contact property
 SELECT = (
     "id",
     "changeKey",
@@ -72,47 +88,95 @@ STATEFUL = frozenset({*EMAILS, *PHONE_LISTS, *ADDRESS})  # PATCH needs the curre
 # contact-update (v1.0) on displayName: "later updates to other properties may cause an
 # automatically generated value to overwrite the displayName value you have specified. To
 # preserve a pre-existing value, always include it as displayName in an update operation."
-# So a PATCH that changes one of these always carries displayName.
-NAME_FIELDS = frozenset({"title", "first_name", "middle_name", "last_name", "suffix"})
+# So every PATCH carries displayName, whatever else it changes.
 
 
 def needs_current(change: ContactChange) -> bool:
-    """Whether building this PATCH needs the item as it is now (collections, displayName)."""
+    """Whether building this PATCH needs the item as it is now: collections go whole, and
+    displayName goes with every update (the current one when the change names none)."""
     named = {name for name, _ in change.set_fields}
-    return bool(STATEFUL & named) or bool(NAME_FIELDS & named and "display_name" not in named)
+    return bool(STATEFUL & named) or "display_name" not in named
 
 
-def crm_id_expand() -> str:
-    return f"singleValueExtendedProperties($filter=id eq '{CRM_ID_PROPERTY}')"
+def extended_expand() -> str:
+    """Every extended property we read, in one `$expand` of a single item.
+
+    singleValueLegacyExtendedProperty-get documents `$filter=id eq '…'` on the id; the
+    ids are joined with `or`, as Microsoft's Q&A answers do for several properties
+    (an assumption the loopback Graph accepts and states)."""
+    ids = " or ".join(f"id eq '{p}'" for p in EXTENDED)
+    return f"singleValueExtendedProperties($filter={ids})"
+
+
+def prop_key(prop_id: object) -> str:
+    """An extended property id as compared: Graph may answer the type, GUID or tag in
+    another case than we asked ("String 0x3a24")."""
+    return " ".join(str(prop_id).split()).lower()
+
+
+def ext_values(raw: dict[str, Any]) -> dict[str, str]:
+    """The extended properties known for an item: {prop_key(id): value}."""
+    return {
+        prop_key(p.get("id")): str(p.get("value"))
+        for p in raw.get(CRM_ID_EXTENSION) or []
+        if isinstance(p, dict) and p.get("id") is not None
+    }
+
+
+def set_ext(raw: dict[str, Any], values: dict[str, str], *, whole: bool = False) -> None:
+    """Fold property values into an item's picture (`whole`: these are all it has)."""
+    merged = {} if whole else ext_values(raw)
+    ids = {prop_key(p.get("id")): p.get("id") for p in raw.get(CRM_ID_EXTENSION) or []}
+    for prop_id, value in values.items():
+        merged[prop_key(prop_id)] = str(value)
+        ids[prop_key(prop_id)] = prop_id
+    raw[CRM_ID_EXTENSION] = [{"id": ids[k], "value": v} for k, v in sorted(merged.items())]
+
+
+def ext_fresh(raw: dict[str, Any]) -> bool:
+    """Whether the item's extended properties were read at its current changeKey."""
+    return (
+        CRM_ID_EXTENSION in raw
+        and bool(raw.get("changeKey"))
+        and raw.get(EXT_READ_AT) == raw.get("changeKey")
+    )
 
 
 def trim(raw: dict[str, Any]) -> dict[str, Any]:
     """Keep only what the planner needs: the picture on disk holds no notes or photos."""
     keep = {name: raw[name] for name in SELECT if name in raw}
-    if "singleValueExtendedProperties" in raw:  # [] = looked at: no CRM id
-        keep["singleValueExtendedProperties"] = raw["singleValueExtendedProperties"] or []
+    if CRM_ID_EXTENSION in raw:  # [] = looked at: none of ours
+        keep[CRM_ID_EXTENSION] = raw[CRM_ID_EXTENSION] or []
+    if EXT_READ_AT in raw:
+        keep[EXT_READ_AT] = raw[EXT_READ_AT]
     if "changeKey" not in keep and isinstance(raw.get("@odata.etag"), str):
         keep["changeKey"] = raw["@odata.etag"].removeprefix("W/").strip('"')
     return keep
 
 
 def crm_id_of(raw: dict[str, Any]) -> int | None:
-    for prop in raw.get("singleValueExtendedProperties") or []:
-        if str(prop.get("id", "")).lower() == CRM_ID_PROPERTY.lower():
-            try:
-                value = int(str(prop.get("value")))
-            except ValueError:
-                return None
-            return value or None  # 0 = cleared (Graph cannot delete an extended property)
+    """The CRM id under the one property, else under a legacy one; 0 is none."""
+    values = ext_values(raw)
+    if prop_key(CRM_ID_PROPERTY) in values:
+        return crm_id_value(values[prop_key(CRM_ID_PROPERTY)])
+    return legacy_crm_id_of(raw)
+
+
+def legacy_crm_id_of(raw: dict[str, Any]) -> int | None:
+    """The CRM id an item carries only under a legacy property (rewritten at its next write)."""
+    values = ext_values(raw)
+    if prop_key(CRM_ID_PROPERTY) in values:
+        return None
+    for prop in LEGACY_CRM_ID_PROPERTIES:
+        found = crm_id_value(values.get(prop_key(prop), ""))
+        if found is not None:
+            return found
     return None
 
 
-def crm_id_after(change: ContactChange, cache: dict[str, dict[str, Any]]) -> int | None:
-    if change.set_crm_id is not None:
-        return change.set_crm_id
-    if change.clear_crm_id:
-        return 0
-    return crm_id_of(cache.get(change.item_id, {}))
+def written_ext(body: dict[str, Any]) -> dict[str, str]:
+    """The extended property values a POST or PATCH body sets."""
+    return {str(p["id"]): str(p["value"]) for p in body.get(CRM_ID_EXTENSION) or [] if "id" in p}
 
 
 def to_contact(raw: dict[str, Any]) -> MailboxContact:
@@ -126,6 +190,7 @@ def to_contact(raw: dict[str, Any]) -> MailboxContact:
         phones = raw.get(prop) or []
         values[name] = phones[0] if phones else ""
     values.update({name: address.get(prop) for name, prop in ADDRESS.items()})
+    values[FAX] = ext_values(raw).get(prop_key(FAX_PROPERTY), "")
     return MailboxContact(
         item_id=str(raw["id"]),
         change_key=str(raw.get("changeKey") or ""),
@@ -166,15 +231,14 @@ def new_body(item: NewContact) -> dict[str, Any]:
     if address:
         body["businessAddress"] = address
     body["categories"] = list(item.categories)
+    ext = []
     if item.crm_id is not None:  # None only for a contact made by hand
-        body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": str(item.crm_id)}]
+        ext.append({"id": CRM_ID_PROPERTY, "value": str(item.crm_id)})
+    if values[FAX]:
+        ext.append({"id": FAX_PROPERTY, "value": values[FAX]})
+    if ext:
+        body[CRM_ID_EXTENSION] = ext
     return body
-
-
-def without_unmapped(change: ContactChange) -> ContactChange:
-    """The change less the fields Graph cannot hold (see UNMAPPED)."""
-    kept = tuple((n, v) for n, v in change.set_fields if n not in UNMAPPED)
-    return change if kept == change.set_fields else replace(change, set_fields=kept)
 
 
 def patch_body(
@@ -185,8 +249,6 @@ def patch_body(
     named = dict(change.set_fields)
     body: dict[str, Any] = {SCALARS[n]: v for n, v in named.items() if n in SCALARS}
     display = named.get("display_name") or str(current.get("displayName") or "")
-    if NAME_FIELDS & named.keys() and display:
-        body["displayName"] = display  # never left for Graph to regenerate
     if any(named.get(n) for n in EMAILS):
         # the collection goes whole: our entries in their slots, the user's third kept
         slots = [e for e in current.get("emailAddresses") or [] if isinstance(e, dict)]
@@ -216,10 +278,20 @@ def patch_body(
             if any(c.casefold() == ours for c in change.categories):
                 categories.append(crm_category)
         body["categories"] = categories
+    ext: dict[str, str] = {}
+    if named.get(FAX):
+        ext[FAX_PROPERTY] = named[FAX]
+    legacy = legacy_crm_id_of(current)
     if change.set_crm_id is not None:
-        body["singleValueExtendedProperties"] = [
-            {"id": CRM_ID_PROPERTY, "value": str(change.set_crm_id)}
-        ]
+        ext[CRM_ID_PROPERTY] = str(change.set_crm_id)
     elif change.clear_crm_id:
-        body["singleValueExtendedProperties"] = [{"id": CRM_ID_PROPERTY, "value": "0"}]
+        ext[CRM_ID_PROPERTY] = "0"  # Graph cannot delete an extended property
+    elif legacy is not None and (body or ext):
+        ext[CRM_ID_PROPERTY] = str(legacy)  # rewritten to the one property at this write
+    if legacy is not None and CRM_ID_PROPERTY in ext:
+        ext.update(dict.fromkeys(LEGACY_CRM_ID_PROPERTIES, "0"))
+    if ext:
+        body[CRM_ID_EXTENSION] = [{"id": k, "value": v} for k, v in ext.items()]
+    if body and display:
+        body["displayName"] = display  # with every update, never left for Graph to regenerate
     return body

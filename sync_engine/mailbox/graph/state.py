@@ -7,7 +7,10 @@ import json
 import logging
 import os
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+
+from sync_engine.mailbox.graph.mapping import CRM_ID_EXTENSION, EXT_READ_AT
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +41,31 @@ class SavedState:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring unreadable sync state %s (%s)", self._state_path, exc)
             return
+        if data.get("version", 1) < 2:
+            # Pictures saved before issue 20 read only the CRM id, never a fax (Graph wrote
+            # none): what they knew counts as read at the item's changeKey.
+            for raw in contacts.values():
+                if isinstance(raw, dict) and CRM_ID_EXTENSION in raw:
+                    raw.setdefault(EXT_READ_AT, raw.get("changeKey"))
         self._cache = contacts
         self._delta_link = link if link and link.startswith(self._origin + "/") else None
-        self._no_delta = bool(data.get("no_delta"))
+        folder = data.get("contacts_folder_id")
+        if not self._folder_learned_now:  # else Graph just answered it
+            self._contacts_folder_id = folder if isinstance(folder, str) and folder else None
+        self._no_delta_since = _when(data.get("no_delta_since"))
 
     def _save_state(self) -> None:
         """Atomically, readable by this user only: it holds contact details."""
         folder = self._state_path.parent
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        since = self._no_delta_since
         data = {
-            "version": 1,
+            "version": 2,
             "address": self.address,
             "graph_url": self._graph,
+            "contacts_folder_id": self._contacts_folder_id,
             "delta_link": self._delta_link,
-            "no_delta": self._no_delta,
+            "no_delta_since": since.isoformat() if since else None,
             "contacts": self._cache,
         }
         tmp = folder / f".{self._state_path.name}.{os.getpid()}.tmp"
@@ -60,3 +74,14 @@ class SavedState:
             json.dump(data, out, ensure_ascii=False)
         os.replace(tmp, self._state_path)
         self._dirty = False
+
+
+def _when(value: object) -> datetime | None:
+    """A saved time; None when absent or unreadable (delta is then simply tried)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -157,7 +157,7 @@ class Transport:
                     )
                 except Unsure:
                     continue  # answers stay "unsure"; create() looks before trying again
-                data = self._ok_json(response)
+                data = self._batch_json(response)
                 for entry in data.get("responses", []):
                     i = int(entry["id"])
                     answer = Answer(
@@ -188,6 +188,21 @@ class Transport:
             self._sleep(wait)
             pending = sorted(retry)
         return answers
+
+    def _batch_json(self, response: httpx.Response) -> dict[str, Any]:
+        """A `$batch` answer's JSON. The throttling guidance ("Throttling and batching"):
+        when requests in a batch are throttled, each fails with 429 "and the batch itself
+        fails with a status code of 424 (Failed Dependency)" — the answers are still in
+        the body, so a 424 holding `responses` is read like a 200 and its throttled items
+        retried after their Retry-After."""
+        body = json_of(response)
+        if (
+            response.status_code == 424
+            and isinstance(body, dict)
+            and isinstance(body.get("responses"), list)
+        ):
+            return body
+        return self._ok_json(response)
 
     # ---- HTTP, tokens, errors -------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from sync_engine.mailbox.base import MailboxAccessError
+from sync_engine.mailbox.base import MailboxAccessError, MailboxNotFound
 from sync_engine.mailbox.graph.errors import UnknownUser
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Users:
                     f"{LOOKUP_PERMISSION} (with admin consent) to look it up; see "
                     "docs/exchange-online.md."
                 )
-            raise MailboxAccessError(
+            raise MailboxNotFound(
                 f"There is no Exchange Online mailbox for {self.address} in tenant "
                 f"{self._tenant}: no user has it as UPN or as an e-mail address. Check the "
                 "address in the CRM and that the user has an Exchange Online licence."

@@ -11,15 +11,18 @@ from sync_engine.mailbox.base import MailboxError
 from sync_engine.mailbox.graph.errors import failure
 from sync_engine.mailbox.graph.mapping import (
     CRM_ID_PROPERTY,
+    EXT_READ_AT,
+    LEGACY_CRM_ID_PROPERTIES,
     SELECT,
-    crm_id_after,
-    crm_id_expand,
+    ext_fresh,
+    extended_expand,
     needs_current,
     new_body,
     patch_body,
+    set_ext,
     to_contact,
     trim,
-    without_unmapped,
+    written_ext,
 )
 from sync_engine.mailbox.graph.transport import ITEM_NOT_FOUND, JSON_HEADERS, Op
 from sync_engine.model import (
@@ -62,14 +65,13 @@ class Writes:
         for _round in range(3):
             if not todo:
                 break
-            ops = [
-                Op("POST", f"{self._user}/contacts", new_body(items[i]), JSON_HEADERS) for i in todo
-            ]
+            bodies = {i: new_body(items[i]) for i in todo}
+            ops = [Op("POST", f"{self._user}/contacts", bodies[i], JSON_HEADERS) for i in todo]
             unsure = []
             for i, answer in zip(todo, self._run_batch(ops), strict=True):
                 if answer.ok and isinstance(answer.body, dict):
-                    # 0 = no CRM id (a contact made by hand): known, never looked up
-                    raw = self._remember(answer.body, crm_id=items[i].crm_id or 0)
+                    # what we sent is all it carries: known, never looked up
+                    raw = self._remember(answer.body, ext=written_ext(bodies[i]), whole=True)
                     results[i] = WriteResult(item_id=raw["id"], change_key=raw.get("changeKey"))
                 elif answer.unsure or answer.status >= 500:
                     unsure.append(i)
@@ -88,7 +90,6 @@ class Writes:
         """PATCH only the named fields, guarded by the change key; on a conflict re-read the
         item and apply the same mapped fields to what is there now."""
         self._load_state()
-        changes = [without_unmapped(ch) for ch in changes]
         results: list[WriteResult | None] = [None] * len(changes)
         unknown = [
             i for i, ch in enumerate(changes) if ch.item_id not in self._cache and needs_current(ch)
@@ -105,10 +106,10 @@ class Writes:
                 break
             ops = [self._patch_op(changes[i], fresh=fresh) for i in todo]
             conflicts = []
-            for i, answer in zip(todo, self._run_batch(ops), strict=True):
+            for i, op, answer in zip(todo, ops, self._run_batch(ops), strict=True):
                 ch = changes[i]
                 if answer.ok and isinstance(answer.body, dict):
-                    raw = self._remember(answer.body, crm_id=crm_id_after(ch, self._cache))
+                    raw = self._remember(answer.body, ext=written_ext(op.body or {}), ours=True)
                     results[i] = WriteResult(item_id=raw["id"], change_key=raw.get("changeKey"))
                 elif answer.status in (409, 412):
                     conflicts.append(i)
@@ -158,33 +159,54 @@ class Writes:
         """Like `find`, but ids whose look-up failed come back apart, with the reason.
 
         The documented filter form (singleValueExtendedProperty-get: resource instances
-        filtered by the extended property) finds the items; the CRM id of each is the one
-        filtered on, so no `$expand` is needed."""
-        ids = list(dict.fromkeys(crm_ids))
+        filtered by a numeric extended property, `ep/id eq` and `cast(ep/value, Edm.Int32)
+        eq`) finds the items, one filter per property (the one and each legacy one); the
+        CRM id of each is the one filtered on, so no `$expand` is needed. A filter's answer
+        is a collection and may come in pages: every `@odata.nextLink` is followed."""
+        ids = list(dict.fromkeys(int(i) for i in crm_ids))
         select = ",".join(SELECT)
+        asks = [
+            (crm_id, prop)
+            for crm_id in ids
+            for prop in (CRM_ID_PROPERTY, *LEGACY_CRM_ID_PROPERTIES)
+        ]
         ops = []
-        for crm_id in ids:
+        for crm_id, prop in asks:
             flt = (
-                f"singleValueExtendedProperties/any(ep: ep/id eq '{CRM_ID_PROPERTY}' "
-                f"and cast(ep/value, Edm.Int32) eq {int(crm_id)})"
+                f"singleValueExtendedProperties/any(ep: ep/id eq '{prop}' "
+                f"and cast(ep/value, Edm.Int32) eq {crm_id})"
             )
             query = urlencode({"$filter": flt, "$select": select}, quote_via=quote)
             ops.append(Op("GET", f"{self._user}/contacts?{query}"))
-        found: dict[int, list[MailboxContact]] = {}
+        seen: dict[int, dict[str, MailboxContact]] = {}
         unknown: dict[int, str] = {}
-        for crm_id, answer in zip(ids, self._run_batch(ops), strict=True):
+        for (crm_id, prop), answer in zip(asks, self._run_batch(ops), strict=True):
             if not answer.ok:
                 self._raise_for_mailbox(answer)
                 unknown[crm_id] = answer.message
                 continue
-            raws = answer.body.get("value", []) if isinstance(answer.body, dict) else []
-            contacts = sorted(
-                (to_contact(self._remember(raw, crm_id=crm_id)) for raw in raws),
-                key=lambda c: (c.created_at, c.item_id),
-            )
-            if contacts:
-                found[crm_id] = contacts
+            for raw in self._all_pages(answer.body):
+                if raw.get("id"):
+                    contact = to_contact(self._remember(raw, ext={prop: str(crm_id)}))
+                    seen.setdefault(crm_id, {})[contact.item_id] = contact
+        found = {
+            crm_id: sorted(by_id.values(), key=lambda c: (c.created_at, c.item_id))
+            for crm_id, by_id in seen.items()
+            if crm_id not in unknown
+        }
         return found, unknown
+
+    def _all_pages(self, body: Any) -> list[dict[str, Any]]:
+        """The items of a collection answer and of every page after it."""
+        if not isinstance(body, dict):
+            return []
+        items = [raw for raw in body.get("value") or [] if isinstance(raw, dict)]
+        link = body.get("@odata.nextLink")
+        while link:
+            data = self._ok_json(self._send("GET", self._own(link)))
+            items += [raw for raw in data.get("value") or [] if isinstance(raw, dict)]
+            link = data.get("@odata.nextLink")
+        return items
 
     # ---- writing --------------------------------------------------------------------------------
 
@@ -229,7 +251,7 @@ class Writes:
     ) -> list[int]:
         """Fetch the items as they are now (one `$batch`); gone items are reported not found."""
         query = urlencode(
-            {"$select": ",".join(SELECT), "$expand": crm_id_expand()}, quote_via=quote
+            {"$select": ",".join(SELECT), "$expand": extended_expand()}, quote_via=quote
         )
         ops = [
             Op("GET", f"{self._user}/contacts/{quote(changes[i].item_id, safe='')}?{query}")
@@ -239,23 +261,36 @@ class Writes:
         for i, answer in zip(todo, self._run_batch(ops), strict=True):
             if answer.ok and isinstance(answer.body, dict):
                 self._cache.pop(changes[i].item_id, None)
-                # The property was expanded: absent means the item carries no CRM id.
-                self._remember({"singleValueExtendedProperties": [], **answer.body})
+                # The properties were expanded: what is absent, the item does not carry.
+                self._remember(answer.body, ext=written_ext(answer.body), whole=True)
                 alive.append(i)
             else:
                 self._raise_for_mailbox(answer)
                 results[i] = failure(answer, item_id=changes[i].item_id)
         return alive
 
-    def _remember(self, raw: dict[str, Any], *, crm_id: int | None = None) -> dict[str, Any]:
-        """Fold an item we read or wrote into the folder's picture (selected fields only)."""
+    def _remember(
+        self,
+        raw: dict[str, Any],
+        *,
+        ext: dict[str, str] | None = None,
+        whole: bool = False,
+        ours: bool = False,
+    ) -> dict[str, Any]:
+        """Fold an item we read or wrote into the folder's picture (selected fields only).
+
+        `ext`: extended property values it carries (`whole`: all it carries, as expanded
+        or as created); `ours`: the answer to our own write, which changed no extended
+        property but those in `ext`, so what was known of the others stays known."""
         self._load_state()
-        merged = {**self._cache.get(raw["id"], {}), **raw}
-        if crm_id is not None:
-            merged["singleValueExtendedProperties"] = [
-                {"id": CRM_ID_PROPERTY, "value": str(crm_id)}
-            ]
-        merged = trim(merged)
+        before = self._cache.get(raw["id"], {})
+        if raw.get("parentFolderId") and not self._contacts_folder_id:
+            self._contacts_folder_id = str(raw["parentFolderId"])  # learned from a create
+        merged = trim({**before, **raw})
+        if ext is not None or whole:
+            set_ext(merged, ext or {}, whole=whole)
+        if whole or (ours and ext_fresh(before)):
+            merged[EXT_READ_AT] = merged.get("changeKey")
         self._cache[raw["id"]] = merged
         self._dirty = True
         return merged

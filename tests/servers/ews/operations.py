@@ -65,7 +65,7 @@ class Operations:
     def _folder_mailbox(self, impersonated: str | None, folder_ids: Any) -> str:
         for fid in folder_ids:
             if local_name(fid) == "DistinguishedFolderId":
-                if fid.get("Id") not in ("contacts", "root", "msgfolderroot"):
+                if fid.get("Id") not in ("contacts", "root", "msgfolderroot", "deleteditems"):
                     raise ItemError(
                         "ErrorFolderNotFound", "The specified folder could not be found."
                     )
@@ -85,6 +85,14 @@ class Operations:
             if name == "contacts":
                 return address
         raise ItemError("ErrorFolderNotFound", "The specified folder could not be found.")
+
+    def _item_answer(self, operation: str, item: StoredItem) -> Any:
+        """A success message carrying the item's id and change key (messages.xsd
+        ItemInfoResponseMessageType: <m:Items><t:Contact><t:ItemId/>)."""
+        msg = self._message(operation)
+        contact = etree.SubElement(etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact")
+        etree.SubElement(contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key)
+        return msg
 
     # -- operations ---------------------------------------------------------------------
 
@@ -220,14 +228,7 @@ class Operations:
                 if fault is not None and fault.item_index == index:
                     raise fault.item_error()
                 props = parse_contact(elem)
-                item = self._new_item(owner, props)
-                msg = self._message("CreateItem")
-                contact = etree.SubElement(
-                    etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact"
-                )
-                etree.SubElement(
-                    contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key
-                )
+                msg = self._item_answer("CreateItem", self._new_item(owner, props))
             except ItemError as error:
                 msg = self._message("CreateItem", error)
                 etree.SubElement(msg, f"{{{M}}}Items")
@@ -266,13 +267,7 @@ class Operations:
                         raise SoapFault("ErrorSchemaValidation", f"unexpected {kind}")
                 item.props = updated
                 self._touch(item)
-                msg = self._message("UpdateItem")
-                contact = etree.SubElement(
-                    etree.SubElement(msg, f"{{{M}}}Items"), f"{{{T}}}Contact"
-                )
-                etree.SubElement(
-                    contact, f"{{{T}}}ItemId", Id=item.item_id, ChangeKey=item.change_key
-                )
+                msg = self._item_answer("UpdateItem", item)
                 etree.SubElement(
                     etree.SubElement(msg, f"{{{M}}}ConflictResults"), f"{{{T}}}Count"
                 ).text = "0"
@@ -298,6 +293,11 @@ class Operations:
                 if fault is not None and fault.item_index == index:
                     raise fault.item_error()
                 owner = self._item_owner(item.item_id) or ""
+                if disposal == "MoveToDeletedItems" and not impersonated and owner != USERNAME:
+                    # DeleteItem operation reference: a delegate deleting an item in the
+                    # principal's mailbox with MoveToDeletedItems gets ErrorCannotDeleteObject;
+                    # "a delegate must use the MoveItem operation".
+                    raise ItemError("ErrorCannotDeleteObject")
                 gone = self._box(owner).pop(item.item_id)
                 self.delete_types[disposal] += 1
                 if disposal == "MoveToDeletedItems":  # the user can restore it from there
@@ -306,3 +306,55 @@ class Operations:
             except ItemError as error:
                 out.append(self._message("DeleteItem", error))
         return out
+
+    def _op_MoveItem(self, request: Any, impersonated: str | None) -> list[Any]:
+        """MoveItem to a mailbox's Deleted Items (the only move the engine makes): messages.xsd
+        MoveItemType, ToFolderId then ItemIds; each answer carries the moved item's new id."""
+        to = request.find(f"{{{M}}}ToFolderId")
+        folder = to[0] if to is not None and len(to) else None
+        if folder is None or folder.get("Id") != "deleteditems":
+            raise SoapFault("ErrorInvalidRequest", "only moves to deleteditems are served here")
+        out = []
+        for id_elem in request.find(f"{{{M}}}ItemIds"):
+            try:
+                item = self._find_item(impersonated, id_elem)
+                owner = self._item_owner(item.item_id) or ""
+                target = self._folder_mailbox(impersonated, [folder])
+                if target != owner:
+                    raise ItemError("ErrorMoveCopyFailed", "The item is in another mailbox.")
+                gone = self._box(owner).pop(item.item_id)
+                self.moved_to_deleted_items += 1
+                self._deleted.setdefault(owner, {})[item.item_id] = gone
+                self._touch(gone)
+                msg = self._item_answer("MoveItem", gone)
+            except ItemError as error:
+                msg = self._message("MoveItem", error)
+                etree.SubElement(msg, f"{{{M}}}Items")
+            out.append(msg)
+        return out
+
+    def _op_ResolveNames(self, request: Any, impersonated: str | None) -> list[Any]:
+        """ResolveNames of an address-book (EX) address, as the engine asks it: messages.xsd
+        ResolveNamesType holds exactly one UnresolvedEntry. The directory is what the test
+        gave `add_directory_entry`; no match is ErrorNameResolutionNoResults."""
+        entries = request.findall(f"{{{M}}}UnresolvedEntry")
+        if len(entries) != 1 or request.get("ReturnFullContactData") is None:
+            raise SoapFault("ErrorSchemaValidation", "ResolveNames takes one UnresolvedEntry")
+        wanted = (entries[0].text or "").strip().lower().removeprefix("ex:")
+        found = self._directory.get(wanted)
+        if found is None:
+            return [self._message("ResolveNames", ItemError("ErrorNameResolutionNoResults"))]
+        name, smtp = found
+        msg = self._message("ResolveNames")
+        rset = etree.SubElement(
+            msg,
+            f"{{{M}}}ResolutionSet",
+            TotalItemsInView="1",
+            IncludesLastItemInRange="true",
+        )
+        mailbox = etree.SubElement(etree.SubElement(rset, f"{{{T}}}Resolution"), f"{{{T}}}Mailbox")
+        etree.SubElement(mailbox, f"{{{T}}}Name").text = name
+        etree.SubElement(mailbox, f"{{{T}}}EmailAddress").text = smtp
+        etree.SubElement(mailbox, f"{{{T}}}RoutingType").text = "SMTP"
+        etree.SubElement(mailbox, f"{{{T}}}MailboxType").text = "Mailbox"
+        return [msg]

@@ -114,6 +114,9 @@ ERROR_TEXT = {
     "ErrorInvalidOperation": "The operation is not valid.",
     "ErrorNonPrimarySmtpAddress": "The primary SMTP address must be specified when "
     "referencing a mailbox.",
+    "ErrorCannotDeleteObject": "The object cannot be deleted.",
+    "ErrorMoveCopyFailed": "The move or copy operation failed.",
+    "ErrorNameResolutionNoResults": "No results were found.",
 }
 
 # types.xsd ItemType then ContactItemType: a <t:Contact> lists its elements in this order

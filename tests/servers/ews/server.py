@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from lxml import etree
 
+from sync_engine.mailbox.crm_id import LEGACY_PROPERTY_SETS
 from sync_engine.mailbox.ews import (
     CRM_ID_PROPERTY_NAME,
     CRM_ID_PROPERTY_SET,
@@ -41,6 +42,8 @@ from .schema import (
     local_name,
 )
 
+LEGACY_SET = LEGACY_PROPERTY_SETS[0]
+
 
 class EwsServer(Rendering, Operations):
     """The loopback server; use `ews_server()` to run one for the length of a `with` block."""
@@ -59,6 +62,8 @@ class EwsServer(Rendering, Operations):
         self._deleted: dict[str, dict[str, StoredItem]] = {}  # Deleted Items, per mailbox
         self._aliases: dict[str, str] = {}  # alias -> primary SMTP address
         self.delete_types: Counter[str] = Counter()  # DeleteType of every item deleted
+        self.moved_to_deleted_items = 0  # items moved there by MoveItem (delegates)
+        self._directory: dict[str, tuple[str, str]] = {}  # legacy DN -> (name, SMTP)
         self._missing: set[str] = set()
         self._impersonable: set[str] | None = None  # None: every address may be impersonated
         self._impersonation_denied: set[str] = set()
@@ -154,6 +159,11 @@ class EwsServer(Rendering, Operations):
         if per_item:
             raise ItemError("ErrorNonPrimarySmtpAddress", values=values)
         raise SoapFault("ErrorNonPrimarySmtpAddress", values=values)
+
+    def add_directory_entry(self, legacy_dn: str, name: str, smtp: str) -> None:
+        """A recipient of the address book: ResolveNames resolves its legacy DN to `smtp`."""
+        with self.lock:
+            self._directory[legacy_dn.strip().lower()] = (name, smtp)
 
     def deleted_items(self, address: str) -> list[dict[str, Any]]:
         """The contacts in the mailbox's Deleted Items folder (moved there by DeleteItem)."""
@@ -292,6 +302,9 @@ class EwsServer(Rendering, Operations):
         "nickname": ("f", "contacts:Nickname"),
         "title": ("x", "", "", SALUTATION_PROPERTY_TAG, "", "", "String"),
         "crm_id": ("x", "", CRM_ID_PROPERTY_SET, "", CRM_ID_PROPERTY_NAME, "", "Integer"),
+        # the Graph target's own property set before issue 20 (crm_id.py)
+        "legacy_crm_id": ("x", "", LEGACY_SET, "", CRM_ID_PROPERTY_NAME, "", "Integer"),
+        "business_fax": ("i", "contacts:PhoneNumber", "BusinessFax"),
     }
 
     def _props_from_plain(self, values: dict[str, Any]) -> dict[Key, Any]:
@@ -300,7 +313,7 @@ class EwsServer(Rendering, Operations):
             key = self._PLAIN[name]
             if name == "categories":
                 props[key] = list(value or [])
-            elif name == "crm_id":
+            elif name in ("crm_id", "legacy_crm_id"):
                 props[key] = "" if value is None else str(value)
             else:
                 props[key] = "" if value is None else str(value)
@@ -316,7 +329,7 @@ class EwsServer(Rendering, Operations):
             value = item.props.get(key)
             if name == "categories":
                 out[name] = list(value or [])
-            elif name == "crm_id":
+            elif name in ("crm_id", "legacy_crm_id"):
                 out[name] = int(value) if value not in (None, "") else None
             else:
                 out[name] = value or ""

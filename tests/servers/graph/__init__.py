@@ -13,18 +13,25 @@ What it models, from Microsoft's documentation:
 - Users: `/users/{id | userPrincipalName}` only (user-get): a registered user (`add_user`)
   named by another e-mail address answers 404 ErrorInvalidUser; `GET /users?$filter=` on
   mail, userPrincipalName or `proxyAddresses/any(...)` with User.Read.All (user-list).
-- Contacts: `/users/{user}/contacts` (the default Contacts folder) with `$select`, `$top`,
-  `$count`, `$filter` on a single-value extended property, `$expand` of one, `Prefer:
-  odata.maxpagesize` and `@odata.nextLink`; POST, GET, PATCH (`If-Match` on the change key →
-  412 ErrorIrresolvableConflict; a name change without displayName regenerates it, as
-  contact-update warns) and DELETE on items (to Deleted Items, as contact-delete does).
-- Delta: `/users/{user}/contactFolders/contacts/contacts/delta` with `$select` only
-  (contact-delta; any other query option answers 400), `@odata.nextLink` (skip token),
-  `@odata.deltaLink` (delta token) and `@removed`; 410 when a token is expired.
+- Contacts: `/users/{user}/contacts` (the default Contacts folder) with `$select`, `$top`
+  (default page 10; `Prefer: odata.maxpagesize` is for delta), `$count`, `$filter` on a
+  single-value extended property, `$expand` of extended properties, and `@odata.nextLink`;
+  POST, GET, PATCH (`If-Match` on the change key → 412 ErrorIrresolvableConflict; an update
+  without displayName regenerates it, as contact-update warns) and DELETE on items (to
+  Deleted Items, as contact-delete does). Times are whole seconds, as Graph answers them.
+- Folders: `/users/{user}/contactFolders` (the default folder's child folders), each item's
+  `parentFolderId` the id of its folder (`folder_id(address)`).
+- Delta: `/users/{user}/contactFolders/{id}/contacts/delta` with `$select` only
+  (contact-delta; any other query option answers 400), pages of at most 200 (Prefer),
+  `@odata.nextLink` (skip token), `@odata.deltaLink` (delta token) and `@removed`; 410 when a
+  token is expired.
+- Hybrid: a mailbox Exchange Server holds (`host_on_premises`) answers 404
+  MailboxNotEnabledForRESTAPI (KB 4462988).
 - `$batch`: at most 20 requests, answered in any order (here: reversed, so clients must match
   on `id`); Graph hands Outlook at most 4 requests of a batch at a time, and Outlook allows 4
   concurrent requests per app and mailbox: requests over that answer 429 ApplicationThrottled
-  "MailboxConcurrency" with Retry-After, at the top level or inside a batch.
+  "MailboxConcurrency" with Retry-After, at the top level or inside a batch; a batch with a
+  throttled request answers 424 around the per-request answers (throttling guidance).
 - Faults on demand (`inject`): 429/503 with Retry-After, any status, a slow answer, one failing
   request inside a batch, a lost response (processed, then the connection drops), a refused
   delta link (any status and code), delta not supported, expired tokens.

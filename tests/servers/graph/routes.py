@@ -8,14 +8,16 @@ from urllib.parse import quote, urlencode
 
 from .schema import (
     DEFAULT_FOLDER,
+    DELETED_ITEMS,
     FILTER_RE,
-    MAXPAGE_RE,
+    NOT_IN_CLOUD,
     READ_ROLES,
     WRITE_ROLES,
     DeltaState,
     GraphError,
     Reply,
     applied,
+    delta_page_size,
     expand_of,
     norm_prop,
     not_found,
@@ -40,6 +42,8 @@ class Routes:
             return "users"
         if method == "GET" and route.rstrip("/").endswith("/contacts"):
             return "find" if "$filter" in query else "list"
+        if method == "GET" and route.rstrip("/").lower().endswith("/contactfolders"):
+            return "folders"
         return {"GET": "get", "POST": "create", "PATCH": "update", "DELETE": "delete"}.get(
             method, "other"
         )
@@ -73,6 +77,10 @@ class Routes:
                 raise GraphError(
                     404, "ErrorInvalidUser", f"The requested user '{address}' is invalid."
                 )
+            if box.on_premises:
+                raise GraphError(
+                    404, NOT_IN_CLOUD, "REST API is not yet supported for this mailbox."
+                )
             if box.blocked:
                 raise GraphError(
                     403,
@@ -98,12 +106,18 @@ class Routes:
                 if method == "DELETE":
                     self._delete(address, item_id, headers.get("if-match"))
                     return Reply(204)
+            if rest == ["contactfolders"] and method == "GET":
+                return self._child_folders(address, query, select)
             if (
                 rest[:1] == ["contactfolders"]
                 and rest[-2:] == ["contacts", "delta"]
                 and method == "GET"
             ):
-                if len(rest) != 4 or rest[1] != DEFAULT_FOLDER:
+                # contact-delta: /contactFolders/{id}/contacts/delta, the folder by its id.
+                # The well-known name "contacts" is undocumented for contact folders but
+                # answered in practice, so it is served too (tests read `seen` for it).
+                folder = parts[3] if len(rest) == 4 else ""
+                if folder not in (self.folder_id(address), DEFAULT_FOLDER):
                     raise GraphError(
                         404,
                         "ErrorItemNotFound",
@@ -139,7 +153,7 @@ class Routes:
                 if prop in box.ext[i] and box.ext[i][prop][1].lower() == (wanted or "").lower()
             ]
         skip = int(query.get("$skip", ["0"])[0])
-        size = page_size(query, headers)
+        size = page_size(query, headers)  # `$top`, or 10: Prefer is for delta
         page = ids[skip : skip + size]
         out: dict[str, Any] = {
             "@odata.context": f"{self.graph_url}/$metadata#users('{quote(address)}')/contacts",
@@ -153,7 +167,27 @@ class Routes:
             out["@odata.nextLink"] = (
                 f"{self.graph_url}/users/{quote(address)}/contacts?{urlencode(params)}"
             )
-        return Reply(200, out, applied(headers, size))
+        return Reply(200, out)
+
+    def _child_folders(
+        self, address: str, query: dict[str, list[str]], select: list[str] | None
+    ) -> Reply:
+        """contactfolder-list-childfolders on the default folder: the folders a user made
+        under Contacts (the stand-in's other folders), each with its parentFolderId."""
+        box = self._box(address)
+        names = sorted({f for f in box.folder.values()} - {DEFAULT_FOLDER, DELETED_ITEMS})
+        folders = [
+            {
+                "id": self.folder_id(address, name),
+                "displayName": name,
+                "parentFolderId": self.folder_id(address),
+            }
+            for name in names
+        ]
+        size = page_size(query, {})
+        if select:
+            folders = [{k: v for k, v in f.items() if k in {"id", *select}} for f in folders]
+        return Reply(200, {"value": folders[:size]})
 
     def _delta(
         self,
@@ -194,19 +228,15 @@ class Routes:
                 box.seq,
                 state.select,
                 state.expand,
-                page_size(query, headers),
+                delta_page_size(headers),
             )
         else:
             pending = [i for i in box.items if box.folder[i] == DEFAULT_FOLDER]
             pending.sort(key=lambda i: box.items[i]["createdDateTime"])
             state = DeltaState(
-                self._user_key(address), box.seq, select, expand, page_size(query, headers)
+                self._user_key(address), box.seq, select, expand, delta_page_size(headers)
             )
-        size = (
-            page_size(query, headers)
-            if MAXPAGE_RE.search(headers.get("prefer", ""))
-            else state.page
-        )
+        size = delta_page_size(headers) if headers.get("prefer") else state.page
         page, rest = pending[:size], pending[size:]
         values = []
         for item_id in page:
@@ -221,7 +251,7 @@ class Routes:
                     }
                 )
         token = secrets.token_urlsafe(18)
-        folder = f"{self.graph_url}/users/{quote(address)}/contactFolders/{DEFAULT_FOLDER}"
+        folder = f"{self.graph_url}/users/{quote(address)}/contactFolders/{self.folder_id(address)}"
         link = f"{folder}/contacts/delta"
         out: dict[str, Any] = {
             "@odata.context": f"{self.graph_url}/$metadata#Collection(contact)",

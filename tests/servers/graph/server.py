@@ -53,6 +53,7 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         self.roles: list[str] = ["Contacts.ReadWrite"]
         self.token_lifetime = 3599
         self.delta_supported = True
+        self.throttled_batch_status = 424  # the envelope of a batch with throttled items
         # Seconds one Outlook operation takes (0 in tests): a direct request costs one, a batch
         # one per wave of four, since Graph runs four of its requests at a time.
         self.op_latency = 0.0
@@ -71,6 +72,7 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         self._deltas: dict[str, DeltaState] = {}
         self._faults: list[Fault] = []
         self._last_ts = datetime.now(UTC) - timedelta(days=1)
+        self.clock_ahead = timedelta(0)  # `tick`: the server's clock ahead of the real one
         self._tmp = tempfile.TemporaryDirectory(prefix="graph-loopback-")
         self._ca = trustme.CA()
         cert = self._ca.issue_cert("127.0.0.1", "localhost")
@@ -187,6 +189,11 @@ class GraphServer(Identity, Users, Routes, Batch, Store):
         """The address has no Exchange Online mailbox: 404 ErrorInvalidUser."""
         with self._lock:
             self._box(address).exists = False
+
+    def host_on_premises(self, address: str, on_premises: bool = True) -> None:
+        """Exchange Server holds this mailbox (hybrid): 404 MailboxNotEnabledForRESTAPI."""
+        with self._lock:
+            self._box(address).on_premises = on_premises
 
     def block_mailbox(self, address: str) -> None:
         """An application access policy excludes this mailbox: 403 ErrorAccessDenied."""

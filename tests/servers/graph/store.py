@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from .schema import (
     ADDRESS_PROPS,
     ALL_PROPS,
     DEFAULT_FOLDER,
+    DELETED_ITEMS,
     LIST_PROPS,
     STRING_PROPS,
     StoredMailbox,
@@ -22,9 +24,6 @@ from .schema import (
     not_found,
 )
 
-NAME_PROPS = frozenset({"title", "givenName", "middleName", "surname", "generation"})
-DELETED_ITEMS = "deleteditems"
-
 
 class Store:
     """Contacts kept per mailbox (mixed into GraphServer)."""
@@ -35,11 +34,21 @@ class Store:
         return self._mailboxes.setdefault(self._user_key(address), StoredMailbox())
 
     def _stamp(self) -> str:
-        now = datetime.now(UTC)
-        if now <= self._last_ts:
-            now = self._last_ts + timedelta(microseconds=1)
+        """The time of a change as Graph answers it: UTC, in whole seconds (the contact
+        resource's examples: "2017-02-22T20:14:25Z"), so two changes may share one."""
+        now = max(datetime.now(UTC) + self.clock_ahead, self._last_ts)
         self._last_ts = now
-        return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def tick(self, seconds: float = 1.0) -> None:
+        """Move the server's clock on (changes after this are that much later)."""
+        with self._lock:
+            self.clock_ahead += timedelta(seconds=seconds)
+
+    def folder_id(self, address: str, folder: str = DEFAULT_FOLDER) -> str:
+        """A folder's id in one mailbox (an opaque string, like Exchange's)."""
+        raw = f"{self._user_key(address)}|{folder}".encode()
+        return "AQMkAD" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def _touch(self, box: StoredMailbox, item_id: str) -> None:
         box.seq += 1
@@ -61,7 +70,7 @@ class Store:
             changeKey=new_change_key(),
             createdDateTime=stamp,
             lastModifiedDateTime=stamp,
-            parentFolderId=f"AQMkAD-{folder}",
+            parentFolderId=self.folder_id(address, folder),
         )
         box.items[item_id] = item
         box.folder[item_id] = folder
@@ -83,9 +92,11 @@ class Store:
         apply_ext(ext, body.pop("singleValueExtendedProperties", None) or [])
         updated = copy.deepcopy(item)
         apply_props(updated, body)  # validate everything before anything changes
-        if NAME_PROPS & body.keys() and "displayName" not in body:
-            # contact-update (v1.0): later updates to other properties may overwrite
-            # displayName with a generated value unless it is sent again.
+        if body.keys() - {"singleValueExtendedProperties"} and "displayName" not in body:
+            # contact-update (v1.0): "later updates to other properties may cause an
+            # automatically generated value to overwrite the displayName value you have
+            # specified. To preserve a pre-existing value, always include it as displayName
+            # in an update operation." Here every update without it regenerates it.
             updated["displayName"] = " ".join(
                 str(updated[p])
                 for p in ("title", "givenName", "middleName", "surname", "generation")
@@ -113,14 +124,19 @@ class Store:
         self._touch(box, item_id)
 
     def _render(
-        self, box: StoredMailbox, item_id: str, select: list[str] | None, expand: str | None
+        self,
+        box: StoredMailbox,
+        item_id: str,
+        select: list[str] | None,
+        expand: list[str] | None,
     ) -> dict[str, Any]:
         item = box.items[item_id]
         out: dict[str, Any] = {"@odata.etag": f'W/"{item["changeKey"]}"', "id": item_id}
         for prop in select or sorted(ALL_PROPS):
             out[prop] = copy.deepcopy(item[prop])
-        if expand is not None:
-            found = box.ext[item_id].get(norm_prop(expand))
-            if found is not None:
-                out["singleValueExtendedProperties"] = [{"id": found[0], "value": found[1]}]
+        if expand is not None:  # only the properties the item carries
+            found = [box.ext[item_id].get(norm_prop(p)) for p in expand]
+            values = [{"id": f[0], "value": f[1]} for f in found if f is not None]
+            if values:
+                out["singleValueExtendedProperties"] = values
         return out
