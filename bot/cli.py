@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from sync_engine.service import Engine
 
 log = logging.getLogger("crm_contacts.scheduler")
+
+# Digest posters of the other front ends the clock also serves: (settings, engine) →
+# (an AccountPoster or None, a team-summary poster or None, its channel). The `web`
+# package registers Teams here; `bot` never imports another front end.
+POSTERS: list[Callable[[Settings, Engine], tuple[Any, Any, str | None]]] = []
 
 
 @app.command()
@@ -64,7 +70,20 @@ def scheduler(
     listener = None
     try:
         poster, team = _slack_posters(e.settings, e)
-        clock = Scheduler(e, summary_poster=poster, team_poster=team)
+        account, channel = None, None
+        for factory in POSTERS:
+            other, other_team, other_channel = factory(e.settings, e)
+            account = account or other
+            if other_team is not None:
+                team = _both(team, other_team) if team else other_team
+                channel = channel or other_channel
+        clock = Scheduler(
+            e,
+            summary_poster=poster,
+            team_poster=team,
+            account_poster=account,
+            team_channel=e.settings.summary_channel or channel,
+        )
         listener = watch(clock, listen=not once)  # metrics, /healthz, admin alerts (bot/ops.py)
         log.info(
             "scheduler started",
@@ -73,7 +92,7 @@ def scheduler(
                 "database": dialect,
                 "interval_s": e.settings.sync_interval_seconds,
                 "summary_time": e.settings.summary_time,
-                "summaries": poster is not None,
+                "summaries": poster is not None or account is not None,
                 "team_summary": team is not None,
             },
         )
@@ -118,6 +137,19 @@ def _slack_posters(s: Settings, e: Engine) -> tuple[SummaryPoster | None, TeamPo
     if not channel:
         return poster, None
     return poster, lambda digest: _post_team_summary(client, channel, digest)
+
+
+def _both(first: TeamPoster, second: TeamPoster) -> TeamPoster:
+    """The team summary to two places; the second still gets it if the first refuses."""
+
+    def post(digest: TeamDigest) -> bool:
+        try:
+            done = first(digest)
+        finally:
+            done_second = second(digest)
+        return bool(done or done_second)
+
+    return post
 
 
 def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> bool:

@@ -20,8 +20,20 @@ from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import digest_message, post_dm, sync_result_message
 from bot.work import PROMPT, REQUESTS, SLOW, SYNCS
-from sync_engine.model import CrmUser, PersonView
-from sync_engine.service import BadDigestSetting, EngineError
+from chat.picker import picker_page, removable, removal_pool
+from chat.words import (
+    BUSY,
+    DIGEST_CHOICES,
+    FULL,
+    JOINED,
+    PROBLEM,
+    QUEUED,
+    QUEUED_NOTE,
+    digest_usage,
+)
+from chat.words import digest_changes as _digest_changes
+from sync_engine.model import CrmUser
+from sync_engine.service import EngineError
 
 if TYPE_CHECKING:
     from sync_engine.service import Engine
@@ -29,9 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Reply = Callable[..., Any]
-# `remove <query>` looks for the asker's own people among this many search matches.
-REMOVE_SEARCH_LIMIT = 500
-FULL = "I'm very busy just now and couldn't take this request. Please try again in a minute."
+__all__ = ["BUSY", "DIGEST_CHOICES", "FULL", "JOINED", "QUEUED", "removable", "removal_pool"]
 
 
 def guarded(
@@ -55,10 +65,7 @@ def guarded(
     """
 
     def queued(ahead: int) -> None:
-        note = (
-            f"Lots of requests just now: yours is queued ({ahead} ahead of it). "
-            "I'll answer here as soon as I can."
-        )
+        note = QUEUED_NOTE.format(ahead=ahead)
         _safe_reply(reply, note, icon=":hourglass_flowing_sand:")
 
     pool = SLOW if slow else PROMPT if prompt else REQUESTS
@@ -86,8 +93,7 @@ def _run_guarded(
         log.exception("request failed (ref %s)", ref)
         _safe_reply(
             reply,
-            f"Something went wrong on our side. Try again in a minute; if it keeps "
-            f"happening, tell your admin (reference {ref}).",
+            PROBLEM.format(ref=ref),
         )
 
 
@@ -185,74 +191,26 @@ def picker_message(
     select_page: bool = False,
     note: str = "",
 ) -> list[ui.Block]:
-    """Render one page of a picker; merge the user's ticks on that page first (UX 5).
-
-    `ticked` are the ids ticked on the page being rendered (a checkbox tick);
-    `select_page` ticks everyone choosable on it (*Select all*). The query is first cut to
-    what the picker's buttons can carry, so every page searches the same words.
-    """
-    state = state.with_query_fitted()
-    if state.mode == "add":
-        state, total, people = _search_page(engine, user, state)
-        if total == 0:
-            return ui.no_match(state.query)
-        choosable = [p for p in people if not p.in_list]
-    else:
-        pool = removal_pool(engine, user, state.query)
-        total = len(pool)
-        if total == 0:
-            if state.query:
-                return [
-                    ui.section(
-                        f"None of the people in My CRM Contacts match "
-                        f"“{ui.fit_escaped(state.query, 200)}”. `{ui.COMMAND} list` shows them all."
-                    )
-                ]
-            return [
-                ui.section(
-                    f"My CRM Contacts is empty. `{ui.COMMAND} search <name or company>` finds "
-                    "people to add."
-                )
-            ]
-        if state.offset >= total:
-            state = state.at((total - 1) // ui.PAGE_SIZE * ui.PAGE_SIZE)
-        people = pool[state.offset : state.offset + ui.PAGE_SIZE]
-        choosable = [p for p in people if removable(p)]
-    ids = [p.id for p in choosable]
-    if select_page:
-        state = state.merged(ids, ids)
-    elif ticked is not None:
-        wanted = set(ticked)
-        state = state.merged(ids, [i for i in ids if i in wanted])
-    if len(state.selected) >= ui.MAX_SELECTED:
-        note = note or f"at most {ui.MAX_SELECTED} at a time: add these, then pick more"
-    return ui.picker_blocks(ui.PickerPage(state, total, people, choosable, note))
-
-
-def _search_page(
-    engine: Engine, user: CrmUser, state: ui.PickerState
-) -> tuple[ui.PickerState, int, Sequence[PersonView]]:
-    page = engine.search(user, state.query, limit=ui.PAGE_SIZE, offset=state.offset)
-    if page.total and not page.people and state.offset > 0:
-        # The result shrank since the message was drawn: show its last page instead.
-        state = state.at((page.total - 1) // ui.PAGE_SIZE * ui.PAGE_SIZE)
-        page = engine.search(user, state.query, limit=ui.PAGE_SIZE, offset=state.offset)
-    return state, page.total, page.people
-
-
-def removable(person: PersonView) -> bool:
-    """People already leaving at the next sync are shown, not offered again."""
-    return not person.status.startswith("pending removal")
-
-
-def removal_pool(engine: Engine, user: CrmUser, query: str) -> list[PersonView]:
-    """The asker's own list, narrowed to the people matching `query` when there is one."""
-    mine = engine.my_list(user)
-    if not query:
-        return list(mine)
-    page = engine.search(user, query, limit=REMOVE_SEARCH_LIMIT, offset=0)
-    wanted = {p.id for p in page.people}
-    return [p for p in mine if p.id in wanted]
+    """Render one page of a picker (`chat.picker.picker_page`: the user's ticks on that
+    page merged first, UX 5)."""
+    page = picker_page(engine, user, state, ticked, select_page, note)
+    if isinstance(page, ui.PickerPage):
+        return ui.picker_blocks(page)
+    if page.mode == "add":
+        return ui.no_match(page.query)
+    if page.query:
+        return [
+            ui.section(
+                f"None of the people in My CRM Contacts match "
+                f"“{ui.fit_escaped(page.query, 200)}”. `{ui.COMMAND} list` shows them all."
+            )
+        ]
+    return [
+        ui.section(
+            f"My CRM Contacts is empty. `{ui.COMMAND} search <name or company>` finds "
+            "people to add."
+        )
+    ]
 
 
 def ticks_from_state(body: dict[str, Any]) -> list[int] | None:
@@ -280,11 +238,6 @@ def _ids(options: Sequence[Any]) -> list[int]:
 
 
 # ---------------------------------------------------------------- sync
-
-
-BUSY = "A sync of your mailbox is already running; its result comes to you as a DM."
-QUEUED = "A sync of your mailbox is running; I'll sync once more right after it and DM you."
-JOINED = "A sync of your mailbox is running and another is lined up; its result comes as a DM."
 
 
 def sync_and_report(
@@ -325,19 +278,7 @@ def sync_and_report(
 
 # ---------------------------------------------------------------- the digest's controls
 
-# Overflow item → the change it makes; each is safe to repeat (UX 1).
-DIGEST_CHOICES: dict[str, dict[str, Any]] = {
-    "weekly": {"frequency": "weekly"},
-    "daily": {"frequency": "daily"},
-    "snooze": {"snooze_days": 7},
-    "resume": {"snooze_days": 0},
-    "off": {"off": True},
-    "on": {"off": False},
-}
-DIGEST_USAGE = (
-    f"try `{ui.COMMAND} digest 17:30`, `weekly friday`, `daily`, `snooze 3`, `resume`, "
-    "`off` or `on`"
-)
+DIGEST_USAGE = digest_usage(ui.COMMAND)
 
 
 def show_digest(engine: Engine, user: CrmUser, place: str, reply: Reply, note: str = "") -> None:
@@ -403,31 +344,6 @@ def fill_digest_time(
     )
 
 
-_WORDS = {"at", "daily", "weekly", "snooze", "resume", "off", "on"}
-
-
 def digest_changes(text: str) -> dict[str, Any]:
-    """`/crm-contacts digest <words>` as set_digest_prefs arguments; the engine checks them.
-
-    Words: HH:MM (or `at HH:MM`), daily, weekly [DAY], snooze [DAYS], resume, off, on."""
-    words = text.lower().replace(",", " ").split()
-    changes: dict[str, Any] = {}
-    while words:
-        word = words.pop(0)
-        if word == "at" and words:
-            changes["time"] = words.pop(0)
-        elif ":" in word:
-            changes["time"] = word
-        elif word in ("daily", "weekly"):
-            changes["frequency"] = word
-            if word == "weekly" and words and words[0].isalpha() and words[0] not in _WORDS:
-                changes["weekday"] = words.pop(0)  # the engine says if it is not a day
-        elif word == "snooze":
-            changes["snooze_days"] = words.pop(0) if words and words[0].isdigit() else 7
-        elif word == "resume":
-            changes["snooze_days"] = 0
-        elif word in ("off", "on"):
-            changes["off"] = word == "off"
-        else:
-            raise BadDigestSetting(f"I don't understand '{word[:40]}' here; {DIGEST_USAGE}")
-    return changes
+    """`/crm-contacts digest <words>` as set_digest_prefs arguments (`chat.words`)."""
+    return _digest_changes(text, ui.COMMAND)

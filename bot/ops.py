@@ -8,8 +8,9 @@ this module knows Slack (a Teams sender joins `admin_senders` the same way).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sync_engine.ops.alerts import AlertSender, Announcer
 from sync_engine.ops.clock import ClockWatch
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from sync_engine.schedule import Scheduler
 
 log = logging.getLogger("crm_contacts.scheduler")
+
+# Alert senders of the other front ends: (settings, engine) → a sender or None. The `web`
+# package registers Teams' here; `bot` never imports another front end.
+ADMIN_SENDERS: list[Callable[[Settings, Any], AlertSender | None]] = []
 
 
 def admin_senders(settings: Settings) -> list[AlertSender]:
@@ -48,7 +53,8 @@ def watch(
     listener to close, if any."""
     settings = clock.settings
     health = ClockHealth(timedelta(seconds=settings.sync_interval_seconds), clock.now)
-    announcer = Announcer(clock.engine.store, admin_senders(settings))
+    others = [s for f in ADMIN_SENDERS if (s := f(settings, clock.engine)) is not None]
+    announcer = Announcer(clock.engine.store, admin_senders(settings) + others)
     clock.after_cycle.append(ClockWatch(clock, health, announcer))
     port = settings.metrics_port if port is None else port
     if not listen or port is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import waitress
 from slack_bolt import App
@@ -44,21 +44,45 @@ def _reply(
     return [data]
 
 
+class OtherFrontEnd(Protocol):
+    """A front end served beside Slack in the same web process (Teams: `teams.bridge`)."""
+
+    def handles(self, path: str) -> bool: ...
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]: ...
+
+
+# Factories of the other front ends `serve` runs beside Slack: (settings, engine) → a WSGI
+# app, or None when that front end is not configured. The `web` package registers Teams
+# here, so `bot` never imports another front end (import-linter checks it).
+FRONT_ENDS: list[Callable[[Settings, Any], OtherFrontEnd | None]] = []
+
+
 class SlackWsgi:
     """A WSGI app: Bolt on /slack/events, /healthz and /metrics (`probes`), 404 elsewhere.
 
     Malformed bodies get a 400 here, before Bolt, so junk never reaches a listener.
+    Paths another front end handles (`others`, e.g. Teams' /api/messages) go to it.
     """
 
     def __init__(
-        self, app: App | None, probes: Callable[..., Iterable[bytes]] | None = None
+        self,
+        app: App | None,
+        probes: Callable[..., Iterable[bytes]] | None = None,
+        others: Sequence[OtherFrontEnd] = (),
     ) -> None:
         self.app = app
         self.probes = probes or probe_app(lambda: (True, {}))
+        self.others = list(others)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "")
+        for other in self.others:
+            if other.handles(path):
+                return other(environ, start_response)
         if path in PROBE_PATHS and method in ("GET", "HEAD"):
             return self.probes(environ, start_response)
         if path != EVENTS_PATH or self.app is None:
@@ -184,21 +208,31 @@ class HttpServer:
         self._server.task_dispatcher.shutdown()
 
 
-def web_wsgi(app: App | None, engine: Engine) -> SlackWsgi:
+def web_wsgi(app: App | None, engine: Engine, others: Sequence[OtherFrontEnd] = ()) -> SlackWsgi:
     """What `serve` answers over HTTP: Slack's endpoint, `/healthz` (healthy while the state
-    database answers) and `/metrics`."""
-    return SlackWsgi(app, probes=probe_app(database_check(engine.store.engine)))
+    database answers), `/metrics`, and the other front ends' paths (Teams: /api/messages)."""
+    return SlackWsgi(app, probes=probe_app(database_check(engine.store.engine)), others=others)
 
 
 def serve(settings: Settings, host: str = "0.0.0.0") -> None:
-    """Run the bot until stopped: Socket Mode if SLACK_APP_TOKEN is set, else HTTP on PORT.
+    """Run the web process until stopped: Slack (Socket Mode if SLACK_APP_TOKEN is set,
+    else HTTP on PORT) and every other front end that is configured (FRONT_ENDS).
 
-    Raises ConfigError (one line) when a Slack token is missing or refused.
+    Raises ConfigError (one line) when a Slack token is missing or refused and no other
+    front end is configured either.
     """
     from sync_engine.service import Engine
 
+    slack_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    engine = Engine(settings) if FRONT_ENDS else None
+    others = [w for factory in FRONT_ENDS if (w := factory(settings, engine)) is not None]
+    if not slack_token and others and engine is not None:
+        server = HttpServer(web_wsgi(None, engine, others), host, settings.port)
+        log.info("listening on port %s (Slack not configured)", server.port)
+        server.serve_forever()
+        return
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
-    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+    if not slack_token:
         raise ConfigError(
             "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) from the "
             "Slack app's OAuth page."
@@ -212,16 +246,18 @@ def serve(settings: Settings, host: str = "0.0.0.0") -> None:
         raise ConfigError(
             "SLACK_APP_TOKEN must be an app-level token (xapp-…) with connections:write."
         )
-    engine = Engine(settings)
+    engine = engine or Engine(settings)
     app = build_app(settings, engine, socket_mode=bool(app_token))
     if app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        health = HttpServer(web_wsgi(None, engine), host, settings.port, threads=2)
+        health = HttpServer(
+            web_wsgi(None, engine, others), host, settings.port, threads=2 + 6 * bool(others)
+        )
         health.start()
         log.info("Socket Mode; health check on port %s", health.port)
         SocketModeHandler(app, app_token).start()
         return
-    server = HttpServer(web_wsgi(app, engine), host, settings.port)
+    server = HttpServer(web_wsgi(app, engine, others), host, settings.port)
     log.info("listening on port %s: POST %s, GET %s", server.port, EVENTS_PATH, HEALTH_PATH)
     server.serve_forever()

@@ -34,7 +34,19 @@ from bot.blocks import (
     text_length,
     when,
 )
-from bot.failures import TEAM_FAILED, for_salesperson
+from chat.failures import TEAM_FAILED, for_salesperson
+from chat.summary import counts as count_words
+from chat.summary import digest_content, failures, groups
+from chat.words import (
+    ACTIONS,
+    DUPLICATES_LABEL,
+    FAILURE_HINT,
+    MAX_WARNINGS,
+    NAMES_PER_KIND,
+    NOTHING_CHANGED,
+    SHORT,
+    sync_title,
+)
 from sync_engine.model import CrmUser, DigestPrefs, Outcome, SyncResult
 
 if TYPE_CHECKING:
@@ -42,41 +54,10 @@ if TYPE_CHECKING:
     from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
+__all__ = ["ACTIONS", "FAILURE_HINT", "SHORT"]
 
-# In the order a reader cares about, with the words a salesperson uses.
-ACTIONS: tuple[tuple[str, str], ...] = (
-    ("created", "Created in your Contacts"),
-    ("linked", "Linked to a contact you already had"),
-    ("updated", "Updated from the CRM"),
-    ("unlinked", "Unlinked (still in your mailbox, no longer kept up to date)"),
-    ("deleted", "Deleted from your mailbox (gone from the CRM)"),
-    ("forgotten", "Deleted by you in Outlook, so taken off My CRM Contacts"),
-    ("written_back", "Your Outlook edits, sent to the CRM"),
-    ("conflict", "Your Outlook edits the CRM overruled (it changed the same field)"),
-    ("held", "Held back for safety"),
-)
-SHORT = {
-    "created": "created",
-    "linked": "linked to an existing contact",
-    "updated": "updated",
-    "unlinked": "unlinked",
-    "deleted": "deleted",
-    "forgotten": "deleted in Outlook",
-    "written_back": "sent to the CRM",
-    "conflict": "overruled by the CRM",
-    "held": "held back",
-    "failed": "failed",
-}
-# Names listed per kind before "and N more"; keeps a long result within 50 blocks.
-NAMES_PER_KIND = 25
-MAX_WARNINGS = 5
-FAILURE_HINT = (
-    "I retry these at the next sync. If one keeps failing, check the person in the CRM "
-    "and the contact in Outlook, or send this message to your admin."
-)
-DUPLICATES_TITLE = (
-    "*Possible duplicates* — similar contacts already in your mailbox that I did not link "
-    "(only an exact name and company match is linked):"
+DUPLICATES_TITLE = "*Possible duplicates* —" + DUPLICATES_LABEL.removeprefix(
+    "Possible duplicates —"
 )
 # Where to see everything a long list left out (UX 8).
 SEE_ALL = f"`{COMMAND} list` shows everyone in My CRM Contacts."
@@ -108,7 +89,7 @@ def summary_blocks(
     possible_duplicates: Sequence[str] = (),
     warnings: Sequence[str] = (),
     error: str | None = None,
-    nothing: str = "Nothing changed: your mailbox was already up to date.",
+    nothing: str = NOTHING_CHANGED,
     subtitle: str = "",
     reserve: int = 0,
 ) -> tuple[str, list[Block]]:
@@ -120,17 +101,8 @@ def summary_blocks(
     and "…and N more" with where to see all. Failures, what the user most needs, get a
     double share of the room the lists divide.
     """
-    failed = [o for o in outcomes if o.action == "failed"]
-    done = [o for o in outcomes if o.action != "failed"]
-    counts = [
-        plural(sum(1 for o in done if o.action == key), SHORT[key], SHORT[key])
-        for key, _ in ACTIONS
-        if any(o.action == key for o in done)
-    ]
-    if failed:
-        counts.append(f"{len(failed)} failed")
-    if possible_duplicates:
-        counts.append(plural(len(possible_duplicates), "possible duplicate"))
+    failed = failures(outcomes)
+    counts = count_words(outcomes, possible_duplicates)
 
     head: list[Block] = [section(f"*{fit_escaped(title, 300)}*")]
     if subtitle:  # mrkdwn made by us (dates), never a CRM value
@@ -145,12 +117,10 @@ def summary_blocks(
     hint = [context(FAILURE_HINT)] if failed else []
 
     lists: list[_List] = []
-    for key, label in ACTIONS:
-        group = [o for o in done if o.action == key]
-        if group:
-            lines = [_outcome_line(o) for o in group[:NAMES_PER_KIND]]
-            hidden = len(group) - len(lines)
-            lists.append(_List(f"*{label}* ({len(group)})", lines, SEE_ALL, hidden=hidden))
+    for _key, label, group in groups(outcomes):
+        lines = [_outcome_line(o) for o in group[:NAMES_PER_KIND]]
+        hidden = len(group) - len(lines)
+        lists.append(_List(f"*{label}* ({len(group)})", lines, SEE_ALL, hidden=hidden))
     if failed:
         lines = [
             f"• *{fit_escaped(o.name, 200)}*: {fit_escaped(o.detail or 'no reason given', 400)}"
@@ -192,8 +162,8 @@ def _outcome_line(outcome: Outcome) -> str:
 
 def sync_result_message(result: SyncResult) -> tuple[str, list[Block]]:
     """The DM after a hand-run sync (always sent: the user asked for it)."""
-    title = f"{'Dry run of' if result.dry_run else 'Sync of'} {result.mailbox}"
-    title += " — failed" if result.error and not result.outcomes else " — done"
+    failed = bool(result.error and not result.outcomes)
+    title = sync_title(result.mailbox, dry_run=result.dry_run, failed=failed)
     return summary_blocks(
         title,
         result.outcomes,
@@ -250,21 +220,17 @@ def digest_message(
 
     Rebuilt the same way after a click on its controls (the period is in the controls'
     block_id), so the message keeps its content and shows the new settings."""
-    activity = engine.activity(user, since, until)
-    outcomes = list(activity.outcomes)
-    seen = {(o.person_id, o.action, o.detail) for o in outcomes}
-    outcomes += [o for o in activity.failures if (o.person_id, o.action, o.detail) not in seen]
-    warnings = [*activity.warnings, *([for_salesperson("failed")] if activity.errors else [])]
-    if not outcomes and not activity.possible_duplicates and not warnings:
+    content = digest_content(engine, user, since, until)
+    if content is None:
         return None
     prefs = engine.digest_prefs(user)
     return digest_blocks(
-        outcomes,
-        activity.possible_duplicates,
-        warnings,
+        content.outcomes,
+        content.possible_duplicates,
+        content.warnings,
         prefs,
         (since, until),
-        runs=activity.runs,
+        runs=content.runs,
         note=note,
     )
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sync_engine import queue
@@ -46,6 +46,19 @@ log = logging.getLogger("crm_contacts.schedule")
 Clock = Callable[[], datetime]
 # (CRM user, Slack user id, since, until) -> True if a DM was posted.
 SummaryPoster = Callable[[CrmUser, str, datetime, datetime], bool]
+
+
+class AccountPoster(Protocol):
+    """Digests to the users of another chat front end (Teams), by the state user id."""
+
+    def reaches(self, user_id: int) -> tuple[bool, str | None]:
+        """Whether the user has an account there, and its time zone (IANA) if known."""
+        ...
+
+    def post(self, user: CrmUser, user_id: int, since: datetime, until: datetime) -> bool:
+        """Post the digest; True if a message went out."""
+        ...
+
 
 TEAM_MARK = "team_summary"
 _KNOWN_ERRORS = (MailboxError, CrmError, StoreError, ConfigError)
@@ -277,6 +290,8 @@ class Scheduler:
         now: Clock = utcnow,
         summary_poster: SummaryPoster | None = None,
         team_poster: TeamPoster | None = None,
+        account_poster: AccountPoster | None = None,
+        team_channel: str | None = None,
         policy: Policy | None = None,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
@@ -287,6 +302,9 @@ class Scheduler:
         self.now = now
         self.summary_poster = summary_poster
         self.team_poster = team_poster
+        self.account_poster = account_poster
+        # another front end's channel for the team summary when SUMMARY_CHANNEL is not set
+        self._other_channel = team_channel
         self.policy = policy or Policy(
             interval=timedelta(seconds=self.settings.sync_interval_seconds)
         )
@@ -295,6 +313,12 @@ class Scheduler:
         self.after_cycle = list(after_cycle)  # metrics, health and alerts (ops.clock)
         # SUMMARY_CHANNEL as it was when the chat service refused it (no retry until it changes)
         self._refused_channel: str | None = None
+
+    @property
+    def team_channel(self) -> str | None:
+        """Where the team summary goes: SUMMARY_CHANNEL (as the settings are now), or
+        another front end's channel."""
+        return self.settings.summary_channel or self._other_channel
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -567,9 +591,9 @@ class Scheduler:
         """Post every digest that is due now (each user's own settings); how many DMs went out."""
         sent = 0
         try:
-            if self.summary_poster is not None:
+            if self.summary_poster is not None or self.account_poster is not None:
                 sent = self._user_summaries()
-            if self.team_poster is not None and self.settings.summary_channel:
+            if self.team_poster is not None and self.team_channel:
                 self._team_summary()
         except _KNOWN_ERRORS as exc:
             log.error("summaries failed", extra={"event": "summaries_failed", "error": str(exc)})
@@ -578,16 +602,18 @@ class Scheduler:
         return sent
 
     def _user_summaries(self) -> int:
-        assert self.summary_poster is not None
         now = self.now()
         sent = 0
         for row in queue.mailboxes(self.store):
-            slack_id = row.user.slack_user_id
-            if not slack_id:
+            slack_id = row.user.slack_user_id if self.summary_poster is not None else None
+            elsewhere, tz = (
+                self.account_poster.reaches(row.user.id) if self.account_poster else (False, None)
+            )
+            if not slack_id and not elsewhere:
                 continue
             until = digest_slot(
                 now,
-                row.user.slack_tz,
+                row.user.slack_tz or tz,
                 row.digest,
                 self.settings.summary_time,
                 self.policy.summary_grace,
@@ -602,7 +628,11 @@ class Scheduler:
             if user is None or user.inactive:
                 continue
             try:
-                posted = self.summary_poster(user, slack_id, since, until)
+                posted = False
+                if slack_id and self.summary_poster is not None:
+                    posted = self.summary_poster(user, slack_id, since, until)
+                if elsewhere and self.account_poster is not None:
+                    posted = self.account_poster.post(user, row.user.id, since, until) or posted
             except Exception as exc:
                 queue.release_summary(self.store, row.user.id, row.summary_until, until)
                 log.warning(
@@ -628,9 +658,7 @@ class Scheduler:
 
     def _team_summary(self) -> bool:
         assert self.team_poster is not None
-        if self._refused_channel is not None and self._refused_channel == (
-            self.settings.summary_channel
-        ):
+        if self._refused_channel is not None and self._refused_channel == self.team_channel:
             return False  # said once; nothing changes until the setting does
         now = self.now()
         until = summary_slot(now, "UTC", self.settings.summary_time, self.policy.summary_grace)
@@ -649,7 +677,7 @@ class Scheduler:
         except SummaryChannelRefused as exc:
             # give the period back, so it goes out once the channel is fixed
             queue.claim_mark(self.store, TEAM_MARK, until, previous or until - timedelta(days=1))
-            self._refused_channel = self.settings.summary_channel
+            self._refused_channel = self.team_channel
             log.error(
                 "team summary not sent: Slack refused SUMMARY_CHANNEL %s (%s); invite the "
                 "bot to that channel or give the app chat:write.public, then restart the "

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from sync_engine import chat_accounts
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
@@ -516,7 +517,7 @@ class Engine:
         zone, and a snooze only while it lasts (in their local date)."""
         stored = self._stored(user)
         prefs = self.store.digest_prefs(stored.id)
-        tz = stored.slack_tz or None
+        tz = stored.slack_tz or chat_accounts.time_zone(self, stored.id)
         today = (now or utcnow()).astimezone(zone(tz)).date()
         snoozed = (
             prefs.snoozed_until if prefs.snoozed_until and prefs.snoozed_until > today else None
@@ -563,7 +564,8 @@ class Engine:
         moment = now or utcnow()
         if snooze_days is not None:
             days = parse_days(snooze_days)
-            today = moment.astimezone(zone(stored.slack_tz)).date()
+            tz = stored.slack_tz or chat_accounts.time_zone(self, stored.id)
+            today = moment.astimezone(zone(tz)).date()
             values["snoozed_until"] = today + timedelta(days=days) if days else None
         if off is not None:
             values["off"] = bool(off)

@@ -292,6 +292,28 @@ rules_watermark = Table(
     Column("watermark", DateTime(timezone=False)),
 )
 
+# Where another chat front end reaches a user or a channel (issue 21: Microsoft Teams):
+# the account, the address to post to later (digests, sync results, the team summary),
+# and the email the account was matched with, re-read when `checked_at` is a day old.
+# `kind` is "user" (user_id set) or "channel" (a place to post, no user).
+chat_accounts = Table(
+    "chat_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("front_end", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("account_id", String(255), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("email", String(255)),
+    Column("tenant_id", String(64)),
+    Column("conversation_id", String(512)),
+    Column("service_url", String(512)),
+    Column("tz", String(64)),
+    Column("checked_at", DateTime(timezone=True)),
+    Index("ux_chat_accounts_account", "front_end", "kind", "account_id", unique=True),
+    Index("ix_chat_accounts_user", "user_id"),
+)
+
 # Admin alerts (migration 0017): one row per problem ever seen (kind + key, e.g.
 # mailbox_failing + "mailbox:42"), so a start and a clear are each posted once, whichever
 # clock process sees them, and a problem that comes back is posted at most once a day.

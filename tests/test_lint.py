@@ -1,4 +1,5 @@
-"""The code stays ruff-clean and keeps its layers: bot → sync_engine, never back; the
+"""The code stays ruff-clean and keeps its layers: web → bot | teams → chat → sync_engine,
+never back, bot and teams never import each other; the
 planner imports no database, HTTP or Slack code (import-linter contracts in pyproject)."""
 
 from __future__ import annotations
@@ -28,4 +29,4 @@ def test_ruff_format():
 def test_import_contracts():
     result = run(str(BIN / "lint-imports"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken" in result.stdout
+    assert "Contracts: 4 kept, 0 broken" in result.stdout

@@ -9,6 +9,7 @@ from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.flows import guarded, responder
+from chat.words import GROUP_ADDING
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
@@ -24,7 +25,7 @@ def register(app: App, engine: Engine) -> None:
         def work(user: CrmUser) -> None:
             reply(
                 text="Adding your group…",
-                blocks=[ui.section("Adding your group to My CRM Contacts…")],
+                blocks=[ui.section(GROUP_ADDING)],
                 replace_original=True,
             )
             # Idempotent: a second click adds nobody twice (SLACK_UX 1).

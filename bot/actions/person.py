@@ -9,10 +9,11 @@ from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.flows import guarded, responder
+from chat.words import ADDED_ONE, NEXT_SYNC, NOT_IN_LIST, REMOVED_ONE, STALE_CARD
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
-NEXT_SYNC = "It reaches your mailbox at the next sync, within a few minutes."
+__all__ = ["NEXT_SYNC", "register"]
 
 
 def register(app: App, engine: Engine) -> None:
@@ -31,22 +32,16 @@ def register(app: App, engine: Engine) -> None:
 
             def work(user: CrmUser) -> None:
                 if not value.isdigit():
-                    message = "That card is out of date. Look the person up again."
-                    reply(text=message, blocks=ui.problem_blocks(message))
+                    reply(text=STALE_CARD, blocks=ui.problem_blocks(STALE_CARD))
                     return
                 person_id = int(value)
                 note = ""
                 if kind == "add":
                     result = engine.add(user, [person_id])
-                    note = "Added to My CRM Contacts. " + NEXT_SYNC if result.added else ""
+                    note = ADDED_ONE if result.added else ""
                 elif kind == "remove":
-                    if engine.remove(user, [person_id]).removed:
-                        note = (
-                            "Removed from My CRM Contacts. The contact stays in Outlook and "
-                            "loses the CRM Contact category at the next sync."
-                        )
-                    else:
-                        note = "Not in My CRM Contacts, so there was nothing to remove."
+                    removed = engine.remove(user, [person_id]).removed
+                    note = REMOVED_ONE if removed else NOT_IN_LIST
                 person = engine.person(user, person_id)
                 reply(
                     text=ui.fallback(person.name or "CRM person"),

@@ -17,12 +17,13 @@ from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.flows import guarded, picker_message, responder, ticks_from_state
+from chat.words import STALE_PICKER, TICK_FIRST
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
-STALE = "This list is out of date. Run the search again."
+STALE = STALE_PICKER
 
 
 def register(app: App, engine: Engine) -> None:
@@ -113,8 +114,7 @@ def register(app: App, engine: Engine) -> None:
                     return
                 chosen = _with_ticks(state, body).selected
                 if not chosen:
-                    message = "Tick at least one person first."
-                    reply(text=message, blocks=ui.problem_blocks(message))
+                    reply(text=TICK_FIRST, blocks=ui.problem_blocks(TICK_FIRST))
                     return
                 apply(user, list(chosen), reply)
 

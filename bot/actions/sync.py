@@ -9,10 +9,11 @@ from slack_sdk import WebClient
 
 from bot import blocks as ui
 from bot.flows import guarded, responder, sync_and_report
+from chat.words import SYNCING
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
-SYNCING = "Syncing your mailbox… I'll DM you the result."
+__all__ = ["SYNCING", "register"]
 
 
 def register(app: App, engine: Engine) -> None:

@@ -12,26 +12,39 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from chat.picker import MAX_BLOCK_ID, MAX_OPTIONS, MAX_QUERY, MAX_SELECTED, MAX_VALUE, PAGE_SIZE
+from chat.words import HELP_LINES as CHAT_HELP_LINES
+
+__all__ = [
+    "HELP_LINES",
+    "MAX_BLOCK_ID",
+    "MAX_OPTIONS",
+    "MAX_QUERY",
+    "MAX_SELECTED",
+    "MAX_VALUE",
+    "PAGE_SIZE",
+]
+
+# The commands both front ends have, and the standing rules, which Slack alone has yet.
+HELP_LINES = (
+    *CHAT_HELP_LINES[:-1],
+    ("rules", "standing rules: keep everyone you're Account Manager for, now and later"),
+    CHAT_HELP_LINES[-1],
+)
+
 Block = dict[str, Any]
 
 # Slack's hard limits (Block Kit reference).
 MAX_BLOCKS = 50
-MAX_OPTIONS = 10
 MAX_TEXT = 3000
-MAX_QUERY = 500  # characters of a search query kept in a picker's state (button values ≤ 2,000)
 MAX_FIELD_TEXT = 2000
 MAX_OPTION_TEXT = 75
 MAX_BUTTON_TEXT = 75
-MAX_VALUE = 2000
-MAX_BLOCK_ID = 255
 MAX_HEADER = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_OVERFLOW_OPTIONS = 5
 MAX_FALLBACK = 3000
 
-PAGE_SIZE = 10
-# A selection travels inside button values (2,000 characters); 100 ids always fit.
-MAX_SELECTED = 100
 COMMAND = "/crm-contacts"
 
 ACTION_TICK = "picker_tick"
@@ -57,21 +70,6 @@ DIGEST_DAY_BLOCK = "digest_day"
 DIGEST_DAY_ACTION = "day"
 SEARCH_INPUT_BLOCK = "search_query"
 SEARCH_INPUT_ACTION = "query"
-
-HELP_LINES = (
-    ("search <query>", 'find CRM people and tick the ones to add (also `company:"Name"`)'),
-    ("add <query>", "add one person at once, or pick from several matches"),
-    ("add-group", "add everyone whose Account Manager is you (asks first)"),
-    ("rules", "standing rules: keep everyone you're Account Manager for, now and later"),
-    ("person <query>", "a person's card, with Add or Remove"),
-    ("list", "your My CRM Contacts with each one's sync status"),
-    ("remove <query>", "take people out of My CRM Contacts (they stay in Outlook)"),
-    ("sync", "sync your mailbox now; I DM you the result"),
-    ("status", "last and next sync, counts, last error"),
-    ("digest", "your digest DM: its time, daily or weekly, snooze, off"),
-    ("help", "this message"),
-)
-
 
 # ---------------------------------------------------------------- text helpers
 

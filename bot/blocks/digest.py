@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.blocks.common import (
@@ -22,42 +20,13 @@ from bot.blocks.common import (
     overflow,
     plain,
 )
+from chat.words import digest_choices, digest_period, digest_place
+from chat.words import digest_note as _digest_note
 from sync_engine.model import WEEKDAYS, DigestPrefs
 
-# Where a digest control sits, carried in its block_id so any web process can serve the
-# click: a posted digest ("dg|<since>|<until>", epoch seconds, re-rendered from the
-# period) or the settings card of `/crm-contacts digest` ("dg|card").
+__all__ = ["digest_choices", "digest_period", "digest_place"]
+
 DIGEST_CARD = "dg|card"
-# A posted digest covers at most a week; anything longer in a block_id is not ours.
-_MAX_DIGEST_PERIOD = timedelta(days=8)
-
-
-def digest_place(since: datetime, until: datetime) -> str:
-    """The block_id of a posted digest's controls: its period, rounded outwards."""
-    return f"dg|{math.floor(since.timestamp())}|{math.ceil(until.timestamp())}"
-
-
-def digest_period(place: str) -> tuple[datetime, datetime] | None:
-    """The period in a digest block_id; None for the settings card or anything else."""
-    parts = place.split("|")
-    if len(parts) != 3 or parts[0] != "dg" or not all(p.isdigit() for p in parts[1:]):
-        return None
-    since, until = (datetime.fromtimestamp(int(p), UTC) for p in parts[1:])
-    if not since < until <= since + _MAX_DIGEST_PERIOD:
-        return None
-    return since, until
-
-
-def digest_choices(prefs: DigestPrefs) -> list[tuple[str, str]]:
-    """The overflow items for the settings as they are: each says what it changes."""
-    choices = [("Change time…", "time")]
-    choices.append(("Daily instead", "daily") if prefs.weekly else ("Weekly instead", "weekly"))
-    if not prefs.off:
-        choices.append(
-            ("Resume now", "resume") if prefs.snoozed_until else ("Snooze a week", "snooze")
-        )
-    choices.append(("Turn on", "on") if prefs.off else ("Turn off", "off"))
-    return choices
 
 
 def digest_settings_line(prefs: DigestPrefs) -> str:
@@ -91,25 +60,7 @@ def digest_controls(prefs: DigestPrefs, place: str, note: str = "") -> list[Bloc
 
 def digest_note(choice: str, prefs: DigestPrefs) -> str:
     """What a click on the digest's menu did, in one line under the controls."""
-    if choice == "weekly":
-        return (
-            f"✓ Weekly from now on: {WEEKDAYS[prefs.weekday]}s at {prefs.time}, covering "
-            "the whole week. *Change time…* picks another day."
-        )
-    if choice == "daily":
-        return f"✓ Daily from now on, at {prefs.time}."
-    if choice == "snooze" and prefs.snoozed_until is not None:
-        return f"✓ Snoozed: no digest before {prefs.snoozed_until.strftime('%A %d %B')}."
-    if choice == "resume":
-        return "✓ Resumed: the next digest comes at its usual time."
-    if choice == "off":
-        return f"✓ Turned off: no more digests. Turn it on from the menu, or `{COMMAND} digest on`."
-    if choice == "on":
-        return "✓ Turned on: the next digest comes at its usual time, if something happened."
-    if choice == "time":
-        day = f"{WEEKDAYS[prefs.weekday]}s " if prefs.weekly else ""
-        return f"✓ Your digest now comes {day}at {prefs.time} your time."
-    return "✓ Saved."
+    return _digest_note(choice, prefs, COMMAND, bold=lambda text: f"*{text}*")
 
 
 def digest_card(prefs: DigestPrefs, note: str = "") -> list[Block]:

@@ -24,7 +24,16 @@ from bot.blocks.common import (
 )
 from bot.blocks.person import person_line
 from bot.blocks.rules import group_rule_blocks
-from bot.failures import for_salesperson
+from chat.failures import for_salesperson
+from chat.words import (
+    ADDED_CLOSING,
+    GROUP_ALL_IN,
+    GROUP_PREVIEW,
+    NO_GROUP,
+    REMOVED_CLOSING,
+    group_headline,
+    group_question,
+)
 from sync_engine.model import PersonView
 from sync_engine.service import MailboxStatus
 
@@ -50,10 +59,7 @@ def people_lists(
 def added_blocks(added: Sequence[PersonView], already: Sequence[PersonView]) -> list[Block]:
     """After an add: the people just added, as Sage shows the Contacts page."""
     closing = [
-        context(
-            "They reach your mailbox at the next sync, within a few minutes. "
-            f"Search again to add more, or `{COMMAND} sync` now."
-        ),
+        context(f"{ADDED_CLOSING} Search again to add more, or `{COMMAND} sync` now."),
         actions(button("Sync now", ACTION_SYNC_NOW, "sync")),
     ]
     lists: list[tuple[str, Sequence[PersonView], int]] = []
@@ -74,12 +80,7 @@ def added_blocks(added: Sequence[PersonView], already: Sequence[PersonView]) -> 
 def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) -> list[Block]:
     closing: list[Block] = []
     if removed:
-        closing.append(
-            context(
-                "At the next sync they lose the CRM Contact category and are no longer kept "
-                "up to date; the contacts themselves stay in your mailbox."
-            )
-        )
+        closing.append(context(REMOVED_CLOSING))
     if not_in_list:
         closing.append(
             context(
@@ -93,27 +94,18 @@ def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) ->
     return people_lists(room, [(title, removed, 30)]) + closing
 
 
-# People shown before add-group's confirmation; the count says how many in all.
-GROUP_PREVIEW = 10
-
-
 def group_confirm_blocks(people: Sequence[PersonView], rule_on: bool = False) -> list[Block]:
     """Add-group asks first, with the count (it can be hundreds) (UX 6), and offers to
     keep the group current with the account-manager rule instead."""
     offer = group_rule_blocks(rule_on)
     if not people:
-        return [
-            section("No CRM person has you as Account Manager, so there is no group to add."),
-            *offer,
-        ]
+        return [section(NO_GROUP), *offer]
     new = [p for p in people if not p.in_list]
     already = len(people) - len(new)
-    text = f"*{plural(len(people), 'person has', 'people have')} you as Account Manager.*"
-    if already:
-        text += f" {already} of them {'is' if already == 1 else 'are'} already in My CRM Contacts."
-    blocks: list[Block] = [section(text)]
+    first, _, rest = group_headline(len(people), already).partition(".")
+    blocks: list[Block] = [section(f"*{first}.*{rest}")]
     if not new:
-        blocks.append(context("Everyone in your group is already in My CRM Contacts."))
+        blocks.append(context(GROUP_ALL_IN))
         return blocks + offer
     closing = [
         actions(
@@ -124,8 +116,7 @@ def group_confirm_blocks(people: Sequence[PersonView], rule_on: bool = False) ->
                 style="primary",
                 confirm=confirm_dialog(
                     "Add your group?",
-                    f"Add {plural(len(new), 'person', 'people')} whose Account Manager is you to "
-                    "My CRM Contacts? They are created in your mailbox at the next sync.",
+                    group_question(len(new)),
                     f"Add {len(new)}",
                 ),
             )

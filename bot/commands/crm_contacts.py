@@ -16,29 +16,14 @@ from slack_sdk import WebClient
 from bot import blocks as ui
 from bot.flows import digest_changes, guarded, picker_message, responder, sync_and_report
 from bot.typed import slash_text
+from chat.words import ALIASES, parse, unknown_command
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
 Reply = Callable[..., Any]
-
-ALIASES = {
-    "summary": "digest",
-    "find": "search",
-    "addgroup": "add-group",
-    "group": "add-group",
-    "ls": "list",
-    "rm": "remove",
-    "rule": "rules",
-}
-
-
-def parse(text: str) -> tuple[str, str]:
-    """Split the command text into (subcommand, rest); the subcommand is lower-cased."""
-    head, _, rest = (text or "").strip().partition(" ")
-    sub = head.lower()
-    return ALIASES.get(sub, sub), rest.strip()
+__all__ = ["ALIASES", "parse", "register"]
 
 
 def _search(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> None:
@@ -139,7 +124,7 @@ def register(app: App, engine: Engine) -> None:
             ack(text=ui.help_text(), blocks=ui.help_blocks(), response_type="ephemeral")
             return
         if sub not in SUBCOMMANDS:
-            intro = f"I don't know `{ui.fit_escaped(sub, 50)}`. Here is what I can do:"
+            intro = ui.escape(unknown_command(sub))
             ack(text=ui.help_text(intro), blocks=ui.help_blocks(intro), response_type="ephemeral")
             return
         work, needs_query, right_away = SUBCOMMANDS[sub]

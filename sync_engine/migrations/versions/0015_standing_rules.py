@@ -2,7 +2,7 @@
 each brings, who was removed by hand, and why someone a rule let go leaves.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0019
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

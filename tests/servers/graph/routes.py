@@ -61,6 +61,9 @@ class Routes:
         if [p.lower() for p in parts] == ["users"] and method == "GET":
             with self._lock:
                 return self._list_users(query, headers, roles)
+        if len(parts) == 2 and parts[0].lower() == "users" and method == "GET":
+            with self._lock:
+                return self._get_user(parts[1], query, roles)
         if len(parts) < 3 or parts[0].lower() != "users":
             raise GraphError(400, "BadRequest", f"Unsupported segment in {route!r}.")
         address = parts[1]

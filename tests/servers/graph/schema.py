@@ -276,7 +276,17 @@ def select_of(query: dict[str, list[str]]) -> list[str] | None:
     return [p for p in props if p != "id"]
 
 
-USER_PROPS = frozenset({"id", "userPrincipalName", "mail", "proxyAddresses", "displayName"})
+USER_PROPS = frozenset(
+    {
+        "id",
+        "userPrincipalName",
+        "mail",
+        "proxyAddresses",
+        "displayName",
+        "userType",
+        "accountEnabled",
+    }
+)
 
 
 def select_of_user(query: dict[str, list[str]]) -> list[str] | None:

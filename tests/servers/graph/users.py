@@ -35,6 +35,8 @@ class User:
     upn: str
     mail: str
     proxy_addresses: list[str] = field(default_factory=list)
+    user_type: str = "Member"  # "Guest" for B2B guests (user resource type, v1.0)
+    account_enabled: bool = True
 
     def as_json(self, select: list[str] | None) -> dict[str, Any]:
         full = {
@@ -43,6 +45,8 @@ class User:
             "mail": self.mail,
             "proxyAddresses": list(self.proxy_addresses),
             "displayName": self.upn.split("@")[0],
+            "userType": self.user_type,
+            "accountEnabled": self.account_enabled,
         }
         return {k: v for k, v in full.items() if select is None or k in select or k == "id"}
 
@@ -55,12 +59,21 @@ def _implicit(address: str) -> User:
 class Users:
     """The directory (mixed into GraphServer)."""
 
-    def add_user(self, upn: str, *, mail: str | None = None, aliases: tuple[str, ...] = ()) -> str:
+    def add_user(
+        self,
+        upn: str,
+        *,
+        mail: str | None = None,
+        aliases: tuple[str, ...] = (),
+        object_id: str | None = None,
+        user_type: str = "Member",
+        enabled: bool = True,
+    ) -> str:
         """A user whose mailbox is reached by object id or UPN only; returns the object id."""
         upn = upn.lower()
         mail = (mail or upn).lower()
         proxies = [f"SMTP:{mail}", *(f"smtp:{a.lower()}" for a in aliases if a.lower() != mail)]
-        user = User(str(uuid.uuid4()), upn, mail, proxies)
+        user = User(object_id or str(uuid.uuid4()), upn, mail, proxies, user_type, enabled)
         with self._lock:
             self._users[upn] = user
         return user.object_id
@@ -95,6 +108,25 @@ class Users:
             if key not in known and key not in aliases and box.exists and "@" in key:
                 known[key] = _implicit(key)
         return list(known.values())
+
+    def _get_user(self, segment: str, query: dict[str, list[str]], roles: frozenset[str]) -> Reply:
+        """user-get (v1.0): `GET /users/{id | userPrincipalName}`. Reading another user's
+        profile app-only needs User.Read.All (or Directory.Read.All): 403 without it."""
+        if not roles & DIRECTORY_ROLES:
+            raise GraphError(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            )
+        wanted = segment.lower()
+        for user in self._directory():
+            if wanted in (user.object_id, user.upn):
+                return Reply(200, user.as_json(select_of_user(query)))
+        raise GraphError(
+            404,
+            "Request_ResourceNotFound",
+            f"Resource '{segment}' does not exist or one of its queried reference-property objects are not present.",
+        )
 
     def _list_users(
         self, query: dict[str, list[str]], headers: dict[str, str], roles: frozenset[str]
