@@ -252,7 +252,7 @@ def test_one_crm_statement_per_kind_for_many_salespeople_and_idle_cycles_cost_no
     assert daily.rules.crm_queries == 2
 
 
-def test_the_first_evaluation_follows_changes_made_while_it_ran_and_bad_kinds_are_refused(
+def test_bad_kinds_are_refused_and_a_hand_run_sync_follows_the_crm_without_a_clock(
     engine: Engine,
 ):
     from sync_engine.errors import EngineError
