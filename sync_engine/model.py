@@ -338,6 +338,10 @@ class PersonView:
     manager: str = ""
     in_list: bool = False
     status: str = ""
+    # why the person is in My CRM Contacts (the list only): `picked`, `rule:<kind>`, and
+    # the same in words
+    sources: tuple[str, ...] | None = None
+    why: str = ""
 
     @property
     def name(self) -> str:
@@ -355,6 +359,8 @@ class PersonView:
         }
         if self.status:
             out["status"] = self.status
+        if self.sources is not None:
+            out["sources"] = list(self.sources)
         return out
 
 

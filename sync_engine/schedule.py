@@ -39,6 +39,7 @@ from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import CrmUser, DigestPrefs, SyncResult
 from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.queue import MailboxRow
+from sync_engine.standing.keeper import KeepReport
 from sync_engine.store import StoreError, utcnow
 
 log = logging.getLogger("crm_contacts.schedule")
@@ -240,6 +241,7 @@ class CycleReport:
     backing_off: int = 0
     requests: int = 0  # mailbox round trips made by this cycle's syncs
     index: RefreshReport | None = None  # the people index's refresh (None: built or failed)
+    rules: KeepReport | None = None  # the standing rules kept (None: failed, see the log)
     seconds: float = 0.0
     error: str | None = None
     # For the after-cycle hooks (ops.clock: metrics, health, alerts): what the cycle read.
@@ -337,6 +339,7 @@ class Scheduler:
             latest = self.crm.latest_change()  # one look serves the index and the mailboxes
             report.crm_latest = latest
             self._refresh_index(report, latest)
+            report.rules = self.engine.rules.keep(latest=latest, now=self.now())  # rule 11
             self._cycle(report, latest)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)

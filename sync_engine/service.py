@@ -16,6 +16,7 @@ from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.crm.writer import CrmWriter, EmbeddedWriter, write_back_status
+from sync_engine.errors import EngineError
 from sync_engine.files import private_dir, private_sqlite
 from sync_engine.index import IndexBusy, PeopleIndex
 from sync_engine.mailbox import open_mailbox
@@ -34,6 +35,8 @@ from sync_engine.model import (
 from sync_engine.ops import metrics
 from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.schedule import zone
+from sync_engine.standing.rules import describe_sources
+from sync_engine.standing.service import StandingRules
 from sync_engine.state.targets import TargetState
 from sync_engine.store import EmailTaken, Event, MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.sync import OnRecord, sync_mailbox
@@ -44,10 +47,6 @@ from sync_engine.write_back_state import (
 )
 
 log = logging.getLogger("crm_contacts.index")
-
-
-class EngineError(Exception):
-    """A user-facing problem; str() is one line that says what to do."""
 
 
 class UnknownUser(EngineError):
@@ -181,6 +180,7 @@ class Engine:
             recreate_stale=embedded and recreate_stale_crm,  # only the demo asks
         )
         self.index = PeopleIndex(self.store.engine, self.crm)
+        self.rules = StandingRules(self.store, self.crm, self._stored)  # DESIGN rule 11
         self.targets = TargetState(self.store.engine)  # hybrid placements, synced targets
         self._said_fallback = False
         self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
@@ -360,6 +360,7 @@ class Engine:
         stored = self._stored(user)
         names = {pid: p.name for pid, p in people.items()}
         new = set(self.store.add_subscriptions(stored.id, names, source, actor or user.email))
+        self.rules.picked(stored.id, names, source)  # by hand from now on, even if a rule had them
         result = AddResult()
         for pid, person in people.items():
             (result.added if pid in new else result.already).append(view(person, in_list=True))
@@ -381,6 +382,7 @@ class Engine:
         ids = list(dict.fromkeys(int(i) for i in person_ids))
         stored = self._stored(user)
         removed = set(self.store.remove_subscriptions(stored.id, ids, actor or user.email))
+        self.rules.removed(stored.id, removed)  # a rule does not bring them back
         people = self.crm.people_by_ids(removed)
         result = RemoveResult(not_in_list=[pid for pid in ids if pid not in removed])
         for pid in ids:
@@ -398,6 +400,7 @@ class Engine:
         links = self.store.links(stored.id)
         people = self.crm.people_by_ids(set(subs) | set(links))
         failed = self._last_failures(stored.id)
+        sources = self.rules.sources(stored.id)
         out = []
         for pid in set(subs) | set(links):
             person = people.get(pid)
@@ -422,7 +425,8 @@ class Engine:
                     pid, "", "", f"person {pid}", "", "", "", in_list=pid in subs, status=status
                 )
             )
-            out.append(v)
+            why = sources.get(pid, ())
+            out.append(replace(v, sources=why, why=describe_sources(why)))
         out.sort(key=lambda v: (v.last_name.casefold(), v.first_name.casefold(), v.id))
         return out
 
@@ -455,6 +459,8 @@ class Engine:
             user.email.strip().lower(),
         ):
             stored = self._stored(user)
+        if trigger == "manual" and not dry_run:  # the clock keeps them before its syncs
+            self.rules.keep()
         mailbox = self.mailbox_factory(self.settings, stored.mailbox)
         try:
             result = sync_mailbox(

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sync_engine import migrate
 from sync_engine import tables as t
+from sync_engine.bulk import insert_rows
 from sync_engine.files import SYNCHRONOUS_NORMAL, open_lock_file, private_dir, private_sqlite
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
@@ -533,6 +534,27 @@ class Store:
     ) -> None:
         with self.engine.begin() as conn:
             self._events(conn, user_id, run_id, actor, rows)
+
+    def record_events_in(
+        self, conn: Connection, user_id: int, actor: str, rows: list[tuple]
+    ) -> None:
+        """Audit rows (person_id, action, reason, item_id[, person_name]) inside another
+        state module's transaction, many at once (a standing rule's first evaluation)."""
+        now = utcnow()
+        columns = ("at", "user_id", "person_id", "action", "actor", "reason", "item_id")
+        insert_rows(
+            conn,
+            t.events,
+            (*columns, "person_name"),
+            [
+                (now, user_id, r[0], r[1], actor, r[2], r[3], r[4] if len(r) > 4 else None)
+                for r in rows
+            ],
+        )
+
+    def mark_list_changed(self, conn: Connection, user_id: int, now: datetime) -> None:
+        """The user's list changed (in another module's transaction): the mailbox has work."""
+        self._mark_list_changed(conn, user_id, now)
 
     def _events(
         self,

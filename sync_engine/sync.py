@@ -34,6 +34,7 @@ from sync_engine.plan import (
     plan_mailbox,
 )
 from sync_engine.relink import missing_links, relinked
+from sync_engine.standing.state import leaving as departures
 from sync_engine.state.targets import TargetState
 from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.write_back import RecentWriteBack, WriteBackInput, plan_write_back
@@ -194,6 +195,7 @@ def _locked_sync(
                 mass_delete_min=settings.mass_delete_min,
                 allow_mass_delete=allow_mass_delete,
                 pending=pending,
+                leaving=departures(store, user.id),  # standing rules let them go
             )
         )
         result.possible_duplicates = [d.describe() for d in plan.possible_duplicates]
