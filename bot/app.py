@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot import actions, commands, views
+from bot import actions, commands, events, views
 from sync_engine.config import ConfigError, Settings
 from sync_engine.service import Engine
 
@@ -71,6 +71,7 @@ def build_app(settings: Settings, engine: Engine, *, socket_mode: bool = False) 
     commands.register(app, engine)
     actions.register(app, engine)
     views.register(app, engine)
+    events.register(app, engine)
 
     @app.error
     def on_error(error: Exception) -> BoltResponse:

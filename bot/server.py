@@ -31,6 +31,19 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 MAX_BODY = 1 << 20  # Slack payloads are a few KiB; anything near this is not from Slack.
 
+# Idle connections must not crowd Slack out (issue 22.5). waitress serves at most
+# `connection_limit` connections (default 100) and closes one only after
+# `channel_timeout` seconds without activity (default 120, looked at every
+# `cleanup_interval`, default 30): about 100 idle TCP connections made `serve` stop
+# answering, so Slack's 3-second ack was missed. An idle connection costs no thread, only
+# a socket, so allow many and close the quiet ones soon; poll() instead of select(),
+# which cannot watch a socket numbered 1024 or more. A slow client that trickles bytes
+# still holds a connection until the timeout: deploy behind a buffering proxy
+# (docs/operations.md, "The web process behind a proxy").
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT = 15  # seconds a connection may sit idle (Slack's requests take < 1 s)
+CLEANUP_INTERVAL = 2  # how often idle connections are looked for
+
 StartResponse = Callable[..., Any]
 
 
@@ -153,6 +166,20 @@ def _reason(status: int) -> str:
         return "Unknown"
 
 
+def connection_limit() -> int:
+    """CONNECTION_LIMIT, or fewer where the process may open fewer files (leaving room for
+    the database connections and the log): never below waitress's own 100."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return CONNECTION_LIMIT
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_LIMIT
+    return max(100, min(CONNECTION_LIMIT, soft - 100))
+
+
 class HttpServer:
     """A waitress server that can also be started on port 0 and closed (tests)."""
 
@@ -167,6 +194,10 @@ class HttpServer:
             max_request_body_size=MAX_BODY,
             ident="crm-contacts",
             clear_untrusted_proxy_headers=True,
+            connection_limit=connection_limit(),
+            channel_timeout=CHANNEL_TIMEOUT,
+            cleanup_interval=CLEANUP_INTERVAL,
+            asyncore_use_poll=True,
         )
         self._thread: threading.Thread | None = None
 

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sync_engine.masking import remember_secrets, url_secrets
+
 
 class ConfigError(Exception):
     """Configuration is missing or wrong; the message says which name to set."""
@@ -178,8 +180,13 @@ def env_file(overrides: dict[str, object] | None = None) -> Path | None:
         if not path.is_file():
             raise ConfigError(f"{ENV_FILE_NAME}: there is no file {named}")
         return path
+    from sync_engine.files import check_home, no_link
+
     home = (overrides or {}).get("crm_contacts_home") or _env_value("CRM_CONTACTS_HOME")
-    path = Path(str(home or DEFAULT_HOME)).expanduser() / ".env"
+    home_path = Path(str(home or DEFAULT_HOME)).expanduser()
+    check_home(home_path)  # a .env someone else could have planted is never read
+    path = home_path / ".env"
+    no_link(path)
     return path if path.is_file() else None
 
 
@@ -194,7 +201,7 @@ def _env_value(name: str) -> str | None:
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning a validation error into one line naming the variable."""
     try:
-        return Settings(_env_file=env_file(overrides), **overrides)  # type: ignore[arg-type,call-arg]
+        settings = Settings(_env_file=env_file(overrides), **overrides)  # type: ignore[arg-type,call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
@@ -203,3 +210,18 @@ def load_settings(**overrides: object) -> Settings:
             raise ConfigError(f"{name}: {message}") from None
         # our validators' words: "CRM_DATABASE_URL has a port that is not a number ('x')"
         raise ConfigError(message if message.startswith(name) else f"{name} {message}") from None
+    remember_secrets(secrets_of(settings))
+    return settings
+
+
+def secrets_of(settings: Settings) -> set[str]:
+    """Every secret the settings hold (each SecretStr, and the password and secret
+    parameters of each *_URL as it parses): masked wherever they appear
+    (sync_engine.masking), even in an error that quotes one without its URL."""
+    found: set[str] = set()
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif name.endswith("_url") and isinstance(value, str):
+            found |= url_secrets(value)
+    return found

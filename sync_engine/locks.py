@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from sync_engine.files import private_dir
+from sync_engine.files import open_lock_file
 
 
 class LockBusy(Exception):
@@ -30,10 +30,6 @@ def lock_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _path(home: Path, key: int) -> Path:
-    return private_dir(home / "locks") / f"{key & 0xFFFFFFFFFFFFFFFF:016x}.lock"
-
-
 @contextmanager
 def held(
     engine: Engine, home: Path, name: str, busy: Callable[[], Exception] | None = None
@@ -42,7 +38,9 @@ def held(
     key = lock_key(name)
     busy = busy or (lambda: LockBusy(name))
     if engine.dialect.name == "postgresql":
-        conn = engine.connect()
+        # autocommit: the lock is the session's, no transaction needed (no BEGIN/COMMIT
+        # round trips around the lock and the unlock)
+        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             conn.commit()
@@ -56,7 +54,7 @@ def held(
         finally:
             conn.close()
         return
-    fd = os.open(_path(home, key), os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock_file(home / "locks" / f"{key & 0xFFFFFFFFFFFFFFFF:016x}.lock")
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -24,12 +24,11 @@ _SECRET_TEXT = [
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "xox*-***"),  # Slack tokens
     (re.compile(r"xapp-[A-Za-z0-9-]+"), "xapp-***"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
-    (re.compile(r"(?i)(password|secret|token)=([^&\s]+)"), r"\1=***"),
 ]
 
 
 def redact(text: str) -> str:
-    text = mask_urls(text)  # user:password@ in URLs, the one masking of sync_engine.masking
+    text = mask_urls(text)  # URLs' passwords, password=…, configured secrets: sync_engine.masking
     for pattern, replacement in _SECRET_TEXT:
         text = pattern.sub(replacement, text)
     return text

@@ -345,6 +345,10 @@ class PersonView:
     manager: str = ""
     in_list: bool = False
     status: str = ""
+    # why the person is in My CRM Contacts (the list only): `picked`, `rule:<kind>`, and
+    # the same in words
+    sources: tuple[str, ...] | None = None
+    why: str = ""
 
     @classmethod
     def of(cls, person: CrmPerson, *, in_list: bool = False, status: str = "") -> PersonView:
@@ -380,6 +384,8 @@ class PersonView:
         }
         if self.status:
             out["status"] = self.status
+        if self.sources is not None:
+            out["sources"] = list(self.sources)
         return out
 
 

@@ -137,6 +137,16 @@ class PossibleDuplicate:
 
 
 @dataclass(frozen=True)
+class Leaving:
+    """Why a person left the list other than by hand: a standing rule let them go
+    (DESIGN rule 11). `guarded` departures (a CRM change) count toward rule 8's limit;
+    those of a rule the user turned off do not."""
+
+    reason: str
+    guarded: bool = True
+
+
+@dataclass(frozen=True)
 class PlanInput:
     """Everything the planner needs about one mailbox, as plain values."""
 
@@ -152,6 +162,9 @@ class PlanInput:
     # person id -> fields whose Outlook edit is not in the CRM yet (write-back held or
     # failed): not overwritten, and their remembered mailbox value is kept (issue 14)
     pending: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    # person id -> why a standing rule let them go (unlinked with that reason, rule 8 holds
+    # a mass departure); anyone else off the list was removed by hand
+    leaving: Mapping[int, Leaving] = field(default_factory=dict)
 
 
 @dataclass
@@ -298,6 +311,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
     person_ids = set(given.subscriptions) | set(given.links) | set(by_crm_id)
     gone_actions: list[Action] = []
     forgets: list[Action] = []
+    departures: list[Action] = []  # unlinks of people a rule let go (rule 8 holds many)
     creates: list[CrmPerson] = []
 
     for pid in sorted(person_ids):
@@ -320,24 +334,17 @@ def plan_mailbox(given: PlanInput) -> Plan:
         if (
             pid not in given.subscriptions
         ):  # rule 5, before 6: off the list, the contact is the user's
+            leaving = given.leaving.get(pid)
+            why = leaving.reason if leaving else "removed from My CRM Contacts"
+            into = departures if leaving and leaving.guarded else plan.actions
             for c in ours:
-                plan.actions.append(
-                    UnlinkContact(
-                        pid,
-                        name,
-                        c.item_id,
-                        release_change(c, given.category),
-                        "removed from My CRM Contacts",
-                    )
+                into.append(
+                    UnlinkContact(pid, name, c.item_id, release_change(c, given.category), why)
                 )
             if link and not ours:
-                plan.actions.append(
+                into.append(
                     ForgetPerson(
-                        pid,
-                        name,
-                        "unlinked",
-                        False,
-                        "removed from My CRM Contacts; the contact was already gone",
+                        pid, name, "unlinked", False, f"{why}; the contact was already gone"
                     )
                 )
             continue
@@ -428,7 +435,7 @@ def plan_mailbox(given: PlanInput) -> Plan:
         creates.append(person)
 
     _plan_creates(given, plan, creates, claimed)
-    _guard_mass_loss(given, plan, gone_actions, forgets)
+    _guard_mass_loss(given, plan, gone_actions, forgets, departures)
     return plan
 
 
@@ -484,10 +491,15 @@ def _plan_creates(
 
 
 def _guard_mass_loss(
-    given: PlanInput, plan: Plan, gone: list[Action], forgets: list[Action]
+    given: PlanInput,
+    plan: Plan,
+    gone: list[Action],
+    forgets: list[Action],
+    departures: list[Action],
 ) -> None:
     """Rule 8: hold back what would empty too much of the mailbox's list at once: deletes
-    for people gone from the CRM, and (a wiped Contacts folder) contacts gone from Outlook."""
+    for people gone from the CRM, (a wiped Contacts folder) contacts gone from Outlook,
+    and (a mass reassignment in the CRM) people a standing rule let go."""
     linked = max(len(given.links), 1)
     limit = f"the limit is {given.mass_delete_share:.0%} and {given.mass_delete_min}"
 
@@ -508,12 +520,24 @@ def _guard_mass_loss(
         )
     else:
         plan.actions.extend(gone)
-    if too_many(len(forgets)) and not given.allow_mass_delete:
-        plan.held_back.extend(forgets)
-        plan.warnings.append(
-            f"{len(forgets)} of {len(given.links)} linked contacts are gone from the mailbox "
-            f"({limit}): was the Contacts folder emptied? They stay in My CRM Contacts. If they "
-            "were really deleted in Outlook, sync again with --allow-mass-delete."
-        )
-    else:
-        plan.actions.extend(forgets)
+
+    def hold_if_many(actions: list[Action], warning: str) -> None:
+        if too_many(len(actions)) and not given.allow_mass_delete:
+            plan.held_back.extend(actions)
+            plan.warnings.append(warning)
+        else:
+            plan.actions.extend(actions)
+
+    hold_if_many(
+        forgets,
+        f"{len(forgets)} of {len(given.links)} linked contacts are gone from the mailbox "
+        f"({limit}): was the Contacts folder emptied? They stay in My CRM Contacts. If they "
+        "were really deleted in Outlook, sync again with --allow-mass-delete.",
+    )
+    hold_if_many(
+        departures,
+        f"Held back {len(departures)} unlinks: {len(departures)} of {len(given.links)} "
+        f"linked contacts no longer match your standing rules ({limit}): were they "
+        "reassigned in the CRM by mistake? They stay linked, with the category, for now. "
+        "If the reassignment is real, sync again with --allow-mass-delete.",
+    )

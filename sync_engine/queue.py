@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import and_, case, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from sync_engine import tables as t
 from sync_engine.crm.source import SageCrm
-from sync_engine.files import private_dir
+from sync_engine.files import open_lock_file
 from sync_engine.model import DigestPrefs
 from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
 
@@ -96,14 +96,14 @@ def mailboxes(store: Store) -> list[MailboxRow]:
     """Every mailbox that ever had a list or a run (a state row); one query.
 
     A user with no state row has never had anyone in My CRM Contacts, so has no work."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         rows = conn.execute(_columns().order_by(t.users.c.id)).mappings().all()
     return [_row(r) for r in rows]
 
 
 def mailbox(store: Store, user_id: int) -> MailboxRow | None:
     """One mailbox, read fresh (after a claim, to decide again with current data)."""
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         r = conn.execute(_columns().where(t.users.c.id == user_id)).mappings().first()
     return _row(r) if r else None
 
@@ -122,7 +122,7 @@ def interested(store: Store, person_ids: Iterable[int]) -> dict[int, set[int]]:
     """Mailbox (user id) -> the people among `person_ids` it subscribes to or links."""
     ids = sorted(set(person_ids))
     out: dict[int, set[int]] = {}
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             for table in (t.subscriptions, t.links):
@@ -134,30 +134,153 @@ def interested(store: Store, person_ids: Iterable[int]) -> dict[int, set[int]]:
     return out
 
 
-def advance_watermarks(store: Store, user_ids: Iterable[int], watermark: datetime) -> int:
-    """Move idle mailboxes' CRM watermark forward to `watermark`, never backward.
+def _watched():  # type: ignore[no-untyped-def]
+    """SQL for `schedule._watched`: synced before and not failing."""
+    m = t.mailbox_state
+    return and_(m.c.last_success_at.is_not(None), func.coalesce(m.c.last_status, "") != "failed")
 
-    Only for mailboxes none of whose people changed up to `watermark`: their state is as
-    good as a sync at that moment, and keeping every watermark close to the CRM's latest
-    change keeps the next cycle's change query small. A sync finishing meanwhile may write
-    an older watermark over this one; older only means a change is looked at again."""
+
+def _may_be_due(now: datetime, reconcile_before: datetime):  # type: ignore[no-untyped-def]
+    """SQL for a superset of the mailboxes `schedule.decide` finds due for a reason other
+    than a CRM change (those come from `interested`): every row `decide` could call due
+    passes it, so the idle rest is never read into Python. `decide` has the last word.
+    A failed mailbox whose retry time is still to come is never due (`_backing_off`)."""
+    m = t.mailbox_state
+    return and_(
+        ~_backing_off(now),
+        or_(
+            m.c.last_status == "failed",
+            and_(
+                m.c.last_status == "partial",
+                or_(m.c.next_due_at.is_(None), m.c.next_due_at <= now),
+            ),
+            m.c.last_success_at.is_(None),
+            m.c.list_changed_at > m.c.last_success_at,
+            m.c.reconcile_at <= now,
+            and_(m.c.reconcile_at.is_(None), m.c.last_success_at <= reconcile_before),
+        ),
+    )
+
+
+def _backing_off(now: datetime):  # type: ignore[no-untyped-def]
+    """SQL: failed, with a retry time still to come. True or false, never NULL (the
+    IS NOT NULL terms), so that its negation keeps the rows with no status or time."""
+    m = t.mailbox_state
+    return and_(
+        m.c.last_status.is_not(None),
+        m.c.last_status == "failed",
+        m.c.next_due_at.is_not(None),
+        m.c.next_due_at > now,
+    )
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What one aggregate query says about every mailbox, so that an idle cycle reads no
+    mailbox row: how many there are, where the oldest CRM watermark of the watched ones
+    is, how many back off, and how many may be due."""
+
+    mailboxes: int = 0
+    watched: int = 0
+    oldest_watermark: datetime | None = None  # of the watched ones (naive, CRM clock)
+    unwatermarked: int = 0  # watched ones with no watermark yet
+    backing_off: int = 0  # failed, with a retry time still to come
+    may_be_due: int = 0
+
+    def since(self) -> datetime | None:
+        """Where the cycle's CRM change query starts (None: from the beginning)."""
+        return None if self.unwatermarked else self.oldest_watermark
+
+    def behind(self, latest: datetime) -> bool:
+        """Whether some watched mailbox's watermark is older than `latest`."""
+        return bool(self.unwatermarked) or (
+            self.oldest_watermark is not None and self.oldest_watermark < latest
+        )
+
+
+def overview(store: Store, now: datetime, reconcile_before: datetime) -> Overview:
+    """One aggregate over the mailbox state (no rows come back): see `Overview`."""
+    m = t.mailbox_state
+    watched = _watched()
+
+    def count(condition):  # type: ignore[no-untyped-def]
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    query = select(
+        func.count(),
+        count(watched),
+        func.min(case((watched, m.c.crm_watermark))),
+        count(and_(watched, m.c.crm_watermark.is_(None))),
+        count(_backing_off(now)),
+        count(_may_be_due(now, reconcile_before)),
+    ).select_from(m)
+    with store.reading() as conn:
+        row = conn.execute(query).one()
+    oldest = row[2]
+    if isinstance(oldest, str):  # SQLite: MIN over a CASE loses the column's type
+        oldest = datetime.fromisoformat(oldest)
+    return Overview(*(int(v or 0) for v in row[:2]), oldest, *(int(v or 0) for v in row[3:]))
+
+
+def candidates(
+    store: Store, now: datetime, reconcile_before: datetime, changed_for: Iterable[int] = ()
+) -> list[MailboxRow]:
+    """The mailboxes that may be due (`_may_be_due`) and the watched ones among
+    `changed_for` (mailboxes listing a person the CRM changed), by user id."""
+    ids = sorted(set(changed_for))
+    found: dict[int, MailboxRow] = {}
+    with store.reading() as conn:
+        queries = [_columns().where(_may_be_due(now, reconcile_before))]
+        queries += [
+            _columns().where(_watched(), t.users.c.id.in_(ids[start : start + _CHUNK]))
+            for start in range(0, len(ids), _CHUNK)
+        ]
+        for query in queries:
+            for r in conn.execute(query).mappings():
+                found.setdefault(r["id"], _row(r))
+    return [found[k] for k in sorted(found)]
+
+
+def listed_people(store: Store, user_ids: Iterable[int]) -> set[int]:
+    """Every person these mailboxes subscribe to or link (their syncs' CRM people)."""
     ids = sorted(set(user_ids))
-    done = 0
-    with store.engine.begin() as conn:
+    out: set[int] = set()
+    with store.reading() as conn:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            m = t.mailbox_state
-            result = conn.execute(
-                update(m)
-                .where(
-                    m.c.user_id.in_(chunk),
-                    m.c.last_success_at.is_not(None),
-                    or_(m.c.crm_watermark.is_(None), m.c.crm_watermark < watermark),
+            for table in (t.subscriptions, t.links):
+                out.update(
+                    conn.execute(
+                        select(table.c.person_id).where(table.c.user_id.in_(chunk))
+                    ).scalars()
                 )
-                .values(crm_watermark=watermark)
-            )
-            done += result.rowcount or 0
-    return done
+    return out
+
+
+def advance_watermarks(store: Store, watermark: datetime, except_ids: Iterable[int] = ()) -> int:
+    """Move the CRM watermark of every watched mailbox but `except_ids` forward to
+    `watermark`, never backward.
+
+    For mailboxes none of whose people changed up to `watermark` (the caller leaves out
+    those that did, and those it syncs): their state is as good as a sync at that moment,
+    and keeping every watermark close to the CRM's latest change keeps the next cycle's
+    change query small. One statement, whatever the number of mailboxes. A sync finishing
+    meanwhile may write an older watermark over this one; older only means a change is
+    looked at again."""
+    m = t.mailbox_state
+    skip = sorted(set(except_ids))
+    query = (
+        update(m)
+        .where(
+            _watched(),
+            or_(m.c.crm_watermark.is_(None), m.c.crm_watermark < watermark),
+        )
+        .values(crm_watermark=watermark)
+    )
+    if skip:  # a busy cycle's own mailboxes: at most the ones it syncs
+        query = query.where(m.c.user_id.not_in(skip))
+    with store.engine.begin() as conn:
+        return conn.execute(query).rowcount or 0
 
 
 def claim_summary(store: Store, user_id: int, previous: datetime | None, until: datetime) -> bool:
@@ -186,7 +309,7 @@ def release_summary(store: Store, user_id: int, previous: datetime | None, until
 
 
 def mark(store: Store, name: str) -> datetime | None:
-    with store.engine.connect() as conn:
+    with store.reading() as conn:
         found = conn.execute(
             select(t.schedule_marks.c.at).where(t.schedule_marks.c.name == name)
         ).scalar()
@@ -224,7 +347,8 @@ def claim(store: Store, mailbox: str) -> Iterator[bool]:
     bookkeeping after it, so a process that claims next sees the finished state."""
     key = _key("crm-contacts-claim", mailbox)
     if store.engine.dialect.name == "postgresql":
-        conn = store.engine.connect()
+        # a session lock needs no transaction: autocommit spares BEGIN/COMMIT round trips
+        conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             conn.commit()
@@ -243,8 +367,7 @@ def claim(store: Store, mailbox: str) -> Iterator[bool]:
 
 @contextmanager
 def _flock(path: Path) -> Iterator[bool]:
-    private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_lock_file(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -271,8 +394,7 @@ class SchedulerLock:
         self.fd: int | None = None
 
     def acquire(self) -> bool:
-        private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_lock_file(self.path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -38,7 +38,9 @@ from sync_engine.index import RefreshReport
 from sync_engine.index.clock import IndexKeeper
 from sync_engine.mailbox.base import MailboxError
 from sync_engine.model import CrmUser, DigestPrefs, SyncResult
+from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.queue import MailboxRow
+from sync_engine.standing.keeper import KeepReport
 from sync_engine.store import StoreError, utcnow
 
 log = logging.getLogger("crm_contacts.schedule")
@@ -240,6 +242,7 @@ class CycleReport:
     backing_off: int = 0
     requests: int = 0  # mailbox round trips made by this cycle's syncs
     index: RefreshReport | None = None  # the people index's refresh (None: built or failed)
+    rules: KeepReport | None = None  # the standing rules kept (None: failed, see the log)
     seconds: float = 0.0
     error: str | None = None
     # For the after-cycle hooks (ops.clock: metrics, health, alerts): what the cycle read.
@@ -338,6 +341,7 @@ class Scheduler:
             latest = self.crm.latest_change()  # one look serves the index and the mailboxes
             report.crm_latest = latest
             self._refresh_index(report, latest)
+            report.rules = self.engine.rules.keep(latest=latest, now=self.now())  # rule 11
             self._cycle(report, latest)
         except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)
@@ -377,25 +381,31 @@ class Scheduler:
 
     def _cycle(self, report: CycleReport, latest: datetime | None) -> None:
         now = self.now()
-        rows = queue.mailboxes(self.store)
-        report.mailboxes = len(rows)
-        if not rows:
+        # One aggregate first: an idle cycle reads no mailbox row (10,000 rows made Python
+        # objects cost 100-250 ms a cycle); only the mailboxes that may be due come back.
+        reconcile_before = now - self.policy.reconcile_every
+        overview = queue.overview(self.store, now, reconcile_before)
+        report.mailboxes = overview.mailboxes
+        report.backing_off = overview.backing_off
+        if not overview.mailboxes:
             return
         # Watched for CRM changes: mailboxes synced before and not failing. A failing one is
         # retried when its back-off ends whatever changed (a full sync), so its old
         # watermark must not widen every cycle's change query while it is down.
-        watched = [r for r in rows if _watched(r)]
         changes: dict[int, datetime] = {}
         interest: dict[int, set[int]] = {}
-        if watched and latest is not None:
-            marks = [r.crm_watermark for r in watched]
-            since = None if any(m is None for m in marks) else min(m for m in marks if m)
-            if since is None or since < latest:
-                changes = queue.crm_changes(self.crm, since)
+        behind = latest is not None and overview.watched > 0 and overview.behind(latest)
+        if behind:
+            changes = queue.crm_changes(self.crm, overview.since())
             if changes:
                 interest = queue.interested(self.store, changes)
+        rows = (
+            queue.candidates(self.store, now, reconcile_before, interest)
+            if overview.may_be_due or interest
+            else []
+        )
         due: list[tuple[MailboxRow, Decision]] = []
-        idle: list[int] = []
+        busy: list[int] = []  # changed or due: their own syncs move their watermarks
         for row in rows:
             changed = _watched(row) and crm_changed(row, changes, interest.get(row.user.id, set()))
             decision = decide(row, now, changed, self.policy)
@@ -403,30 +413,41 @@ class Scheduler:
                 due.append((row, decision))
             elif decision.backing_off_until is not None:
                 report.backing_off += 1
-            if (
-                _watched(row)
-                and not changed
-                and not decision.due
-                and latest is not None
-                and (row.crm_watermark is None or row.crm_watermark < latest)
-            ):
-                idle.append(row.user.id)
-        if idle:
-            queue.advance_watermarks(self.store, idle, latest)  # type: ignore[arg-type]
+            if changed or decision.due:
+                busy.append(row.user.id)
+        if behind:
+            queue.advance_watermarks(self.store, latest, busy)  # type: ignore[arg-type]
         report.due = len(due)
         report.due_rows = due
         # Shuffled within a priority so processes starting together spread over the work.
         self.rng.shuffle(due)
         due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
+        snapshot = self._people_snapshot(due, latest)
         stale: set[int] = set()  # mailboxes listing a person an earlier sync wrote back
         for row, _ in due:
             if self.stop.is_set():
                 log.info("stopping: the rest of the cycle is left to the next run")
                 return
-            result = self._claim_and_sync(row, changes, interest, report)
+            result = self._claim_and_sync(row, changes, interest, report, snapshot)
             stale.discard(row.user.id)
             stale |= self._listing_written(result, row.user.id)
-        self._sync_written(rows, stale, report)
+        self._sync_written(stale, report)
+
+    # A cycle due to read more people than this reads them mailbox by mailbox instead.
+    SNAPSHOT_MAX_PEOPLE = 50_000
+
+    def _people_snapshot(
+        self, due: list[tuple[MailboxRow, Decision]], latest: datetime | None
+    ) -> PeopleSnapshot | None:
+        """The CRM people of this cycle's syncs, read at once (people_snapshot.py); not for
+        a daily reconcile, which must read the CRM itself to find hard deletes."""
+        ids = [row.user.id for row, decision in due if "reconcile" not in decision.reasons]
+        if len(ids) < 2 or latest is None:
+            return None
+        people = queue.listed_people(self.store, ids)
+        if len(people) > self.SNAPSHOT_MAX_PEOPLE:
+            return None
+        return PeopleSnapshot.read(self.crm, people, latest)
 
     def _listing_written(self, result: SyncResult | None, writer: int) -> set[int]:
         """The other mailboxes that list a person this sync wrote back to the CRM."""
@@ -437,21 +458,22 @@ class Scheduler:
             return set()
         return {uid for uid in queue.interested(self.store, written) if uid != writer}
 
-    def _sync_written(self, rows: list[MailboxRow], stale: set[int], report: CycleReport) -> None:
+    def _sync_written(self, stale: set[int], report: CycleReport) -> None:
         """Issue 14: the latest Outlook edit reaches the other linked mailboxes in the same
         cycle. Bounded: only mailboxes listing a written person and not synced since the
         write, each once; what their own syncs write back waits for the next cycle."""
-        for row in rows:
-            if row.user.id not in stale:
-                continue
+        for user_id in sorted(stale):
             if self.stop.is_set():
                 log.info("stopping: the rest of the cycle is left to the next run")
                 return
+            row = queue.mailbox(self.store, user_id)
+            if row is None:
+                continue
             with queue.claim(self.store, row.user.mailbox) as mine:
                 if not mine:
                     report.taken_by_others += 1
                     continue
-                fresh = queue.mailbox(self.store, row.user.id)
+                fresh = queue.mailbox(self.store, user_id)
                 if fresh is None:
                     continue
                 # the CRM changed for it (the write-back), unless it is failing and backing off
@@ -467,6 +489,7 @@ class Scheduler:
         changes: dict[int, datetime],
         interest: dict[int, set[int]],
         report: CycleReport,
+        snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult | None:
         with queue.claim(self.store, row.user.mailbox) as mine:
             if not mine:
@@ -482,16 +505,31 @@ class Scheduler:
             if not decision.due:
                 report.taken_by_others += 1
                 return None
-            return self._sync(fresh, decision.reasons, report)
+            if "reconcile" in decision.reasons:
+                snapshot = None  # a reconcile reads the CRM itself (hard deletes)
+            return self._sync(fresh, decision.reasons, report, snapshot)
 
     def _sync(
-        self, row: MailboxRow, reasons: tuple[str, ...], report: CycleReport
+        self,
+        row: MailboxRow,
+        reasons: tuple[str, ...],
+        report: CycleReport,
+        snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult | None:
         """Sync one claimed mailbox and record the outcome; the result, or None if none."""
         began = time.monotonic()
         mailbox = row.user.mailbox
         error: str | None = None
         result = None
+        recorded: dict[str, Any] = {}
+
+        def on_record(status: str, failures: int) -> dict[str, object]:
+            """The sync records its run: the next due times go into that same write."""
+            recorded.update(
+                status=status, failures=failures, values=self._next(mailbox, status, failures)
+            )
+            return recorded["values"]
+
         user = self.crm.user_by_id(row.user.crm_user_id)
         if user is None or user.inactive:
             error = (
@@ -502,46 +540,39 @@ class Scheduler:
         else:
             trigger = "reconcile" if reasons == ("reconcile",) else "schedule"
             try:
-                result = self.engine.sync(user, trigger=trigger)
+                result = self.engine.sync(
+                    user, trigger=trigger, stored=row.user, on_record=on_record, snapshot=snapshot
+                )
             except _KNOWN_ERRORS as exc:
                 error = str(exc)
             except Exception as exc:  # one mailbox failing never stops the others
                 log.exception("sync crashed", extra={"event": "sync_crashed", "mailbox": mailbox})
                 error = f"unexpected error ({type(exc).__name__}); see the scheduler log"
-        after = queue.mailbox(self.store, row.user.id)
-        ran = after is not None and after.last_run_at != row.last_run_at
-        now = self.now()
         ms = round((time.monotonic() - began) * 1000)
         if result is not None:
             report.requests += result.requests
-        if (result is not None and result.busy) or (not ran and error is None):
+        if (result is not None and result.busy) or (not recorded and error is None):
             # The engine's own lock said another sync (a hand-run one) is on it.
             report.taken_by_others += 1
             log.info("mailbox busy", extra={"event": "sync_busy", "mailbox": mailbox})
             return None
-        if not ran:  # the engine recorded nothing (no mailbox, no CRM user): record it here
-            failures = row.consecutive_failures + 1
-            values: dict[str, object] = {
-                "last_run_at": now,
-                "last_status": "failed",
-                "last_error": error,
-                "last_error_kind": None,
-                "consecutive_failures": failures,
-            }
-        else:
-            assert after is not None
-            failures = after.consecutive_failures
-            error = after.last_error if after.last_status == "failed" else None
-            values = {}
-        status = "failed" if error else (after.last_status if after else "ok")
-        if status == "failed":
-            values["next_due_at"] = now + self.policy.backoff(failures)
-            report.failed.append(mailbox)
-        else:
-            values["next_due_at"] = now + self.policy.partial_retry if status == "partial" else None
-            values["reconcile_at"] = self.policy.reconcile_after(mailbox, now)
-            report.synced.append(mailbox)
-        self.store.update_mailbox_state(row.user.id, **values)
+        if recorded:
+            status, failures = recorded["status"], recorded["failures"]
+            values = recorded["values"]
+            error = result.error if result is not None and status == "failed" else None
+        else:  # the engine recorded nothing (no mailbox, no CRM user): record it here
+            status, failures = "failed", row.consecutive_failures + 1
+            values = self._next(mailbox, status, failures)
+            self.store.update_mailbox_state(
+                row.user.id,
+                last_run_at=self.now(),
+                last_status="failed",
+                last_error=error,
+                last_error_kind=None,
+                consecutive_failures=failures,
+                **values,
+            )
+        (report.failed if status == "failed" else report.synced).append(mailbox)
         extra: dict[str, object] = {
             "event": "sync",
             "mailbox": mailbox,
@@ -566,6 +597,17 @@ class Scheduler:
         else:
             log.info("mailbox synced", extra=extra)
         return result
+
+    def _next(self, mailbox: str, status: str, failures: int) -> dict[str, object]:
+        """When a mailbox is next due after a run with this status: a failed one backs off;
+        a partial one is retried soon; a good one waits for a change or its reconcile."""
+        now = self.now()
+        if status == "failed":
+            return {"next_due_at": now + self.policy.backoff(failures)}
+        return {
+            "next_due_at": now + self.policy.partial_retry if status == "partial" else None,
+            "reconcile_at": self.policy.reconcile_after(mailbox, now),
+        }
 
     # -- digests ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.crm.writer import CrmWriter, EmbeddedWriter, write_back_status
+from sync_engine.errors import EngineError
 from sync_engine.files import private_dir, private_sqlite
 from sync_engine.index import IndexBusy, PeopleIndex
 from sync_engine.mailbox import open_mailbox
@@ -34,10 +35,13 @@ from sync_engine.model import (
     SyncResult,
 )
 from sync_engine.ops import metrics
+from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.schedule import zone
+from sync_engine.standing.rules import describe_sources
+from sync_engine.standing.service import StandingRules
 from sync_engine.state.targets import TargetState
 from sync_engine.store import EmailTaken, Event, MailboxBusy, Store, StoredUser, utcnow
-from sync_engine.sync import sync_mailbox
+from sync_engine.sync import OnRecord, sync_mailbox
 from sync_engine.write_back_state import (
     OrphanRows,
     resume_if_credentials_changed,
@@ -45,10 +49,6 @@ from sync_engine.write_back_state import (
 )
 
 log = logging.getLogger("crm_contacts.index")
-
-
-class EngineError(Exception):
-    """A user-facing problem; str() is one line that says what to do."""
 
 
 class UnknownUser(EngineError):
@@ -168,6 +168,7 @@ class Engine:
             recreate_stale=embedded and recreate_stale_crm,  # only the demo asks
         )
         self.index = PeopleIndex(self.store.engine, self.crm, self.store.home)
+        self.rules = StandingRules(self.store, self.crm, self._stored)  # DESIGN rule 11
         self.targets = TargetState(self.store.engine)  # hybrid placements, synced targets
         self._said_fallback = False
         self.writer = metrics.counting(self._open_writer(embedded))  # write-backs counted
@@ -247,9 +248,16 @@ class Engine:
         self.store.set_slack_user(stored.id, slack_user_id, tz)
         return user
 
-    # How long a Slack user's email and time zone are trusted before Slack is asked again:
-    # people change address or move time zone, and the digest follows their local hour.
-    SLACK_PROFILE_TTL = timedelta(hours=24)
+    # How long a Slack user's email, membership and time zone are trusted before Slack is
+    # asked again: someone made a guest, removed from the workspace or given another
+    # address must not keep acting for long (issue 22.5: an hour at most; at once when
+    # Slack sends user_change, see `recheck_slack_user`).
+    SLACK_PROFILE_TTL = timedelta(hours=1)
+
+    def recheck_slack_user(self, slack_user_id: str) -> bool:
+        """Slack says this user changed (user_change): their next request asks Slack again
+        whether they are still a full member with that email. False if not mapped."""
+        return self.store.expire_slack_check(slack_user_id)
 
     def slack_email(self, slack_user_id: str) -> str | None:
         """The cached email of a Slack user, or None when unknown or due a fresh look."""
@@ -345,6 +353,7 @@ class Engine:
         stored = self._stored(user)
         names = {pid: p.name for pid, p in people.items()}
         new = set(self.store.add_subscriptions(stored.id, names, source, actor or user.email))
+        self.rules.picked(stored.id, names, source)  # by hand from now on, even if a rule had them
         result = AddResult()
         for pid, person in people.items():
             (result.added if pid in new else result.already).append(view(person, in_list=True))
@@ -366,6 +375,7 @@ class Engine:
         ids = list(dict.fromkeys(int(i) for i in person_ids))
         stored = self._stored(user)
         removed = set(self.store.remove_subscriptions(stored.id, ids, actor or user.email))
+        self.rules.removed(stored.id, removed)  # a rule does not bring them back
         people = self.crm.people_by_ids(removed)
         result = RemoveResult(not_in_list=[pid for pid in ids if pid not in removed])
         for pid in ids:
@@ -383,6 +393,7 @@ class Engine:
         links = self.store.links(stored.id)
         people = self.crm.people_by_ids(set(subs) | set(links))
         failed = self._last_failures(stored.id)
+        sources = self.rules.sources(stored.id)
         out = []
         for pid in set(subs) | set(links):
             person = people.get(pid)
@@ -407,7 +418,8 @@ class Engine:
                     pid, "", "", f"person {pid}", "", "", "", in_list=pid in subs, status=status
                 )
             )
-            out.append(v)
+            why = sources.get(pid, ())
+            out.append(replace(v, sources=why, why=describe_sources(why)))
         out.sort(key=lambda v: (v.last_name.casefold(), v.first_name.casefold(), v.id))
         return out
 
@@ -428,8 +440,20 @@ class Engine:
         allow_mass_edit: bool = False,
         trigger: str = "manual",
         progress: Callable[[int], None] | None = None,
+        stored: StoredUser | None = None,
+        on_record: OnRecord | None = None,
+        snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult:
-        stored = self._stored(user)
+        """`stored`: the user's state row when the caller just read it (the scheduler),
+        used as is while it still matches the CRM user; `on_record` and `snapshot` (the
+        cycle's CRM people): see sync_mailbox."""
+        if stored is None or (stored.crm_user_id, stored.email) != (
+            user.id,
+            user.email.strip().lower(),
+        ):
+            stored = self._stored(user)
+        if trigger == "manual" and not dry_run:  # the clock keeps them before its syncs
+            self.rules.keep()
         mailbox = self.mailbox_factory(self.settings, stored.mailbox)
         try:
             result = sync_mailbox(
@@ -444,6 +468,8 @@ class Engine:
                 progress=progress,
                 writer=self.writer,
                 allow_mass_edit=allow_mass_edit,
+                on_record=on_record,
+                snapshot=snapshot,
             )
             metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
         finally:

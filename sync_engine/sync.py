@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,6 +22,7 @@ from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.masking import mask_urls
 from sync_engine.model import CrmPerson, Link, MailboxContact, Outcome, SyncResult
 from sync_engine.ops.problems import failure_kind
+from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.plan import (
     CreateContact,
     DeleteContact,
@@ -33,12 +34,16 @@ from sync_engine.plan import (
     plan_mailbox,
 )
 from sync_engine.relink import missing_links, relinked
+from sync_engine.standing.state import leaving as departures
 from sync_engine.state.targets import TargetState
 from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
 from sync_engine.write_back import RecentWriteBack, WriteBackInput, plan_write_back
 from sync_engine.write_back_run import write_back
 
 log = logging.getLogger("crm_contacts.sync")
+
+# (status, consecutive failures) -> more mailbox state to record with the run
+OnRecord = Callable[[str, int], dict[str, object]]
 
 _DRY_VERBS = {
     CreateContact: "created",
@@ -62,9 +67,14 @@ def sync_mailbox(
     progress: Callable[[int], None] | None = None,
     writer: CrmWriter | None = None,
     allow_mass_edit: bool = False,
+    on_record: OnRecord | None = None,
+    snapshot: PeopleSnapshot | None = None,
 ) -> SyncResult:
     """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it.
-    With a `writer`, Outlook edits of linked contacts are written to the CRM first."""
+    With a `writer`, Outlook edits of linked contacts are written to the CRM first.
+    `on_record(status, consecutive failures)` gives more mailbox state to write with the
+    run's own (the scheduler's next due times: one write, not two); `snapshot`, the
+    cycle's people read at once, used while the CRM has not changed since."""
     result = SyncResult(mailbox=user.mailbox, dry_run=dry_run)
     try:
         with store.mailbox_lock(user.mailbox):
@@ -81,6 +91,8 @@ def sync_mailbox(
                 progress,
                 writer,
                 allow_mass_edit,
+                on_record,
+                snapshot,
             )
     except MailboxBusy:
         result.error = "another sync of this mailbox is running; try again in a minute"
@@ -102,11 +114,12 @@ def _locked_sync(
     progress: Callable[[int], None] | None,
     writer: CrmWriter | None,
     allow_mass_edit: bool,
+    on_record: OnRecord | None,
+    snapshot: PeopleSnapshot | None,
 ) -> None:
     started = utcnow()
     try:
-        store.abandon_runs(user.id)
-        run_id = store.start_run(user.id, trigger, dry_run)
+        run_id = store.start_run(user.id, trigger, dry_run, abandon_running=True)
     except SQLAlchemyError as exc:
         result.error = (
             f"the state database is busy or unreachable ({type(exc).__name__}); try again"
@@ -124,7 +137,7 @@ def _locked_sync(
         relevant = (
             set(subscriptions) | set(links) | {c.crm_id for c in contacts if c.crm_id is not None}
         )
-        people = _read_people(crm, mailbox, relevant)
+        people = _read_people(crm, mailbox, relevant, snapshot, watermark)
         pending: dict[int, frozenset[str]] = {}
         if writer is not None:
             wb_plan = plan_write_back(
@@ -177,11 +190,12 @@ def _locked_sync(
                 links=links,
                 people=people,
                 contacts=contacts,
-                crm_is_empty=bool(relevant) and crm.count_live_people() == 0,
+                crm_is_empty=_crm_is_empty(crm, relevant, people),
                 mass_delete_share=settings.mass_delete_share,
                 mass_delete_min=settings.mass_delete_min,
                 allow_mass_delete=allow_mass_delete,
                 pending=pending,
+                leaving=departures(store, user.id),  # standing rules let them go
             )
         )
         result.possible_duplicates = [d.describe() for d in plan.possible_duplicates]
@@ -211,8 +225,8 @@ def _locked_sync(
         log.exception("sync of %s failed", user.mailbox)
         result.error = f"unexpected error ({type(exc).__name__}); see the service log"
     status = "failed" if result.error else ("partial" if result.failed else "ok")
-    store.finish_run(run_id, status, result.as_json(), result.error)
     if dry_run:
+        store.finish_run(run_id, status, result.as_json(), result.error)
         return
     state: dict[str, object] = {
         "last_run_at": started,
@@ -221,10 +235,11 @@ def _locked_sync(
         "last_error_kind": result.error_kind,
     }
     if result.error:
-        previous = store.mailbox_state(user.id)
-        state["consecutive_failures"] = previous.consecutive_failures + 1
+        failures = store.mailbox_state(user.id).consecutive_failures + 1
+        state["consecutive_failures"] = failures
     else:
         # a good run ends any back-off: the next due time is the scheduler's to set afresh
+        failures = 0
         state.update(
             consecutive_failures=0,
             last_success_at=started,
@@ -233,7 +248,19 @@ def _locked_sync(
         )
         if synced != mailbox.target_id:
             targets.synced_on(user.mailbox, mailbox.target_id)  # the links hold its ids now
-    store.update_mailbox_state(user.id, **state)
+    if on_record is not None:  # the scheduler's next due times, in the same write
+        state.update(on_record(status, failures))
+    # the run and the mailbox's state in one transaction
+    store.finish_run(run_id, status, result.as_json(), result.error, state=(user.id, state))
+
+
+def _crm_is_empty(crm: SageCrm, relevant: set[int], people: dict[int, CrmPerson]) -> bool:
+    """Rule 8's "the CRM answers with no people at all". A live person among this
+    mailbox's own says no without asking: counting a big CRM's people on every sync was
+    one full count per mailbox."""
+    if not relevant or any(not p.deleted for p in people.values()):
+        return False
+    return crm.count_live_people() == 0
 
 
 def _read_mailbox(
@@ -259,8 +286,16 @@ def _read_mailbox(
     return contacts, relinked(links, contacts, trusted=trusted, as_held=mailbox.as_held)
 
 
-def _read_people(crm: SageCrm, mailbox: Mailbox, ids: Iterable[int]) -> dict[int, CrmPerson]:
-    """The CRM people as this target holds them (Graph: a lone Private email is email 1)."""
-    return {
-        i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in crm.people_by_ids(ids).items()
-    }
+def _read_people(
+    crm: SageCrm,
+    mailbox: Mailbox,
+    ids: Iterable[int],
+    snapshot: PeopleSnapshot | None = None,
+    latest: datetime | None = None,
+) -> dict[int, CrmPerson]:
+    """The CRM people as this target holds them (Graph: a lone Private email is email 1);
+    from the cycle's `snapshot` while the CRM's latest change is still `latest`."""
+    found = (
+        snapshot.people_by_ids(crm, ids, latest) if snapshot is not None else crm.people_by_ids(ids)
+    )
+    return {i: replace(p, fields=mailbox.as_held(p.fields)) for i, p in found.items()}

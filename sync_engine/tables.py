@@ -247,6 +247,60 @@ index_state = Table(
     Column("live_set", Integer, nullable=False, server_default=text("0")),  # 0 or 1 (0014)
 )
 
+# -- standing rules (migration 0015, DESIGN rule 11) ----------------------------------------
+# A rule's people are rows of `subscriptions` too (source `rule:<kind>` when no hand picked
+# them), so everything that reads My CRM Contacts sees them; these tables say which rules
+# are on, whom each brings, who was removed by hand, and why someone a rule let go leaves.
+
+standing_rules = Table(
+    "standing_rules",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("kind", String(32), primary_key=True),  # account-manager, company-manager
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("evaluated_at", DateTime(timezone=True)),  # last full evaluation; NULL = due now
+)
+
+# Whom each rule brings now (as of the last evaluation or change seen in the CRM).
+rule_people = Table(
+    "rule_people",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("person_id", Integer, primary_key=True, autoincrement=False),
+    Index("ix_rule_people_person", "person_id"),
+)
+
+# People a rule brought and the user removed by hand: the rule leaves them out until the
+# user adds them by hand again.
+list_exclusions = Table(
+    "list_exclusions",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("person_id", Integer, primary_key=True, autoincrement=False),
+    Column("removed_at", DateTime(timezone=True), nullable=False),
+)
+
+# People a rule let go who may still be linked: the next sync unlinks them with this
+# reason; `guarded` ones (a CRM change, not the user) count toward rule 8's limit.
+rule_departures = Table(
+    "rule_departures",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("person_id", Integer, primary_key=True, autoincrement=False),
+    Column("reason", Text, nullable=False),
+    Column("guarded", Boolean, nullable=False),
+    Column("left_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row (id = 1): how far the rules have followed the CRM's changes (CRM clock).
+rules_watermark = Table(
+    "rules_watermark",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("watermark", DateTime(timezone=False)),
+)
+
 # Where another chat front end reaches a user or a channel (issue 21: Microsoft Teams):
 # the account, the address to post to later (digests, sync results, the team summary),
 # and the email the account was matched with, re-read when `checked_at` is a day old.

@@ -3,7 +3,7 @@ section 4): proven on the real layout by running a whole story (search, add, add
 person card, sync twice, list, why, status, crm check, a CRM change seen by the next
 sync) against it, on SQLite (file bytes, schema and row counts unchanged) and on
 PostgreSQL through a login that has SELECT on exactly the columns docs/sage-crm.md
-grants (so nothing we run needs more, not even User_Password's table-wide read)."""
+grants, standing rules included (so nothing we run needs more, not even User_Password's table-wide read)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def story(cli) -> None:  # type: ignore[no-untyped-def]
     cli.ok("search", "maria.lopez@designright", "--as", ALICE)
     cli.ok("add", 'company:"Design Right Inc."', "--all", "--as", ALICE)
     cli.ok("add-group", "--as", ALICE)
+    cli.ok("rules", "add", "account-manager", "--as", ALICE)  # Comp_PrimaryUserId is granted
+    cli.ok("rules", "add", "company-manager", "--as", ALICE)
     first = json.loads(cli.ok("sync", "--as", ALICE, "--json"))["mailboxes"][0]
     assert first["created"] == 9 and first["error"] is None
     again = json.loads(cli.ok("sync", "--as", ALICE, "--json"))["mailboxes"][0]

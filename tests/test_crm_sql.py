@@ -22,6 +22,7 @@ from sqlalchemy.dialects import mssql, sqlite
 from sqlalchemy.sql import Select
 
 from sync_engine.config import load_settings
+from sync_engine.crm import ownership
 from sync_engine.crm import schema as s
 from sync_engine.crm.check import check_crm
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo, seed_large
@@ -88,6 +89,14 @@ def read_story(engine: Engine) -> None:
     list(engine.crm.iter_people())
     engine.crm.emails_of(ids)
     check_crm(engine.crm)
+    # the standing rules' reads: change detection, everyone some users own, owners of some
+    engine.rules.add(alice, "account-manager")
+    engine.rules.add(alice, "company-manager")
+    ownership.changed_since(engine.crm, since)
+    ownership.changed_since(engine.crm, None)
+    list(ownership.owned_by(engine.crm, "account-manager", range(1, 1500)))  # chunked
+    list(ownership.owned_by(engine.crm, "company-manager", range(1, 10)))
+    ownership.ownership_of(engine.crm, ids)
     with engine.crm._connect() as conn:  # what write-back reads (issue 19)
         linked_rows(conn, 1)
         live_links(conn, "phone", ids)

@@ -214,6 +214,21 @@ def demo(engine: Engine) -> Engine:
     return engine
 
 
+def team_sharing_one_person(engine: Engine, count: int) -> tuple[EmbeddedCrm, int, list[str]]:
+    """`count` salespeople (rep00@…), each listing a person of their own and one they all
+    share ("Shared Customer", a Buyer at Big Co): the CRM, the shared person, the emails."""
+    crm = EmbeddedCrm(engine.crm)
+    shared = crm.add_person(first="Shared", last="Customer", company="Big Co", title="Buyer")
+    emails = []
+    for n in range(count):
+        email = f"rep{n:02d}@example.com"
+        user = engine.crm.user_by_id(crm.add_user(email, "Rep", str(n)))
+        own = crm.add_person(first="Own", last=f"Lead{n:02d}", company="Small Co")
+        engine.add(user, [own, shared])  # type: ignore[arg-type]
+        emails.append(email)
+    return crm, shared, emails
+
+
 def person_id(engine: Engine, first: str, last: str) -> int:
     with engine.crm.engine.connect() as conn:
         return int(

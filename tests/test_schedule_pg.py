@@ -18,10 +18,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from test_schedule import BIN, SLOW_WORKER, _env, log_lines, wait_until
+from test_schedule import (
+    BIN,
+    SLOW_WORKER,
+    _env,
+    log_lines,
+    team_sharing_one_person,
+    wait_until,
+)
 
 from sync_engine.config import load_settings
-from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.service import Engine
 
 pytestmark = pytest.mark.postgres
@@ -34,15 +40,7 @@ def team(home: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     """50 salespeople, each listing their own person and one person they all share."""
     monkeypatch.setenv("DATABASE_URL", pg_url)
     engine = Engine(load_settings())  # migrates the database before the processes start
-    crm = EmbeddedCrm(engine.crm)
-    shared = crm.add_person(first="Shared", last="Customer", company="Big Co", title="Buyer")
-    emails = []
-    for n in range(MAILBOXES):
-        email = f"rep{n:02d}@example.com"
-        user = engine.crm.user_by_id(crm.add_user(email, "Rep", str(n)))
-        own = crm.add_person(first="Own", last=f"Lead{n:02d}", company="Small Co")
-        engine.add(user, [own, shared])  # type: ignore[arg-type]
-        emails.append(email)
+    crm, shared, emails = team_sharing_one_person(engine, MAILBOXES)
     state = create_engine(engine.settings.state_url)
     try:
         yield {

@@ -6,8 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import socket
+import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -72,12 +75,14 @@ def closed_port() -> int:
 
 
 def test_ews_url_credentials_never_reach_the_terminal_or_the_run_history(
-    cli, monkeypatch: pytest.MonkeyPatch
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """With a password of every character class a hostile tester tried (issue 22.5)."""
     cli.ok("crm", "seed")
     cli.ok("add", "Priya", "--as", ALICE)
     monkeypatch.setenv("MAILBOX_BACKEND", "ews")
-    monkeypatch.setenv("EWS_URL", f"http://svc:hunter2@127.0.0.1:{closed_port()}/EWS/Exchange.asmx")
+    url = f"http://svc:{EVERY_CLASS}@127.0.0.1:{closed_port()}/EWS/Exchange.asmx"
+    monkeypatch.setenv("EWS_URL", url)
     monkeypatch.setenv("EWS_USERNAME", "svc-crm")
     monkeypatch.setenv("EWS_PASSWORD", "hunter2")
     monkeypatch.setenv("EWS_RETRY_MAX_WAIT", "0")
@@ -85,11 +90,20 @@ def test_ews_url_credentials_never_reach_the_terminal_or_the_run_history(
     result = cli("sync", "--as", ALICE)
     assert result.code == 1
     assert "hunter2" not in result.out + result.err
+    assert not leaked(result.out + result.err, EVERY_CLASS), result.err
     assert "svc:***@127.0.0.1" in result.err
     status = json.loads(cli.ok("status", "--json"))["mailboxes"]
     assert status[0]["last_status"] == "failed"
-    assert "hunter2" not in status[0]["last_error"] and "svc:***@" in status[0]["last_error"]
-    assert "hunter2" not in cli.ok("status")
+    error = status[0]["last_error"]
+    assert "hunter2" not in error and "svc:***@" in error
+    assert not leaked(error, EVERY_CLASS), error
+    shown = cli.ok("status")
+    assert "hunter2" not in shown and not leaked(shown, EVERY_CLASS)
+    with sqlite3.connect(home / "state.sqlite") as db:  # the run history itself
+        history = " ".join(
+            str(v) for row in db.execute("SELECT error, result FROM runs") for v in row
+        )
+    assert "svc:***@" in history and not leaked(history, EVERY_CLASS), history
 
 
 # ---------------------------------------------------------------- database URLs, by name
@@ -137,3 +151,85 @@ def test_dotenv_comes_from_the_home_or_a_named_file_never_the_working_directory(
     monkeypatch.setenv("CRM_CONTACTS_ENV_FILE", str(tmp_path / "missing.env"))
     with pytest.raises(ConfigError, match="CRM_CONTACTS_ENV_FILE"):
         load_settings()
+
+
+# ------------------------------------- a password of every character class (issue 22.5)
+
+# One distinctive password per class a hostile tester tried: each once in the user part
+# and once as ?password=. The old pattern ended a URL at a quote, '<', '>' or '`', so
+# the '@' after it was never reached, and it never looked at ?password= at all.
+CLASSES = {
+    "quote": "Wq7z'Zk9q",
+    "double quote": 'Wq7z"Zk9q',
+    "less than": "Wq7z<Zk9q",
+    "greater than": "Wq7z>Zk9q",
+    "backtick": "Wq7z`Zk9q",
+    "at sign": "Wq7z@Zk9q",
+}
+EVERY_CLASS = "Wq7z'Zk9q\"Pm3x<Rt5v>Yx2w`Hv8k@Jn4c"
+
+
+def leaked(text: str, password: str) -> list[str]:
+    """The password, or any piece of it between its special characters, found in text."""
+    pieces = [p for p in re.split(r"['\"<>`@]", password) if len(p) >= 4]
+    return [p for p in [password, *pieces] if p in text]
+
+
+@pytest.mark.parametrize("password", CLASSES.values(), ids=CLASSES.keys())
+def test_a_password_of_every_character_class_is_masked(password: str) -> None:
+    for text in (
+        f"cannot open postgresql+psycopg://crm:{password}@db.example:5432/crm: refused",
+        f"at 'http://svc:{password}@mail.example/EWS/Exchange.asmx'",
+        f"postgresql+psycopg://crm@db.example/crm?sslmode=require&password={password}",
+        f"mssql+pyodbc://sa@sage/CRM?password={password}&driver=x",
+    ):
+        shown = mask_urls(text)
+        assert not leaked(shown, password), shown
+        assert "***" in shown
+
+
+def test_the_log_masks_every_character_class_and_password_params() -> None:
+    stream = io.StringIO()
+    setup_logging("json", stream=stream)
+    try:
+        log = logging.getLogger("t")
+        log.warning("cannot open postgresql://crm:%s@db/x", EVERY_CLASS)
+        log.warning("cannot open postgresql://crm@db/x?password=%s", EVERY_CLASS)
+        log.warning("failed", extra={"error": f"http://svc:{EVERY_CLASS}@mail/EWS said no"})
+    finally:
+        setup_logging("text")
+    text = stream.getvalue()
+    assert not leaked(text, EVERY_CLASS), text
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert lines[0]["msg"] == "cannot open postgresql://crm:***@db/x"
+    assert lines[1]["msg"] == "cannot open postgresql://***@db/x?password=***"
+    assert lines[2]["error"] == "http://svc:***@mail/EWS said no"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://crm:{quote(EVERY_CLASS, safe=chr(39) + chr(34) + '<>`')}@127.0.0.1:1/crm",
+        # an unencoded '@' in a query would make the host; every other class is there
+        f"postgresql+psycopg://crm@127.0.0.1:1/crm?password={EVERY_CLASS.split('@')[0]}",
+    ],
+    ids=["user part", "password parameter"],
+)
+def test_crm_check_never_shows_the_password(cli, monkeypatch, url: str) -> None:
+    monkeypatch.setenv("CRM_DATABASE_URL", url)
+    result = cli("crm", "check")
+    line = one_line(result, "cannot reach the CRM database")
+    assert "127.0.0.1" in line
+    assert not leaked(result.out + result.err, EVERY_CLASS), line
+
+
+def test_crm_check_shows_the_url_it_reads_masked(cli, monkeypatch, pg_url: str) -> None:
+    """A reachable server (trust auth takes any password): the first line names the URL."""
+    secret = quote(EVERY_CLASS, safe=chr(39) + chr(34) + "<>`")
+    url = pg_url.replace("postgres@", f"postgres:{secret}@")
+    url += f"?password={EVERY_CLASS.split('@')[0]}"
+    monkeypatch.setenv("CRM_DATABASE_URL", url)
+    result = cli("crm", "check")
+    assert "CRM database: postgresql+psycopg://postgres:***@127.0.0.1:5432/" in result.out
+    assert "password=***" in result.out
+    assert not leaked(result.out + result.err, EVERY_CLASS), result.out + result.err

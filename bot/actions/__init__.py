@@ -2,7 +2,7 @@
 
 from slack_bolt import App
 
-from bot.actions import digest, group, person, picker, sync
+from bot.actions import digest, group, person, picker, rules, sync
 from sync_engine.service import Engine
 
 
@@ -13,6 +13,7 @@ def register(app: App, engine: Engine) -> None:
     group.register(app, engine)
     sync.register(app, engine)
     digest.register(app, engine)
+    rules.register(app, engine)
 
 
 __all__ = ["register"]

@@ -3,7 +3,7 @@
 Split by surface, as Bolt's own templates are: `common` (Slack's limits, action ids, text
 helpers), `budget` (long lists within a message's text budget), `person` (lines, options,
 the card), `picker`, `results` (add, remove, add-group, status, help), `home` (App Home
-and the search modal) and `digest` (the digest's controls). Nothing here does I/O;
+and the search modal), `rules` (the standing rules) and `digest` (the digest's controls). Nothing here does I/O;
 listeners call these and post what comes back. `from bot import blocks as ui` keeps
 working: every public name is here.
 """
@@ -122,6 +122,15 @@ from bot.blocks.results import (
     removed_blocks,
     status_blocks,
 )
+from bot.blocks.rules import (
+    ACTION_RULE_OFF,
+    ACTION_RULE_ON,
+    KEEP_GROUP,
+    home_rules_blocks,
+    rule_added_blocks,
+    rule_removed_blocks,
+    rules_card,
+)
 
 __all__ = [
     "ACTION_ADD",
@@ -137,6 +146,8 @@ __all__ = [
     "ACTION_PERSON_REMOVE",
     "ACTION_PREV",
     "ACTION_REMOVE",
+    "ACTION_RULE_OFF",
+    "ACTION_RULE_ON",
     "ACTION_SYNC_NOW",
     "ACTION_TICK",
     "CARD_FIELD_TEXT",
@@ -149,6 +160,7 @@ __all__ = [
     "DIGEST_TIME_BLOCK",
     "GROUP_PREVIEW",
     "HELP_LINES",
+    "KEEP_GROUP",
     "MAX_BLOCKS",
     "MAX_BLOCK_ID",
     "MAX_BUTTON_TEXT",
@@ -198,6 +210,7 @@ __all__ = [
     "help_blocks",
     "help_text",
     "home_problem_view",
+    "home_rules_blocks",
     "home_view",
     "lines_length",
     "list_budgets",
@@ -216,6 +229,9 @@ __all__ = [
     "plural",
     "problem_blocks",
     "removed_blocks",
+    "rule_added_blocks",
+    "rule_removed_blocks",
+    "rules_card",
     "search_modal",
     "section",
     "shares",

@@ -23,13 +23,21 @@ from bot.blocks.common import (
     plain,
     problem_blocks,
 )
+from bot.blocks.rules import home_rules_blocks
 from sync_engine.model import PersonView
+from sync_engine.standing.state import RuleView
 
 
-def home_view(status_blocks_: list[Block], failed: Sequence[PersonView] = ()) -> dict[str, Any]:
-    """The App Home dashboard: counts, last and next sync, failures, and the buttons."""
+def home_view(
+    status_blocks_: list[Block],
+    failed: Sequence[PersonView] = (),
+    rules: Sequence[RuleView] = (),
+) -> dict[str, Any]:
+    """The App Home dashboard: counts, last and next sync, the standing rules (each with
+    a button to turn it off), failures, and the buttons."""
     blocks: list[Block] = [header("My CRM Contacts")]
     blocks += [b for b in status_blocks_ if b.get("type") != "actions"]
+    blocks += home_rules_blocks(rules)
     closing = [
         actions(
             button("Retry now" if failed else "Sync now", ACTION_SYNC_NOW, "sync", style="primary"),

@@ -48,8 +48,8 @@ def person_line(person: PersonView, mark_in_list: bool = True) -> str:
 def person_option(person: PersonView, with_status: bool = False) -> dict[str, Any]:
     """A checkbox option: the name (bold) and one line of detail, each within 75 characters."""
     detail = [person.job_title, person.company, person.email]
-    if with_status and person.status:
-        detail.insert(0, person.status)
+    if with_status:  # in the user's own list: its status, and why they are in it
+        detail[:0] = [person.status, person.why]
     description = " · ".join(p for p in detail if p) or "no details in the CRM"
     return {
         "text": mrkdwn(

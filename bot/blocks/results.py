@@ -23,6 +23,7 @@ from bot.blocks.common import (
     when,
 )
 from bot.blocks.person import person_line
+from bot.blocks.rules import group_rule_blocks
 from chat.failures import for_salesperson
 from chat.words import (
     ADDED_CLOSING,
@@ -93,17 +94,19 @@ def removed_blocks(removed: Sequence[PersonView], not_in_list: Sequence[int]) ->
     return people_lists(room, [(title, removed, 30)]) + closing
 
 
-def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
-    """Add-group asks first, with the count (it can be hundreds) (UX 6)."""
+def group_confirm_blocks(people: Sequence[PersonView], rule_on: bool = False) -> list[Block]:
+    """Add-group asks first, with the count (it can be hundreds) (UX 6), and offers to
+    keep the group current with the account-manager rule instead."""
+    offer = group_rule_blocks(rule_on)
     if not people:
-        return [section(NO_GROUP)]
+        return [section(NO_GROUP), *offer]
     new = [p for p in people if not p.in_list]
     already = len(people) - len(new)
     first, _, rest = group_headline(len(people), already).partition(".")
     blocks: list[Block] = [section(f"*{first}.*{rest}")]
     if not new:
         blocks.append(context(GROUP_ALL_IN))
-        return blocks
+        return blocks + offer
     closing = [
         actions(
             button(
@@ -119,6 +122,7 @@ def group_confirm_blocks(people: Sequence[PersonView]) -> list[Block]:
             )
         )
     ]
+    closing += offer
     preview = [person_line(p, False) for p in new[:GROUP_PREVIEW]]
     room = TEXT_BUDGET - text_length(blocks) - text_length(closing)
     blocks += listing(preview, budget=room, max_blocks=4, hidden=len(new) - len(preview))

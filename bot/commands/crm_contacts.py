@@ -48,10 +48,15 @@ def _add(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> No
 
 def _add_group(engine: Engine, user: CrmUser, _query: str, reply: Reply, *_: Any) -> None:
     people = engine.group(user)
+    kept = any(r.kind == "account-manager" for r in engine.rules.of(user))
     reply(
         text=f"{len(people)} people have you as Account Manager",
-        blocks=ui.group_confirm_blocks(people),
+        blocks=ui.group_confirm_blocks(people, rule_on=kept),
     )
+
+
+def _rules(engine: Engine, user: CrmUser, _query: str, reply: Reply, *_: Any) -> None:
+    reply(text="Your standing rules", blocks=ui.rules_card(engine.rules.of(user)))
 
 
 def _person(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> None:
@@ -98,6 +103,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[..., None], bool, str]] = {
     "search": (_search, True, ""),
     "add": (_add, True, ""),
     "add-group": (_add_group, False, ""),
+    "rules": (_rules, False, ""),
     "person": (_person, True, ""),
     "list": (_list, False, ""),
     "remove": (_list, False, ""),

@@ -23,6 +23,18 @@ from sync_engine.service import Engine, EngineError
 log = logging.getLogger(__name__)
 
 
+def publish_home(client: WebClient, engine: Engine, slack_user_id: str) -> None:
+    """Draw the user's App Home afresh (when opened, and after a change made from it)."""
+    try:
+        user = crm_user_for(client, engine, slack_user_id)
+        st = engine.status(user)
+        failed = [p for p in engine.my_list(user) if p.status.startswith("failed")]
+        view = ui.home_view(ui.status_blocks(st), failed, engine.rules.of(user))
+    except (NotMapped, EngineError) as exc:
+        view = ui.home_problem_view(str(exc))
+    client.views_publish(user_id=slack_user_id, view=view)
+
+
 def register(app: App, engine: Engine) -> None:
     def dm(client: WebClient, slack_user_id: str) -> Any:
         def reply(**message: Any) -> None:
@@ -37,14 +49,7 @@ def register(app: App, engine: Engine) -> None:
         slack_user_id = str(event.get("user") or "")
 
         def publish() -> None:
-            try:
-                user = crm_user_for(client, engine, slack_user_id)
-                st = engine.status(user)
-                failed = [p for p in engine.my_list(user) if p.status.startswith("failed")]
-                view = ui.home_view(ui.status_blocks(st), failed)
-            except (NotMapped, EngineError) as exc:
-                view = ui.home_problem_view(str(exc))
-            client.views_publish(user_id=slack_user_id, view=view)
+            publish_home(client, engine, slack_user_id)
 
         if REQUESTS.submit(publish) is None:
             log.warning("App Home not drawn: the request queue is full")

@@ -183,3 +183,17 @@ def crm_delete_person(person_id: Annotated[int, typer.Argument(help="CRM person 
     writer().delete_person(person_id)
     engine().index.follow()
     out.print(f"Deleted person {person_id}; the next sync removes it from every mailbox.")
+
+
+@crm_app.command("update-company")
+@friendly
+def crm_update_company(
+    company: Annotated[str, typer.Argument(help="The company's exact name, or its id.")],
+    manager: Annotated[
+        str | None, typer.Option(help="The company's Account Manager's email ('' clears it).")
+    ] = None,
+) -> None:
+    """Change a CRM company's Account Manager (Comp_PrimaryUserId), as Sage's company
+    screen does; the company-manager rule follows it."""
+    company_id = writer().update_company(company, manager=manager)
+    out.print(f"Updated company {company_id}.")

@@ -27,9 +27,12 @@ def people_table(people: list[PersonView], *, title: str = "", status: bool = Fa
     for column in ("id", "name", "company", "job title", "email"):
         table.add_column(column)
     table.add_column("status" if status else "in my list")
+    if status:  # why in the list: picked by hand, or the rules (list --json: sources)
+        table.add_column("why", max_width=16, overflow="fold")
     for p in people:
         flag = p.status if status else ("✓" if p.in_list else "")
-        table.add_row(str(p.id), p.name, p.company, p.job_title, p.email, flag)
+        why = [" ".join(s.removeprefix("rule:") for s in p.sources or ())] if status else []
+        table.add_row(str(p.id), p.name, p.company, p.job_title, p.email, flag, *why)
     return table
 
 

@@ -235,6 +235,40 @@ class EmbeddedCrm:
                 .values(Pers_Deleted=1, Pers_UpdatedDate=_now())
             )
 
+    def update_company(self, name_or_id: str, *, manager: str | None = None) -> int:
+        """Change a live company's Account Manager (Comp_PrimaryUserId; '' clears it) with
+        a new Comp_UpdatedDate, as Sage's company screen does; returns the company's id."""
+        if manager is None:
+            raise CrmError("nothing to change: give --manager EMAIL ('' clears it)")
+        manager_id = self.manager_id(manager)
+        c = s.company
+        wanted = clean(name_or_id)
+        with self.crm.engine.begin() as conn:
+            found = None
+            if wanted.isdigit():
+                found = conn.execute(
+                    select(c.c.Comp_CompanyId).where(
+                        c.c.Comp_CompanyId == int(wanted), _live(c.c.Comp_Deleted)
+                    )
+                ).scalar()
+            if found is None:
+                found = conn.execute(
+                    select(c.c.Comp_CompanyId)
+                    .where(c.c.Comp_Name == wanted, _live(c.c.Comp_Deleted))
+                    .order_by(c.c.Comp_CompanyId)
+                ).scalar()
+            if found is None:
+                raise CrmError(
+                    f"no CRM company is named or has the id '{wanted[:80]}'; a company is "
+                    "created by `crm add-person --company NAME`"
+                )
+            conn.execute(
+                update(c)
+                .where(c.c.Comp_CompanyId == found)
+                .values(Comp_PrimaryUserId=manager_id, Comp_UpdatedDate=_now())
+            )
+        return int(found)
+
     def purge_person(self, person_id: int) -> None:
         """Hard delete (the row is gone), as a database clean-up would do."""
         with self.crm.engine.begin() as conn:

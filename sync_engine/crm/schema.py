@@ -62,9 +62,10 @@ company = Table(
     metadata,
     Column("Comp_CompanyId", Integer, primary_key=True),
     _text("Comp_Name", 255, nocase=True),
-    Column("Comp_PrimaryUserId", Integer),
+    Column("Comp_PrimaryUserId", Integer),  # the company's Account Manager
     *_bookkeeping("Comp"),
     Index("ix_comp_name", "Comp_Name"),
+    Index("ix_comp_primaryuserid", "Comp_PrimaryUserId"),
     Index("ix_comp_updateddate", "Comp_UpdatedDate"),
 )
 
@@ -181,7 +182,7 @@ READ: dict[str, tuple[str, ...]] = {
     "Company": (
         "Comp_CompanyId",
         "Comp_Name",
-        "Comp_PrimaryUserId",  # the company's Account Manager (WRITE_BACK_SCOPE=managed)
+        "Comp_PrimaryUserId",  # the company's Account Manager (standing rules, write-back scope)
         "Comp_UpdatedDate",
         "Comp_Deleted",
     ),

@@ -5,9 +5,11 @@ property for the CRM id, fields we don't map such as notes left alone)."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from sync_engine.files import SYNCHRONOUS_NORMAL, private_sqlite
@@ -112,6 +115,43 @@ def _add_new_fields(engine: Engine) -> None:
             )
 
 
+# One engine per folder file for the life of the process: opening one per mailbox (an
+# engine, its tables checked, its pool disposed at close) was a sixth of a 1,000-mailbox
+# cycle. Keyed by the file's identity too, so a file deleted and made anew (a fresh home
+# under the same path) gets a fresh engine; the least recently used few stay open.
+_ENGINES: OrderedDict[tuple[str, int, int], Engine] = OrderedDict()
+_KEEP_ENGINES = 4
+
+
+def _folder_engine(url: str) -> Engine:
+    with _SETUP:
+        key = _file_key(url)
+        engine = _ENGINES.get(key)
+        if engine is not None:
+            _ENGINES.move_to_end(key)
+            return engine
+        # Only here, while this process holds no connection to the file: opening and
+        # closing any descriptor of a SQLite file drops every POSIX lock the process holds
+        # on it (sqlite.org/howtocorrupt.html, 2.2), and with them a pooled connection's.
+        private_sqlite(url)  # contacts are personal data: 0600 whatever the umask
+        key = _file_key(url)
+        engine = create_engine(url, future=True)
+        event.listen(engine, "connect", _pragmas)
+        _create_tables(engine)
+        _ENGINES[key] = engine
+        while len(_ENGINES) > _KEEP_ENGINES:
+            _ENGINES.popitem(last=False)[1].dispose()
+        return engine
+
+
+def _file_key(url: str) -> tuple[str, int, int]:
+    try:
+        info = os.stat(make_url(url).database or "")  # a stat opens no descriptor
+    except OSError:  # not there yet: opening it makes it, or says what is wrong
+        return (url, 0, 0)
+    return (url, info.st_dev, info.st_ino)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -133,14 +173,10 @@ class LocalMailbox:
         self.page_size = page_size
         self.batch_size = batch_size
         self.requests = 0
-        private_sqlite(url)  # contacts are personal data: 0600 whatever the umask
-        self.engine = create_engine(url, future=True)
-        event.listen(self.engine, "connect", _pragmas)
-        with _SETUP:
-            _create_tables(self.engine)
+        self.engine = _folder_engine(url)
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Nothing to let go: the file's engine serves the process's next mailbox."""
 
     def list_contacts(self) -> Iterator[list[MailboxContact]]:
         last_seq = -1

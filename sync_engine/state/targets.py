@@ -71,7 +71,8 @@ class TargetState:
 
     def _row(self, address: str):  # type: ignore[no-untyped-def]
         m = t.mailbox_targets
-        with self.engine.connect() as conn:
+        # a lone read: autocommit spares the BEGIN and ROLLBACK round trips (Store.reading)
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return conn.execute(select(m).where(m.c.address == _key(address))).first()
 
     def _put(self, address: str, **values: object) -> None:

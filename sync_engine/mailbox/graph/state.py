@@ -69,7 +69,8 @@ class SavedState:
             "contacts": self._cache,
         }
         tmp = folder / f".{self._state_path.name}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # never through a link planted where the temporary file goes (issue 22.5)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out, ensure_ascii=False)
         os.replace(tmp, self._state_path)

@@ -3,7 +3,7 @@ not reading and then switches `index_state.live_set`, so a killed rebuild never 
 working index away. The same columns and indexes as migration 0008's set.
 
 Revision ID: 0014
-Revises: 0019
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0019"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
