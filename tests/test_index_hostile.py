@@ -1,10 +1,11 @@
 """An index that cannot be knocked over (issue 18, item 5), tried as a hostile tester would.
 
-Each case on PostgreSQL (where lengths, NUL and encodings are enforced), most on SQLite
-too: a company whose folded name is longer than any key column; a person whose values the
-index cannot hold (skipped and logged, never their batch); a build killed by SIGKILL (the
-claim dies with it, the old index keeps answering); query words ending in U+10FFFF or
-holding a lone surrogate; a 10,000-letter query (bounded memory).
+Each case on PostgreSQL (where lengths, NUL and encodings are enforced), and on SQLite:
+a company whose folded name is longer than any key column; values longer than the
+index's columns (cut; a person whose email it cannot hold is skipped and logged, never
+their batch); a build killed by SIGKILL (the claim dies with it, the old index keeps
+answering); query words ending in U+10FFFF or holding a lone surrogate; a 10,000-letter
+query (bounded memory).
 """
 
 from __future__ import annotations
@@ -56,23 +57,28 @@ def test_a_company_folding_past_every_key_is_indexed_and_found(engine, alice):  
     assert engine.index.status().people == 14
 
 
-def test_a_person_the_index_cannot_hold_is_left_out_and_logged_not_their_batch(  # type: ignore[no-untyped-def]
+def test_values_past_their_columns_are_cut_and_a_person_it_cannot_show_is_left_out_alone(  # type: ignore[no-untyped-def]
     engine, alice, caplog
 ) -> None:
     crm = EmbeddedCrm(engine.crm)
-    long_first = crm.add_person(first="A" * 300, last="Longname", company="Acme Corp")
+    title = "Director of " + "very " * 180 + "long titles"  # 923 characters; 255 kept
+    crm.add_person(first="A" * 300, last="Longname", company="Acme Corp", title=title)
     crm.add_person(first="Nul\x00l", last="Byte", company="Acme Corp")  # PostgreSQL refuses NUL
+    no_address = crm.add_person(first="Ivo", last="Overlong", email="i" * 330 + "@x.example")
     with caplog.at_level(logging.WARNING, logger="crm_contacts.index"):
         assert set(names(engine, alice, "Smith")) == {"John Smith", "John Paul Smith"}  # built
+        [long] = engine.search(alice, "Longname").people  # found by every word it has
+        assert long.first_name == "A" * 254 + "…" and long.job_title == title[:254] + "…"
         assert names(engine, alice, "Byte") == ["Null Byte"]  # NUL dropped, person kept
-        assert names(engine, alice, "Longname") == []
-        later = crm.add_person(first="B" * 256, last="Longer", company="Acme Corp")
-        crm.add_person(first="Tess", last="Batch", company="Acme Corp")  # same refresh
+        assert names(engine, alice, "Overlong") == []  # an email cut short would be wrong
+        later = crm.add_person(first="Una", last="Longmail", email="u" * 400 + "@x.example")
+        crm.add_person(first="Tess", last="Batch", company="Acme Corp")  # the same refresh
         assert names(engine, alice, "Batch") == ["Tess Batch"]
+        assert names(engine, alice, "Longmail") == []
     skipped = [r for r in caplog.records if getattr(r, "event", "") == "index_person_skipped"]
-    assert [r.person for r in skipped] == [long_first, later]  # type: ignore[attr-defined]
-    assert "first_name is 300 characters, more than the 255 kept" in skipped[0].getMessage()
-    assert engine.index.status().people == 14  # 12 demo people, Null Byte and Tess Batch
+    assert [r.person for r in skipped] == [no_address, later]  # type: ignore[attr-defined]
+    assert "its email is 340 characters, more than the 320 kept" in skipped[0].getMessage()
+    assert engine.index.status().people == 15  # 12 demo people, Longname, Byte and Batch
     engine.index.refresh(sweep=True)  # the sweep does not read them again, nor log again
     assert (
         len([r for r in caplog.records if getattr(r, "event", "") == "index_person_skipped"]) == 2

@@ -1,8 +1,10 @@
 """A CRM person as the index stores them, and the bulk writes of the index's rows.
 
-Every value is made storable (`words.storable`) and every key cut to its column
-(`words.key`); a person whose shown values still do not fit their columns is refused
-(`Unstorable`) so the caller skips that one person, logs it, and keeps the batch.
+Every value is made storable (`words.storable`), every key cut to its column (`words.key`)
+and every shown value too (ending in "…"), but an email: a person whose email is longer
+than an address can be is refused (`Unstorable`), so the caller skips that one person,
+logs it, and keeps the batch. (Sage holds at most 255 characters of an email; only a CRM
+that checks nothing can hold more.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ _LIMITS = {c.name: c.type.length for c in t.people_index.columns if isinstance(c
 
 
 class Unstorable(ValueError):
-    """A person's shown value is longer than the index's column for it."""
+    """A person the index cannot show truthfully (an email longer than its column)."""
 
 
 def person_cells(person: CrmPerson) -> tuple[str, ...]:
@@ -38,7 +40,11 @@ def person_cells(person: CrmPerson) -> tuple[str, ...]:
         value = storable(getattr(card, name) or "")
         limit = _LIMITS[name]
         if limit is not None and len(value) > limit:
-            raise Unstorable(f"{name} is {len(value)} characters, more than the {limit} kept")
+            if name == "email":  # cut short it would be another address: shown whole or not
+                raise Unstorable(
+                    f"its email is {len(value)} characters, more than the {limit} kept"
+                )
+            value = value[: limit - 1] + "…"  # a list shows the start; the card reads the CRM
         cells.append(value)
     f = person.fields
     name = " ".join(p for p in (f.first_name, f.middle_name, f.last_name) if p)
