@@ -3,6 +3,7 @@ decision, carried out by both writers (sage_rest.py through Sage's REST API; the
 demo CRM's `update_person`, used by its write-back and by `crm update-person`, in its own
 database), so both hold DESIGN section 7's rules:
 
+- a value the person shows already is not written again;
 - a row only this person links to is changed, in the columns that differ;
 - a row linked to more than one record (a person's business phone that is also their
   company's switchboard) is never changed: the person gets a row of their own and only
@@ -70,6 +71,10 @@ class LinkedRow:
     def shared(self) -> bool:
         return self.links > 1
 
+    def shows(self) -> str:
+        """The value as the person shows it (source.py joins a phone's parts)."""
+        return " ".join(p.strip() for p in (self.country, self.area, self.value) if p.strip())
+
     def holds(self, column: str) -> str:
         if column == "Phon_CountryCode":
             return self.country
@@ -126,6 +131,8 @@ def row_write(name: str, value: str, row: LinkedRow | None) -> RowWrite:
         expected = " ".join(part.strip() for part in (country, area, number) if part.strip())
     if row is None:
         return RowWrite(name, kind, link_type, Action.NEW_ROW, row, columns, expected=expected)
+    if row.shows() == expected:  # the person shows it already: nothing to write
+        return RowWrite(name, kind, link_type, Action.KEEP, row, columns, expected=expected)
     if row.shared:
         return RowWrite(name, kind, link_type, Action.OWN_ROW, row, columns, expected=expected)
     # only what differs: codes kept are not sent at all
