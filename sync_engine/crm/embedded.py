@@ -234,7 +234,8 @@ class EmbeddedCrm:
         widths = self.widths()
         now = _now()
         with self.crm.engine.begin() as conn:
-            rows = linked_rows(conn, person_id) if linked else {}
+            kinds = {rw.LINKED[LINKED_OPTIONS[option]][0] for option in linked}
+            rows = linked_rows(conn, person_id, kinds) if linked else {}
             writes = {
                 option: rw.row_write(name, value, rows.get(rw.LINKED[name]))
                 for option, value in linked.items()

@@ -14,6 +14,7 @@ documented SELECT grants.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,33 +25,40 @@ from sync_engine.crm.source import _live, _phone, _typed, chunks, email_query, p
 from sync_engine.model import clean
 
 
-def linked_rows(conn: Connection, person_id: int) -> dict[tuple[str, str], LinkedRow]:
-    """("email"|"phone", type) -> the row whose value the person shows: the same pick as
-    source.py's reading (types folded, first non-blank by link id), so a write-back
-    changes the row Outlook got."""
-    emails = _typed(
-        (
-            (r[0], r[1], clean(r[2]) and (r[3], r[4], "", "", clean(r[2])))
-            for r in conn.execute(email_query([person_id]))
-        ),
-        s.EMAIL_TYPES,
-    )
-    phones = _typed(
-        (
+def linked_rows(
+    conn: Connection, person_id: int, kinds: Iterable[str] = ("email", "phone")
+) -> dict[tuple[str, str], LinkedRow]:
+    """("email"|"phone", type) -> the row whose value the person shows, for the `kinds`
+    asked: the same pick as source.py's reading (types folded, first non-blank by link
+    id), so a write-back changes the row Outlook got."""
+    kinds = set(kinds)
+    found: dict[tuple[str, str], tuple[Any, ...]] = {}
+    if "email" in kinds:
+        emails = _typed(
             (
-                r[0],
-                r[1],
-                _phone(r[2], r[3], r[4]) and (r[5], r[6], clean(r[2]), clean(r[3]), clean(r[4])),
-            )
-            for r in conn.execute(phone_query([person_id]))
-        ),
-        s.PHONE_TYPES,
-    )
-    found = {("email", t): v for t, v in emails.get(person_id, {}).items()}
-    found |= {("phone", t): v for t, v in phones.get(person_id, {}).items()}
+                (r[0], r[1], clean(r[2]) and (r[3], r[4], "", "", clean(r[2])))
+                for r in conn.execute(email_query([person_id]))
+            ),
+            s.EMAIL_TYPES,
+        )
+        found |= {("email", t): v for t, v in emails.get(person_id, {}).items()}
+    if "phone" in kinds:
+        phones = _typed(
+            (
+                (
+                    r[0],
+                    r[1],
+                    _phone(r[2], r[3], r[4])
+                    and (r[5], r[6], clean(r[2]), clean(r[3]), clean(r[4])),
+                )
+                for r in conn.execute(phone_query([person_id]))
+            ),
+            s.PHONE_TYPES,
+        )
+        found |= {("phone", t): v for t, v in phones.get(person_id, {}).items()}
     counts = {
         kind: live_links(conn, kind, [v[0] for k, v in found.items() if k[0] == kind])
-        for kind in ("email", "phone")
+        for kind in kinds
     }
     return {
         key: LinkedRow(int(row), int(link), counts[key[0]].get(int(row), 1), country, area, value)

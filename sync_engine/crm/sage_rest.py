@@ -281,7 +281,7 @@ class SageRestWriter:
             return CrmWriteResult(f"not a write-back field: {', '.join(unknown)}")
         fields = {k: v for k, v in changes.items() if k in PERSON_COLUMNS}
         linked = {k: v for k, v in changes.items() if k in LINKED}
-        rows = self._rows(person_id) if linked else {}
+        rows = self._rows(person_id, {LINKED[name][0] for name in linked}) if linked else {}
         writes = [row_write(name, value, rows.get(LINKED[name])) for name, value in linked.items()]
         refused = first_too_long(self.widths(), fields, writes)
         if refused:
@@ -303,9 +303,9 @@ class SageRestWriter:
             raise
         return CrmWriteResult(None, calls.n, expected)
 
-    def _rows(self, person_id: int) -> dict[tuple[str, str], LinkedRow]:
+    def _rows(self, person_id: int, kinds: set[str]) -> dict[tuple[str, str], LinkedRow]:
         with self.crm._connect() as conn:
-            return linked_rows(conn, person_id)
+            return linked_rows(conn, person_id, kinds)
 
     def _write_linked(self, calls: Calls, person_id: int, write: RowWrite) -> str | None:
         """Send what row_writes.py decided for one email or phone."""
