@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import real_sage
 from outlook import ALICE, by_last, outlook_edit
 from sqlalchemy import func, insert, select, update
 
@@ -42,12 +43,7 @@ def engine(state: str) -> Iterator[Engine]:
 
 
 def person_id(crm: SageCrm, first: str, last: str, middle: str | None = None) -> int:
-    p = s.person
-    query = select(p.c.Pers_PersonId).where(p.c.Pers_FirstName == first, p.c.Pers_LastName == last)
-    if middle is not None:
-        query = query.where(p.c.Pers_MiddleName == middle)
-    with crm.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+    return real_sage.person_id(str(crm.engine.url), first, last, middle)
 
 
 def business_phone_row(crm: SageCrm, pid: int) -> tuple[int, int]:
