@@ -222,34 +222,27 @@ class EmbeddedCrm:
         Emails and phones go to the person's rows as row_writes.py decides for both
         writers (a row another record shares is never changed, a phone keeps Sage's
         split), the address to its own row; a value longer than its column is refused
-        (ValueTooLong) before anything is written. Returns, per email and phone option
-        given, the value the person shows once written, for the caller to prove."""
+        (ValueTooLong) before anything is written. Returns, per email and phone given (by
+        model field), the value the person shows once written, for the caller to prove."""
         self._require_live(person_id)
         given = {k: v for k, v in changes.items() if v is not None}
-        person = {k: clean(v) for k, v in given.items() if k in PERSON_COLUMNS}
-        linked = {k: clean(v) for k, v in given.items() if k in LINKED_OPTIONS}
+        person = {OPTION_FIELDS[k]: clean(v) for k, v in given.items() if k in PERSON_COLUMNS}
+        linked = {OPTION_FIELDS[k]: clean(v) for k, v in given.items() if k in LINKED_OPTIONS}
         address = _address_columns({k: v for k, v in given.items() if k in ADDRESS_COLUMNS})
         if not (person or linked or address or "company" in given or "manager" in given):
             raise CrmError("nothing to change: give at least one field to update")
         widths = self.widths()
         now = _now()
         with self.crm.engine.begin() as conn:
-            kinds = {rw.LINKED[LINKED_OPTIONS[option]][0] for option in linked}
-            rows = linked_rows(conn, person_id, kinds) if linked else {}
-            writes = {
-                option: rw.row_write(name, value, rows.get(rw.LINKED[name]))
-                for option, value in linked.items()
-                for name in (LINKED_OPTIONS[option],)
-            }
+            rows = linked_rows(conn, person_id, rw.kinds_of(linked))
+            writes = rw.row_writes(linked, rows)
             others = [(_ADDRESS_NAMES[c], f"Address.{c}", v or "") for c, v in address.items()]
             if "company" in given:
                 others.append(("company", "Company.Comp_Name", clean(given["company"])))
-            why = rw.first_too_long(
-                widths, {OPTION_FIELDS[k]: v for k, v in person.items()}, writes.values(), others
-            )
+            why = rw.first_too_long(widths, person, writes.values(), others)
             if why:
                 raise ValueTooLong(why)
-            values: dict[str, object] = {PERSON_COLUMNS[k]: v or None for k, v in person.items()}
+            values: dict[str, object] = {rw.PERSON_COLUMNS[f]: v or None for f, v in person.items()}
             if "company" in given:
                 values["Pers_CompanyId"] = self.company_id(conn, given["company"] or "")
             if "manager" in given:
@@ -268,7 +261,7 @@ class EmbeddedCrm:
                     )
                 ).scalar()
                 self._write_address(conn, person_id, current, address, now)
-        return {option: write.expected for option, write in writes.items()}
+        return {name: write.expected for name, write in writes.items()}
 
     def widths(self) -> dict[str, int]:
         """'Table.Column' -> width, read from the file's own declaration once: the demo

@@ -141,6 +141,19 @@ def row_write(name: str, value: str, row: LinkedRow | None) -> RowWrite:
     return RowWrite(name, kind, link_type, action, row, columns, changed, expected)
 
 
+def row_writes(
+    values: Mapping[str, str], rows: Mapping[tuple[str, str], LinkedRow]
+) -> dict[str, RowWrite]:
+    """Model field -> its RowWrite, for the emails and phones in `values`, against the
+    rows the person shows now (rows.py `linked_rows`: (kind, link type) -> row)."""
+    return {name: row_write(name, value, rows.get(LINKED[name])) for name, value in values.items()}
+
+
+def kinds_of(names: Iterable[str]) -> set[str]:
+    """The kinds of rows ("email", "phone") these LINKED fields live in."""
+    return {LINKED[name][0] for name in names}
+
+
 def too_long(name: str, value: str, width: int | None, part: str | None = None) -> str | None:
     """Why `value` does not fit a column `width` characters wide, or None. `name` is a
     model field (or another field's plain name)."""

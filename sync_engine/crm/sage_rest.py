@@ -63,7 +63,8 @@ from sync_engine.crm.row_writes import (
     LinkedRow,
     RowWrite,
     first_too_long,
-    row_write,
+    kinds_of,
+    row_writes,
 )
 from sync_engine.crm.rows import column_widths, linked_rows, row_is_live
 from sync_engine.crm.source import SageCrm
@@ -281,12 +282,12 @@ class SageRestWriter:
             return CrmWriteResult(f"not a write-back field: {', '.join(unknown)}")
         fields = {k: v for k, v in changes.items() if k in PERSON_COLUMNS}
         linked = {k: v for k, v in changes.items() if k in LINKED}
-        rows = self._rows(person_id, {LINKED[name][0] for name in linked}) if linked else {}
-        writes = [row_write(name, value, rows.get(LINKED[name])) for name, value in linked.items()]
-        refused = first_too_long(self.widths(), fields, writes)
+        rows = self._rows(person_id, kinds_of(linked)) if linked else {}  # no connection else
+        writes = row_writes(linked, rows)
+        refused = first_too_long(self.widths(), fields, writes.values())
         if refused:
             return CrmWriteResult(refused + OUTLOOK_FIX, refused=refused + OUTLOOK_FIX)
-        expected = fields | {write.name: write.expected for write in writes}
+        expected = fields | {name: write.expected for name, write in writes.items()}
         person = {PERSON_COLUMNS[k]: v for k, v in fields.items()}
         calls = Calls()
         try:
@@ -294,7 +295,7 @@ class SageRestWriter:
                 error = self.rest.send(calls, "PATCH", f"Person('{person_id}'){READ_BACK}", person)
                 if error:
                     return CrmWriteResult(error, calls.n, expected)
-            for write in writes:
+            for write in writes.values():
                 error = self._write_linked(calls, person_id, write)
                 if error:
                     return CrmWriteResult(error, calls.n, expected)

@@ -12,7 +12,6 @@ from typing import Protocol
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.crm.embedded import OPTION_FIELDS, EmbeddedCrm, ValueTooLong
-from sync_engine.crm.row_writes import LINKED
 from sync_engine.crm.source import CrmError, SageCrm
 
 
@@ -99,8 +98,7 @@ class EmbeddedWriter:
             return CrmWriteResult(str(exc), requests=1)
         except SQLAlchemyError as exc:  # busy or unreachable: the next sync tries again
             raise CrmUnavailable(f"the CRM database is busy ({type(exc).__name__})", 1) from None
-        expected = {name: shown[EMBEDDED_OPTIONS[name]] for name in changes if name in LINKED}
-        return CrmWriteResult(requests=1, expected=expected)
+        return CrmWriteResult(requests=1, expected=shown)
 
     def close(self) -> None:
         pass
