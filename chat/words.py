@@ -26,6 +26,7 @@ HELP_LINES = (
     ("sync", "sync your mailbox now; I DM you the result"),
     ("status", "last and next sync, counts, last error"),
     ("digest", "your digest DM: its time, daily or weekly, snooze, off"),
+    ("rules", "standing rules: keep everyone you're Account Manager for, now and later"),
     ("help", "this message"),
 )
 ALIASES = {
@@ -39,7 +40,7 @@ ALIASES = {
 # The subcommands that need words after them (whom to look for).
 NEEDS_QUERY = frozenset({"search", "add", "person"})
 SUBCOMMANDS = frozenset(
-    {"search", "add", "add-group", "person", "list", "remove", "status", "digest", "sync"}
+    {"search", "add", "add-group", "person", "list", "remove", "status", "digest", "sync", "rules"}
 )
 
 

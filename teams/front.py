@@ -45,6 +45,8 @@ from teams.cards.common import (
     VERB_PERSON_REMOVE,
     VERB_PREV,
     VERB_REMOVE,
+    VERB_RULE_OFF,
+    VERB_RULE_ON,
     VERB_SHOW,
     VERB_SYNC,
     VERB_TICK_ALL,
@@ -78,6 +80,7 @@ PICKER_VERBS = {
     VERB_REMOVE,
     VERB_SHOW,
 }
+RULE_VERBS = {VERB_RULE_ON, VERB_RULE_OFF}
 EXTENSION_RESULTS = 10
 
 
@@ -316,7 +319,9 @@ class TeamsFront:
             except BaseException as exc:
                 pending.fail(exc)
 
-        if not submit(job, slow=verb == VERB_GROUP_ADD):
+        # Slow, as in Slack: adding a group or turning a rule on or off can touch hundreds.
+        slow = verb == VERB_GROUP_ADD or (verb in RULE_VERBS and data.get("confirmed") is True)
+        if not submit(job, slow=slow):
             return _card_response(problem(FULL))
         answer = await pending.answer(self.settings.teams_invoke_budget)
         if answer is None:
@@ -335,6 +340,8 @@ class TeamsFront:
             return lambda user: work.group_add(engine, user)
         if verb == VERB_DIGEST:
             return lambda user: work.digest_action(engine, user, data)
+        if verb in RULE_VERBS:
+            return lambda user: work.rule_action(engine, user, verb == VERB_RULE_ON, data)
         return None
 
     # -------------------------------------------------------------- sync now

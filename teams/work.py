@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chat.picker import MAX_SELECTED, PAGE_SIZE, PickerState, picker_page
+from chat.rules import keeps_group
 from chat.summary import digest_content
 from chat.words import (
     ADDED_ONE,
@@ -49,6 +50,13 @@ from teams.cards.results import (
     removed_card,
     status_card,
 )
+from teams.cards.rules import (
+    nothing_changed,
+    rule_added_card,
+    rule_question_card,
+    rule_removed_card,
+    rules_card,
+)
 from teams.cards.summary import summary_card
 
 if TYPE_CHECKING:
@@ -76,7 +84,11 @@ def add(engine: Engine, user: CrmUser, query: str) -> Card:
 
 
 def add_group(engine: Engine, user: CrmUser, _query: str) -> Card:
-    return group_confirm_card(engine.group(user))
+    return group_confirm_card(engine.group(user), keeps_group(engine.rules.of(user)))
+
+
+def rules(engine: Engine, user: CrmUser, _query: str) -> Card:
+    return rules_card(engine.rules.of(user))
 
 
 def person(engine: Engine, user: CrmUser, query: str) -> Card:
@@ -93,7 +105,7 @@ def my_list(engine: Engine, user: CrmUser, query: str) -> Card:
 
 
 def status(engine: Engine, user: CrmUser, _query: str) -> Card:
-    return status_card(engine.status(user))
+    return status_card(engine.status(user), engine.rules.of(user))
 
 
 def digest(engine: Engine, user: CrmUser, text: str) -> Card:
@@ -119,6 +131,7 @@ COMMANDS = {
     "remove": my_list,
     "status": status,
     "digest": digest,
+    "rules": rules,
 }
 
 
@@ -189,6 +202,20 @@ def person_action(engine: Engine, user: CrmUser, kind: str, data: dict[str, Any]
 def group_add(engine: Engine, user: CrmUser) -> Card:
     result = engine.add_group(user)  # idempotent: a second click adds nobody twice (UX 1)
     return added_card(result.added, result.already)
+
+
+def rule_action(engine: Engine, user: CrmUser, turning_on: bool, data: dict[str, Any]) -> Card:
+    """Turn one of the sender's own rules on or off, after its question card (UX 6). The
+    kind in the card data is checked by the engine; nothing else in it is read."""
+    if data.get("cancel") is True:
+        return nothing_changed()
+    kind = engine.rules.kind(str(data.get("kind") or "")[:40])  # BadRule: one line
+    if data.get("confirmed") is not True:
+        return rule_question_card(kind, turning_on)
+    if turning_on:
+        return rule_added_card(engine.rules.add(user, kind))  # safe to repeat (UX 1)
+    removed = engine.rules.remove(user, kind)  # RuleNotOn: one line
+    return rule_removed_card(engine.rules.of(user), removed)
 
 
 def digest_action(engine: Engine, user: CrmUser, data: dict[str, Any]) -> Card:

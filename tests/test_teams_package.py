@@ -71,7 +71,7 @@ def test_package_holds_a_manifest_valid_against_microsofts_schema(
     assert manifest["composeExtensions"][0]["botId"] == APP_ID
     assert manifest["validDomains"] == ["crm.contoso.com"]
     commands = [c["title"] for c in manifest["bots"][0]["commandLists"][0]["commands"]]
-    assert {"search", "add-group", "list", "sync", "digest", "help"} <= set(commands)
+    assert {"search", "add-group", "list", "sync", "digest", "rules", "help"} <= set(commands)
     # …and a manifest the schema refuses is caught by this check
     for broken in (
         {**manifest, "manifestVersion": "9.9"},

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from chat.picker import MAX_BLOCK_ID, MAX_OPTIONS, MAX_QUERY, MAX_SELECTED, MAX_VALUE, PAGE_SIZE
-from chat.words import HELP_LINES as CHAT_HELP_LINES
+from chat.words import HELP_LINES
 
 __all__ = [
     "HELP_LINES",
@@ -24,13 +24,6 @@ __all__ = [
     "MAX_VALUE",
     "PAGE_SIZE",
 ]
-
-# The commands both front ends have, and the standing rules, which Slack alone has yet.
-HELP_LINES = (
-    *CHAT_HELP_LINES[:-1],
-    ("rules", "standing rules: keep everyone you're Account Manager for, now and later"),
-    CHAT_HELP_LINES[-1],
-)
 
 Block = dict[str, Any]
 

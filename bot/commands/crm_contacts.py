@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot import blocks as ui
 from bot.flows import digest_changes, guarded, picker_message, responder, sync_and_report
 from bot.typed import slash_text
+from chat.rules import keeps_group
 from chat.words import ALIASES, parse, unknown_command
 from sync_engine.model import CrmUser
 from sync_engine.service import Engine
@@ -48,7 +49,7 @@ def _add(engine: Engine, user: CrmUser, query: str, reply: Reply, *_: Any) -> No
 
 def _add_group(engine: Engine, user: CrmUser, _query: str, reply: Reply, *_: Any) -> None:
     people = engine.group(user)
-    kept = any(r.kind == "account-manager" for r in engine.rules.of(user))
+    kept = keeps_group(engine.rules.of(user))
     reply(
         text=f"{len(people)} people have you as Account Manager",
         blocks=ui.group_confirm_blocks(people, rule_on=kept),

@@ -43,6 +43,8 @@ VERB_GROUP_ADD = "group.add"
 VERB_GROUP_CONFIRM = "group.confirm"
 VERB_SYNC = "sync.now"
 VERB_DIGEST = "digest.set"
+VERB_RULE_ON = "rule.on"
+VERB_RULE_OFF = "rule.off"
 TICK_PREFIX = "p:"  # id of a person's toggle: p:<person id>
 
 

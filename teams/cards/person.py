@@ -39,10 +39,11 @@ def name_of(person: PersonView) -> str:
 
 
 def detail_of(person: PersonView, with_status: bool = False) -> str:
-    """Job title, company, email (and the sync status), one line of plain text."""
+    """Job title, company, email (and, in the user's own list, the sync status and why
+    they are in it), one line of plain text."""
     parts = [person.job_title, person.company, person.email]
-    if with_status and person.status:
-        parts.insert(0, person.status)
+    if with_status:
+        parts[:0] = [person.status, person.why]
     return " · ".join(fit(p, MAX_TITLE) for p in parts if p) or "no details in the CRM"
 
 

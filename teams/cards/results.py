@@ -1,4 +1,5 @@
-"""What an add, a remove, add-group's confirmation, status and help look like in Teams."""
+"""What an add, a remove, add-group's confirmation, status and help look like in Teams
+(the standing rules' own cards are `teams.cards.rules`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from chat.words import (
 )
 from sync_engine.model import PersonView
 from sync_engine.service import MailboxStatus
+from sync_engine.standing.state import RuleView
 from teams.cards.common import (
     CARD_BUDGET,
     VERB_GROUP_ADD,
@@ -36,6 +38,7 @@ from teams.cards.common import (
     words,
 )
 from teams.cards.person import person_line
+from teams.cards.rules import group_offer, status_rules
 
 SEE_LIST = "`list` shows everyone in My CRM Contacts."
 
@@ -90,16 +93,18 @@ def removed_card(removed: Sequence[PersonView], not_in_list: Sequence[int]) -> C
     return card(_lists(room, [(title, removed)]) + closing)
 
 
-def group_confirm_card(people: Sequence[PersonView]) -> Card:
-    """Add-group shows the count and asks first (UX 6): the confirmation is a second card."""
+def group_confirm_card(people: Sequence[PersonView], rule_on: bool = False) -> Card:
+    """Add-group shows the count and asks first (UX 6): the confirmation is a second card.
+    It offers to keep the group current with the account-manager rule instead."""
+    offer, offer_actions = group_offer(rule_on)
     if not people:
-        return card([words(NO_GROUP)])
+        return card([words(NO_GROUP), *offer], offer_actions)
     new = [p for p in people if not p.in_list]
     headline = group_headline(len(people), len(people) - len(new))
     body: list[Element] = [words(headline, bold=True)]
     if not new:
         body.append(words(GROUP_ALL_IN, subtle=True))
-        return card(body)
+        return card(body + offer, offer_actions)
     preview = [person_line(p, mark_in_list=False) for p in new[:GROUP_PREVIEW]]
     actions = [
         execute(
@@ -107,11 +112,12 @@ def group_confirm_card(people: Sequence[PersonView]) -> Card:
             VERB_GROUP_CONFIRM,
             {"count": len(new)},
             style="positive",
-        )
+        ),
+        *offer_actions,
     ]
-    room = CARD_BUDGET - size(card(body, actions)) - 400
+    room = CARD_BUDGET - size(card(body + offer, actions)) - 400
     body += fitted_lines(preview, room, hidden=len(new) - len(preview))
-    return card(body, actions)
+    return card(body + offer, actions)
 
 
 def group_question_card(count: int) -> Card:
@@ -131,8 +137,9 @@ def _when(moment: datetime | None, missing: str = "never") -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def status_card(status: MailboxStatus) -> Card:
-    """Last and next sync, counts and the last error in plain words."""
+def status_card(status: MailboxStatus, rules: Sequence[RuleView] = ()) -> Card:
+    """Last and next sync, counts, the last error in plain words, and the standing rules
+    with a button each to turn it off (what Slack's App Home shows)."""
     last = _when(status.last_run_at)
     if status.last_run_at and status.last_status:
         last += f" ({fit(status.last_status, 200)})"
@@ -146,7 +153,8 @@ def status_card(status: MailboxStatus) -> Card:
     body: list[Element] = [line(run(f"{k}: ", bold=True), run(v)) for k, v in facts]
     if status.last_error:
         body.append(line(run("⚠️ "), run(for_salesperson(status.last_error))))
-    return card(body, [execute("Sync now", VERB_SYNC)])
+    rule_lines, rule_actions = status_rules(rules)
+    return card(body + rule_lines, [execute("Sync now", VERB_SYNC), *rule_actions])
 
 
 def help_card(intro: str = "") -> Card:
