@@ -107,8 +107,8 @@ def owned_by(crm: SageCrm, kind: str, crm_user_ids: Iterable[int]) -> Iterator[t
 
 
 def ownership_of(crm: SageCrm, person_ids: Iterable[int]) -> dict[int, Owners]:
-    """Who owns each of these people now (why they left a rule, in its full evaluation).
-    Write-back's managed scope asks `crm.scope.managed_by` instead."""
+    """Who owns each of these people now (why they left a rule, in its full evaluation;
+    whom write-back's managed scope lets a salesperson write, crm/scope.py)."""
     found: dict[int, Owners] = {}
     with crm._connect() as conn:
         for ids in chunks(person_ids):

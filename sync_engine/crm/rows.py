@@ -4,67 +4,65 @@ phone's codes, and how wide each column we write is.
 
 Since 7.1 an Email or Phone row is linked to its records through EmailLink/PhoneLink, and
 nothing stops two links naming one row (a person's business phone that is their
-company's switchboard): such a row is never changed for one person (sage_rest.py gives
-the person a row of their own). Widths come from the database's own catalogue (the
-SQLAlchemy inspector: INFORMATION_SCHEMA.COLUMNS on SQL Server, pg_catalog on
-PostgreSQL), readable with the documented SELECT grants.
+company's switchboard): such a row is never changed for one person (row_writes.py
+decides it for both writers: the person gets a row of their own). Widths come from the
+database's own catalogue (the SQLAlchemy inspector: INFORMATION_SCHEMA.COLUMNS on SQL
+Server, pg_catalog on PostgreSQL, the table's declaration on SQLite), readable with the
+documented SELECT grants.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_engine.crm import schema as s
+from sync_engine.crm.row_writes import LinkedRow
 from sync_engine.crm.source import _live, _phone, _typed, chunks, email_query, phone_query
 from sync_engine.model import clean
 
 
-@dataclass(frozen=True)
-class LinkedRow:
-    """The Email/Phone row one person shows for one type, and the link that shows it."""
-
-    row_id: int
-    link_id: int
-    links: int = 1  # live links to the row, from any record (more than 1: shared)
-    country: str = ""  # Phon_CountryCode / Phon_AreaCode as the row holds them
-    area: str = ""
-
-    @property
-    def shared(self) -> bool:
-        return self.links > 1
-
-
-def linked_rows(conn: Connection, person_id: int) -> dict[tuple[str, str], LinkedRow]:
-    """("email"|"phone", type) -> the row whose value the person shows: the same pick as
-    source.py's reading (types folded, first non-blank by link id), so a write-back
-    changes the row Outlook got."""
-    emails = _typed(
-        (
-            (r[0], r[1], clean(r[2]) and (r[3], r[4], "", ""))
-            for r in conn.execute(email_query([person_id]))
-        ),
-        s.EMAIL_TYPES,
-    )
-    phones = _typed(
-        (
-            (r[0], r[1], _phone(r[2], r[3], r[4]) and (r[5], r[6], clean(r[2]), clean(r[3])))
-            for r in conn.execute(phone_query([person_id]))
-        ),
-        s.PHONE_TYPES,
-    )
-    found = {("email", t): v for t, v in emails.get(person_id, {}).items()}
-    found |= {("phone", t): v for t, v in phones.get(person_id, {}).items()}
+def linked_rows(
+    conn: Connection, person_id: int, kinds: Iterable[str] = ("email", "phone")
+) -> dict[tuple[str, str], LinkedRow]:
+    """("email"|"phone", type) -> the row whose value the person shows, for the `kinds`
+    asked: the same pick as source.py's reading (types folded, first non-blank by link
+    id), so a write-back changes the row Outlook got."""
+    kinds = set(kinds)
+    found: dict[tuple[str, str], tuple[Any, ...]] = {}
+    if "email" in kinds:
+        emails = _typed(
+            (
+                (r[0], r[1], clean(r[2]) and (r[3], r[4], "", "", clean(r[2])))
+                for r in conn.execute(email_query([person_id]))
+            ),
+            s.EMAIL_TYPES,
+        )
+        found |= {("email", t): v for t, v in emails.get(person_id, {}).items()}
+    if "phone" in kinds:
+        phones = _typed(
+            (
+                (
+                    r[0],
+                    r[1],
+                    _phone(r[2], r[3], r[4])
+                    and (r[5], r[6], clean(r[2]), clean(r[3]), clean(r[4])),
+                )
+                for r in conn.execute(phone_query([person_id]))
+            ),
+            s.PHONE_TYPES,
+        )
+        found |= {("phone", t): v for t, v in phones.get(person_id, {}).items()}
     counts = {
         kind: live_links(conn, kind, [v[0] for k, v in found.items() if k[0] == kind])
-        for kind in ("email", "phone")
+        for kind in kinds
     }
     return {
-        key: LinkedRow(int(row), int(link), counts[key[0]].get(int(row), 1), country, area)
-        for key, (row, link, country, area) in found.items()
+        key: LinkedRow(int(row), int(link), counts[key[0]].get(int(row), 1), country, area, value)
+        for key, (row, link, country, area, value) in found.items()
     }
 
 

@@ -17,15 +17,16 @@ What we rely on, and where it comes from:
 - Since 7.1 a person's emails and phones are rows of `Email` and `Phone` joined through
   `EmailLink`/`PhoneLink` (Sage CRM help and the "Email and Phone Numbers in CRM"
   article), and a row may be linked to several records (a person's business phone that
-  is the company's switchboard). A row only this person links to is PATCHed; a shared
-  row is never changed: the person gets a row of their own (POST) and only their link
-  is moved to it (PATCH `EmailLink('{id}')`). A person with no row of a type gets a new
-  row and a new link. No Sage page lists `EmailLink`/`PhoneLink` as REST resources, so
+  is the company's switchboard). Which row to change, make or relink is decided by
+  crm/row_writes.py, for this writer and the embedded demo CRM's alike: a row only this
+  person links to is PATCHed; a shared row is never changed: the person gets a row of
+  their own (POST) and only their link is moved to it (PATCH `EmailLink('{id}')`). A
+  person with no row of a type gets a new row and a new link. No Sage page lists `EmailLink`/`PhoneLink` as REST resources, so
   those steps may fail: then the row just created is deleted again (DELETE, as the
   sample client's Delete), or, when that fails too, remembered and reused next time;
   never left behind. `crm check` says which of the five resources the API answers.
 - A phone is written as Sage's integration keeps it, split across country code, area
-  code and number (crm/phones.py).
+  code and number (crm/phones.py, through row_writes.py).
 - Each text column's width is read from the database's catalogue (crm/rows.py): a value
   longer than its column is refused for that person before anything is sent (SQL
   Server would answer "String or binary data would be truncated", which Sage passes on
@@ -48,26 +49,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 from tenacity import RetryCallState, retry, retry_if_exception_type, stop_after_delay
 
 from sync_engine.config import Settings
 from sync_engine.crm import schema as s
-from sync_engine.crm.phones import split_phone
-from sync_engine.crm.rows import LinkedRow, column_widths, linked_rows, row_is_live
-from sync_engine.crm.source import SageCrm, _phone
-from sync_engine.crm.writer import (
+from sync_engine.crm.row_writes import (
     LINKED,
     PERSON_COLUMNS,
-    CrmUnavailable,
-    CrmWriteResult,
-    OrphanMemory,
-    too_long,
+    Action,
+    LinkedRow,
+    RowWrite,
+    first_too_long,
+    kinds_of,
+    row_writes,
 )
+from sync_engine.crm.rows import column_widths, linked_rows, row_is_live
+from sync_engine.crm.source import SageCrm
+from sync_engine.crm.writer import OUTLOOK_FIX, CrmUnavailable, CrmWriteResult, OrphanMemory
 from sync_engine.masking import mask_urls
-from sync_engine.model import clean
 from sync_engine.ops.metrics import throttled_sleep
 
 # kind -> (row entity, link entity, link column prefix, the link's row column)
@@ -76,11 +78,6 @@ RESOURCES = {
     "phone": ("Phone", "PhoneLink", "PLink", "PLink_PhoneId"),
 }
 WRITTEN_TABLES = ("Person", "Email", "Phone")
-PHONE_PARTS = {
-    "Phon_CountryCode": "country code",
-    "Phon_AreaCode": "area code",
-    "Phon_Number": "without its country and area codes",
-}
 SUCCESS = {200, 201, 204}
 RETRY_STATUSES = {429, 503}
 READ_BACK = "?returnPartial=false"  # Sage answers from the database, not from memory
@@ -97,19 +94,6 @@ class Calls:
     """Round trips made so far (retries included), for SyncResult.crm_requests."""
 
     n: int = 0
-
-
-@dataclass
-class _Step:
-    """One email or phone of one person: the row it goes to, and what to send."""
-
-    name: str
-    kind: str
-    link_type: str
-    row: LinkedRow | None
-    columns: dict[str, str]  # the whole value, column by column (a new row gets all of it)
-    changed: dict[str, str] = field(default_factory=dict)  # what differs from `row`
-    expected: str = ""  # the value the person shows once written
 
 
 def _retry_after(state: RetryCallState) -> float:
@@ -296,23 +280,23 @@ class SageRestWriter:
         unknown = sorted(set(changes) - set(PERSON_COLUMNS) - set(LINKED))
         if unknown:
             return CrmWriteResult(f"not a write-back field: {', '.join(unknown)}")
-        person = {PERSON_COLUMNS[k]: v for k, v in changes.items() if k in PERSON_COLUMNS}
+        fields = {k: v for k, v in changes.items() if k in PERSON_COLUMNS}
         linked = {k: v for k, v in changes.items() if k in LINKED}
-        rows = self._rows(person_id) if linked else {}
-        steps = [_step(name, value, rows.get(LINKED[name])) for name, value in linked.items()]
-        refused = self._too_long(person, steps)
+        rows = self._rows(person_id, kinds_of(linked)) if linked else {}  # no connection else
+        writes = row_writes(linked, rows)
+        refused = first_too_long(self.widths(), fields, writes.values())
         if refused:
-            return CrmWriteResult(refused, refused=refused)
-        expected = {k: v for k, v in changes.items() if k in PERSON_COLUMNS}
-        expected |= {step.name: step.expected for step in steps}
+            return CrmWriteResult(refused + OUTLOOK_FIX, refused=refused + OUTLOOK_FIX)
+        expected = fields | {name: write.expected for name, write in writes.items()}
+        person = {PERSON_COLUMNS[k]: v for k, v in fields.items()}
         calls = Calls()
         try:
             if person:
                 error = self.rest.send(calls, "PATCH", f"Person('{person_id}'){READ_BACK}", person)
                 if error:
                     return CrmWriteResult(error, calls.n, expected)
-            for step in steps:
-                error = self._write_linked(calls, person_id, step)
+            for write in writes.values():
+                error = self._write_linked(calls, person_id, write)
                 if error:
                     return CrmWriteResult(error, calls.n, expected)
         except CrmUnavailable as exc:
@@ -320,44 +304,30 @@ class SageRestWriter:
             raise
         return CrmWriteResult(None, calls.n, expected)
 
-    def _rows(self, person_id: int) -> dict[tuple[str, str], LinkedRow]:
+    def _rows(self, person_id: int, kinds: set[str]) -> dict[tuple[str, str], LinkedRow]:
         with self.crm._connect() as conn:
-            return linked_rows(conn, person_id)
+            return linked_rows(conn, person_id, kinds)
 
-    def _too_long(self, person: Mapping[str, str], steps: list[_Step]) -> str | None:
-        """Why one of the values does not fit its column, for the salesperson; or None."""
-        widths = self.widths()
-        names = {column: name for name, column in PERSON_COLUMNS.items()}
-        for column, value in person.items():
-            why = too_long(names[column], value, widths.get(f"Person.{column}"))
-            if why:
-                return why
-        for step in steps:
-            table = RESOURCES[step.kind][0]
-            for column, value in step.columns.items():
-                width = widths.get(f"{table}.{column}")
-                why = too_long(step.name, value, width, PHONE_PARTS.get(column))
-                if why:
-                    return why
-        return None
+    def _write_linked(self, calls: Calls, person_id: int, write: RowWrite) -> str | None:
+        """Send what row_writes.py decided for one email or phone."""
+        entity = RESOURCES[write.kind][0]
+        if write.action is Action.KEEP:
+            return None
+        if write.action is Action.CHANGE and write.row is not None:
+            path = f"{entity}('{write.row.row_id}'){READ_BACK}"
+            return self.rest.send(calls, "PATCH", path, write.changed)
+        if write.action is Action.UNLINK:  # the planner never sends a blank (rule 4)
+            return f"a blank {write.name} is not written back"
+        return self._own_row(calls, person_id, write)
 
-    def _write_linked(self, calls: Calls, person_id: int, step: _Step) -> str | None:
-        entity, _link, _prefix, _target = RESOURCES[step.kind]
-        if step.row is not None and not step.row.shared:
-            if not step.changed:
-                return None
-            path = f"{entity}('{step.row.row_id}'){READ_BACK}"
-            return self.rest.send(calls, "PATCH", path, step.changed)
-        return self._own_row(calls, person_id, step)
-
-    def _own_row(self, calls: Calls, person_id: int, step: _Step) -> str | None:
+    def _own_row(self, calls: Calls, person_id: int, write: RowWrite) -> str | None:
         """A row of the person's own, linked to them: made (or one left by an earlier try
         reused), then linked; when the link fails, the row is deleted or remembered."""
-        entity, link, prefix, target = RESOURCES[step.kind]
-        body = {k: v for k, v in step.columns.items() if v}
-        own = self.orphans.find(step.kind, person_id, step.link_type) if self.orphans else None
+        entity, link, prefix, target = RESOURCES[write.kind]
+        body = {k: v for k, v in write.columns.items() if v}
+        own = self.orphans.find(write.kind, person_id, write.link_type) if self.orphans else None
         if own is not None and self.rest.send(calls, "PATCH", f"{entity}('{own}')", body):
-            self._forget(step.kind, own)  # gone meanwhile: make another
+            self._forget(write.kind, own)  # gone meanwhile: make another
             own = None
         if own is None:
             created: dict[str, object] = {}
@@ -369,28 +339,28 @@ class SageRestWriter:
                 return f"Sage CRM created the {entity} record but its answer has no $key"
             own = int(key)
         try:
-            if step.row is not None:  # shared with another record: move only this link
-                path = f"{link}('{step.row.link_id}')"
+            if write.action is Action.OWN_ROW and write.row is not None:  # move only this link
+                path = f"{link}('{write.row.link_id}')"
                 error = self.rest.send(calls, "PATCH", path, {target: own})
             else:
                 new_link = {
                     f"{prefix}_EntityID": s.PERSON_ENTITY_ID,
                     f"{prefix}_RecordID": person_id,
-                    f"{prefix}_Type": step.link_type,
+                    f"{prefix}_Type": write.link_type,
                     target: own,
                 }
                 error = self.rest.send(calls, "POST", link, new_link)
         except CrmUnavailable:
-            self._remember(step.kind, own, person_id, step.link_type)
+            self._remember(write.kind, own, person_id, write.link_type)
             raise
         if error is None:
-            self._forget(step.kind, own)
+            self._forget(write.kind, own)
             return None
         deleted = self.rest.send(calls, "DELETE", f"{entity}('{own}')") is None
-        if deleted and not self._row_live(step.kind, own):  # proven, as every write
-            self._forget(step.kind, own)
+        if deleted and not self._row_live(write.kind, own):  # proven, as every write
+            self._forget(write.kind, own)
             return f"{error} (the {entity} record made for it was deleted again)"
-        self._remember(step.kind, own, person_id, step.link_type)
+        self._remember(write.kind, own, person_id, write.link_type)
         return f"{error} (the {entity}('{own}') made for it could not be deleted; the next try reuses it)"
 
     def _row_live(self, kind: str, row_id: int) -> bool:
@@ -405,23 +375,3 @@ class SageRestWriter:
     def _forget(self, kind: str, row_id: int) -> None:
         if self.orphans is not None:
             self.orphans.forget(kind, row_id)
-
-
-def _step(name: str, value: str, row: LinkedRow | None) -> _Step:
-    """What to send for one email or phone, against the row the person shows now."""
-    kind, link_type = LINKED[name]
-    if kind == "email":
-        columns = {"Emai_EmailAddress": value}
-        return _Step(name, kind, link_type, row, columns, dict(columns), value)
-    country, area, number = split_phone(value, *((row.country, row.area) if row else ("", "")))
-    columns = {"Phon_CountryCode": country, "Phon_AreaCode": area, "Phon_Number": number}
-    changed = {"Phon_Number": number}
-    if row is not None:  # only what differs: codes kept are not sent at all
-        changed |= {
-            k: v for k, v in columns.items() if k != "Phon_Number" and clean(v) != _held(row, k)
-        }
-    return _Step(name, kind, link_type, row, columns, changed, _phone(country, area, number))
-
-
-def _held(row: LinkedRow, column: str) -> str:
-    return row.country if column == "Phon_CountryCode" else row.area

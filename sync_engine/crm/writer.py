@@ -11,10 +11,8 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync_engine.crm.embedded import EmbeddedCrm
-from sync_engine.crm.rows import column_widths
+from sync_engine.crm.embedded import OPTION_FIELDS, EmbeddedCrm, ValueTooLong
 from sync_engine.crm.source import CrmError, SageCrm
-from sync_engine.write_back_checks import label
 
 
 class CrmUnavailable(Exception):
@@ -46,18 +44,6 @@ class CrmWriteResult:
         return self.error is None and self.refused is None
 
 
-def too_long(name: str, value: str, width: int | None, part: str | None = None) -> str | None:
-    """Why `value` does not fit a column `width` characters wide (for the salesperson:
-    it is theirs to shorten), or None."""
-    if width is None or len(value) <= width:
-        return None
-    what = label(name) + (f" ({part})" if part else "")
-    return (
-        f"the {what} is {len(value):,} characters long; the CRM takes at most {width} "
-        "(shorten it in Outlook)"
-    )
-
-
 class OrphanMemory(Protocol):
     """Where the REST writer remembers a created Email/Phone row it could neither link nor
     delete, to reuse it next time (write_back_state.OrphanRows)."""
@@ -80,53 +66,19 @@ class CrmWriter(Protocol):
     def close(self) -> None: ...
 
 
-# model field -> Person column (the columns source.py reads them from)
-PERSON_COLUMNS = {
-    "title": "Pers_Salutation",
-    "first_name": "Pers_FirstName",
-    "middle_name": "Pers_MiddleName",
-    "last_name": "Pers_LastName",
-    "suffix": "Pers_Suffix",
-    "job_title": "Pers_Title",
-    "department": "Pers_Department",
-    "web_page": "Pers_WebSite",
-}
-# model field -> (kind, link type) of the Email/Phone row it lives in
-LINKED = {
-    "email": ("email", "Business"),
-    "email2": ("email", "Private"),
-    "business_phone": ("phone", "Business"),
-    "business_fax": ("phone", "Fax"),
-    "home_phone": ("phone", "Home"),
-    "mobile_phone": ("phone", "Mobile"),
-}
-
 # model field -> EmbeddedCrm.update_person option
-EMBEDDED_OPTIONS = {
-    "title": "salutation",
-    "first_name": "first",
-    "middle_name": "middle",
-    "last_name": "last",
-    "suffix": "suffix",
-    "job_title": "title",
-    "department": "department",
-    "web_page": "website",
-    "email": "email",
-    "email2": "email2",
-    "business_phone": "phone",
-    "business_fax": "fax",
-    "home_phone": "home_phone",
-    "mobile_phone": "mobile",
-}
+EMBEDDED_OPTIONS = {field: option for option, field in OPTION_FIELDS.items()}
+OUTLOOK_FIX = " (shorten it in Outlook)"  # a too-long value is the salesperson's to fix
 
 
 class EmbeddedWriter:
-    """The embedded demo CRM, written directly as `crm update-person` does: each row
-    written gets a new UpdatedDate, so other mailboxes' syncs see the change."""
+    """The embedded demo CRM, written directly as `crm update-person` does (one
+    transaction per person), with the same row decisions as the REST writer
+    (row_writes.py): each row written gets a new UpdatedDate, so other mailboxes' syncs
+    see the change."""
 
     def __init__(self, crm: SageCrm) -> None:
         self.crm = EmbeddedCrm(crm)
-        self._widths: dict[str, int] | None = None
 
     def describe(self) -> str:
         return "on (the embedded demo CRM is written directly)"
@@ -135,35 +87,18 @@ class EmbeddedWriter:
         unknown = sorted(set(changes) - set(EMBEDDED_OPTIONS))
         if unknown:
             return CrmWriteResult(f"not a write-back field: {', '.join(unknown)}")
-        refused = self._too_long(changes)
-        if refused:
-            return CrmWriteResult(refused, refused=refused)
         try:
-            self.crm.update_person(
+            shown = self.crm.update_person(
                 person_id, **{EMBEDDED_OPTIONS[k]: v for k, v in changes.items()}
             )
+        except ValueTooLong as exc:
+            refused = f"{exc}{OUTLOOK_FIX}"
+            return CrmWriteResult(refused, refused=refused)
         except CrmError as exc:
             return CrmWriteResult(str(exc), requests=1)
         except SQLAlchemyError as exc:  # busy or unreachable: the next sync tries again
             raise CrmUnavailable(f"the CRM database is busy ({type(exc).__name__})", 1) from None
-        return CrmWriteResult(requests=1)
-
-    def _too_long(self, changes: Mapping[str, str]) -> str | None:
-        """The same widths as a real install's (schema.py), read from the file as for one:
-        the demo refuses what Sage would."""
-        if self._widths is None:
-            self._widths = column_widths(self.crm.crm.engine, ("Person", "Email", "Phone"))
-        for name, value in changes.items():
-            if name in PERSON_COLUMNS:
-                column = f"Person.{PERSON_COLUMNS[name]}"
-            else:  # the embedded CRM keeps a whole number in Phon_Number
-                column = (
-                    "Email.Emai_EmailAddress" if LINKED[name][0] == "email" else "Phone.Phon_Number"
-                )
-            why = too_long(name, value, self._widths.get(column))
-            if why:
-                return why
-        return None
+        return CrmWriteResult(requests=1, expected=shown)
 
     def close(self) -> None:
         pass
