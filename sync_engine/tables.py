@@ -123,7 +123,7 @@ mailbox_state = Table(
     # the end of the period the user's last daily digest covered.
     Column("reconcile_at", DateTime(timezone=True)),
     Column("summary_until", DateTime(timezone=True)),
-    # What kind of failure the last run was (migration 0017): credentials, access, mailbox,
+    # What kind of failure the last run was (migration 0013): credentials, access, mailbox,
     # crm; NULL after a good run. The admin alerts group failures by it.
     Column("last_error_kind", String(16)),
 )
@@ -169,7 +169,7 @@ _KEY = String(320).with_variant(String(320, collation="C"), "postgresql")
 
 
 def _people_index_tables(suffix: str) -> tuple[Table, Table, Table, Table]:
-    """One set of the index's tables. There are two sets (migrations 0008 and 0014): search
+    """One set of the index's tables. There are two sets (migrations 0008 and 0018): search
     reads the set `index_state.live_set` names while a rebuild fills the other one, so a
     killed rebuild never takes a working index away."""
     # One row per CRM person we have seen: what the picker shows, the folded forms search
@@ -244,10 +244,10 @@ index_state = Table(
     Column("refreshed_at", DateTime(timezone=True)),
     Column("swept_at", DateTime(timezone=True)),  # last full id sweep (hard deletes)
     Column("people", Integer, nullable=False, server_default=text("0")),  # live people
-    Column("live_set", Integer, nullable=False, server_default=text("0")),  # 0 or 1 (0014)
+    Column("live_set", Integer, nullable=False, server_default=text("0")),  # 0 or 1 (0018)
 )
 
-# -- standing rules (migration 0015, DESIGN rule 11) ----------------------------------------
+# -- standing rules (migration 0017, DESIGN rule 11) ----------------------------------------
 # A rule's people are rows of `subscriptions` too (source `rule:<kind>` when no hand picked
 # them), so everything that reads My CRM Contacts sees them; these tables say which rules
 # are on, whom each brings, who was removed by hand, and why someone a rule let go leaves.
@@ -323,7 +323,7 @@ chat_accounts = Table(
     Index("ix_chat_accounts_user", "user_id"),
 )
 
-# Admin alerts (migration 0017): one row per problem ever seen (kind + key, e.g.
+# Admin alerts (migration 0013): one row per problem ever seen (kind + key, e.g.
 # mailbox_failing + "mailbox:42"), so a start and a clear are each posted once, whichever
 # clock process sees them, and a problem that comes back is posted at most once a day.
 alerts = Table(
@@ -365,7 +365,7 @@ crm_orphan_rows = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# Where each mailbox is served and which target its links belong to (migration 0013, issue
+# Where each mailbox is served and which target its links belong to (migration 0015, issue
 # 20), by lower-case mailbox address. `placed`/`placed_why`/`placed_at`: with
 # MAILBOX_BACKEND=hybrid, "graph" or "ews", why, and when it was decided (re-checked daily
 # and after a failed sync). `synced_target`: the target (kind and endpoint) the links' item
@@ -381,5 +381,5 @@ mailbox_targets = Table(
     Column("synced_at", DateTime(timezone=True)),
 )
 
-# -- the people index's second set of tables (migration 0014): what a rebuild fills -------
+# -- the people index's second set of tables (migration 0018): what a rebuild fills -------
 people_index_b, index_terms_b, index_term_keys_b, index_postings_b = _people_index_tables("_b")

@@ -1,4 +1,4 @@
-"""Chat accounts of front ends other than Slack (migration 0019), on SQLite and
+"""Chat accounts of front ends other than Slack (migration 0016), on SQLite and
 PostgreSQL: one account per CRM user per front end, its address and time zone kept."""
 
 from __future__ import annotations

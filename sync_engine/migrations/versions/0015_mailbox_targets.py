@@ -1,8 +1,8 @@
 """Hybrid Exchange (issue 20): where each mailbox is served, and which target its links'
 item ids belong to, so a move to Exchange Online keeps every link.
 
-Revision ID: 0013
-Revises: 0016
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-01
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0016"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Safe write-back (issue 19): the pause after Sage CRM refused our REST login, and the
 Email/Phone rows we created but could not link or delete (reused, never left behind).
 
-Revision ID: 0016
-Revises: 0017
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0017"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """Standing rules (issue 18, DESIGN rule 11): which rules each salesperson keeps on, whom
 each brings, who was removed by hand, and why someone a rule let go leaves.
 
-Revision ID: 0015
-Revises: 0019
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0019"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

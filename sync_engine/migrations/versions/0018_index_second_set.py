@@ -2,8 +2,8 @@
 not reading and then switches `index_state.live_set`, so a killed rebuild never takes a
 working index away. The same columns and indexes as migration 0008's set.
 
-Revision ID: 0014
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-07
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0015"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

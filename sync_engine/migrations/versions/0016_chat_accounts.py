@@ -1,8 +1,8 @@
 """Chat accounts of front ends other than Slack (issue 21: Microsoft Teams): where a user
 or a channel is reached, and the email an account was matched with.
 
-Revision ID: 0019
-Revises: 0016
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0013"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Admin alerts (issue 22): the kind of a mailbox's last failure, and one row per problem
 so each start and clear is posted once, at most once a day.
 
-Revision ID: 0017
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-01
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
