@@ -96,3 +96,30 @@ def test_the_decision_is_kept_a_day_then_checked_again(servers, cli) -> None:  #
     cli.ok("sync", "--as", ALICE)
     assert graph.requests_by_kind["list"] == 1  # asked again: still in Exchange Online
     assert ews.request_count == 0
+
+
+def test_a_mailbox_neither_target_serves_stops_no_other_mailbox(servers, cli) -> None:  # type: ignore[no-untyped-def]
+    """DESIGN rule 10: one mailbox failing does not stop the others. Where hybrid mode
+    cannot place a mailbox at all, `sync --all` still syncs the rest, prints its JSON, and
+    the failure is the mailbox's own run: `status` shows it, like any failed sync."""
+    ews, graph = servers
+    bob = "bob@example.com"
+    engine = Engine(load_settings())
+    try:
+        engine.add(engine.user(bob), [9, 10])
+    finally:
+        engine.close()
+    graph.roles = ["Contacts.ReadWrite", "User.Read.All"]
+    graph.remove_mailbox(ALICE)  # Alice is in neither Exchange
+    ews.remove_mailbox(ALICE)
+    graph.host_on_premises(bob)  # Bob is on Exchange Server
+
+    result = cli("sync", "--all", "--json")
+
+    assert result.code == 1 and "Traceback" not in result.err
+    runs = {m["mailbox"]: m for m in json.loads(result.out)["mailboxes"]}
+    assert "Neither target serves alice@example.com" in runs[ALICE]["error"]
+    assert not runs[bob]["error"] and runs[bob]["created"] == 2
+    status = {s["mailbox"]: s for s in json.loads(cli("status", "--json").out)["mailboxes"]}
+    assert "Neither target serves" in (status[ALICE]["last_error"] or "")
+    assert status[ALICE]["last_status"] == "failed"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from sync_engine.config import ConfigError, Settings
 from sync_engine.files import private_dir
@@ -32,6 +33,7 @@ from sync_engine.mailbox.base import (
     MailboxNotFound,
     Placements,
 )
+from sync_engine.model import ContactFields
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +152,11 @@ def _hybrid(
         return _open(placed.kind, settings, address, identities)
     try:
         mailbox, why = _locate(settings, address, identities)
-    except MailboxAccessError:
-        raise  # an admin must act (sign-in, permissions, or no mailbox anywhere)
-    except MailboxError as exc:  # Graph or Exchange cannot tell now
-        if placed is None:
-            raise
+    except MailboxError as exc:
+        if placed is None or isinstance(exc, MailboxAccessError):
+            # an admin must act (sign-in, permissions, or no mailbox anywhere), or Graph
+            # and Exchange cannot tell now and nothing was decided before
+            return Unplaced(address, exc)
         log.warning("%s: could not check where it lives (%s); still %s", address, exc, placed.kind)
         return _open(placed.kind, settings, address, identities)
     if placements is not None:
@@ -162,6 +164,36 @@ def _hybrid(
     if placed is None or placed.kind != mailbox.kind:
         log.info("%s is served by %s: %s", address, mailbox.kind, why)
     return mailbox
+
+
+class Unplaced:
+    """A mailbox hybrid mode could place on neither target: every call that would reach a
+    server raises why. So the sync fails as that mailbox's own recorded run (retried,
+    shown in `status`, counted by the alerts) and never stops the syncs of the others
+    (DESIGN rule 10), and `mailbox reset` still forgets what it should."""
+
+    kind = ""  # served by nothing (metrics count it under MAILBOX_BACKEND)
+    target_id = ""
+    batch_size = 1
+    requests = 0
+
+    def __init__(self, address: str, error: MailboxError) -> None:
+        self.address = address
+        self.error = error
+
+    def _fail(self, *_: object) -> NoReturn:
+        raise self.error
+
+    list_contacts = create = update = delete = find = check = _fail
+
+    def as_held(self, fields: ContactFields) -> ContactFields:
+        return fields
+
+    def forget_state(self) -> None:
+        pass  # no target holds any state of it
+
+    def close(self) -> None:
+        pass
 
 
 def _locate(
