@@ -130,6 +130,23 @@ def test_three_failing_syncs_leave_no_orphan_row(engine: Engine, sage):  # type:
     assert [m for m, p, _ in sage.writes() if "/Email?" in p] == ["POST"]
 
 
+def test_a_remembered_row_that_cannot_be_reused_now_is_kept_not_doubled(engine: Engine, sage):  # type: ignore[no-untyped-def]
+    """A row left by an earlier try is reused; when Sage refuses that reuse for a while (a
+    500), the row stays remembered: no second row is made beside it."""
+    sage.link_resources = False
+    sage.refuse_delete = True
+    alice = synced(engine)
+    before = unlinked_live_rows(sage.url, "Email")
+    outlook_edit(engine, by_last(engine, "Brontë"), email2="zoe@home.example")
+    assert engine.sync(alice).count("failed") == 1
+    assert unlinked_live_rows(sage.url, "Email") == before + 1  # remembered for reuse
+    for _ in range(2):
+        sage.inject(500)  # the reuse (its PATCH) is refused this time
+        assert engine.sync(alice).count("failed") == 1
+    assert unlinked_live_rows(sage.url, "Email") == before + 1  # still the one row
+    assert [m for m, p, _ in sage.writes() if "/Email?" in p] == ["POST"]
+
+
 def test_a_redirect_is_no_success_and_the_outlook_value_is_kept(engine: Engine, sage):  # type: ignore[no-untyped-def]
     alice = synced(engine)
     pid = person_id(sage.url, "Zoë", "Brontë")

@@ -66,7 +66,7 @@ from sync_engine.crm.row_writes import (
     kinds_of,
     row_writes,
 )
-from sync_engine.crm.rows import column_widths, linked_rows, row_is_live
+from sync_engine.crm.rows import column_widths, linked_rows, live_links, row_is_live
 from sync_engine.crm.source import SageCrm
 from sync_engine.crm.writer import OUTLOOK_FIX, CrmUnavailable, CrmWriteResult, OrphanMemory
 from sync_engine.masking import mask_urls
@@ -325,11 +325,13 @@ class SageRestWriter:
         reused), then linked; when the link fails, the row is deleted or remembered."""
         entity, link, prefix, target = RESOURCES[write.kind]
         body = {k: v for k, v in write.columns.items() if v}
-        own = self.orphans.find(write.kind, person_id, write.link_type) if self.orphans else None
-        if own is not None and self.rest.send(calls, "PATCH", f"{entity}('{own}')", body):
-            self._forget(write.kind, own)  # gone meanwhile: make another
-            own = None
-        if own is None:
+        own = self._reusable(write.kind, person_id, write.link_type)
+        if own is not None:
+            whole = dict(write.columns)  # all of it: a part the row held before is cleared
+            error = self.rest.send(calls, "PATCH", f"{entity}('{own}'){READ_BACK}", whole)
+            if error:  # still remembered: the next try reuses it, no second row is made
+                return f"{error} (reusing the {entity}('{own}') an earlier try made)"
+        else:
             created: dict[str, object] = {}
             error = self.rest.send(calls, "POST", f"{entity}{READ_BACK}", body, created)
             if error:
@@ -362,6 +364,18 @@ class SageRestWriter:
             return f"{error} (the {entity} record made for it was deleted again)"
         self._remember(write.kind, own, person_id, write.link_type)
         return f"{error} (the {entity}('{own}') made for it could not be deleted; the next try reuses it)"
+
+    def _reusable(self, kind: str, person_id: int, link_type: str) -> int | None:
+        """A row an earlier try made and left unlinked, still live and still linked to
+        nobody (proven in the database: a row somebody links to now is never changed)."""
+        own = self.orphans.find(kind, person_id, link_type) if self.orphans else None
+        if own is None:
+            return None
+        with self.crm._connect() as conn:
+            if row_is_live(conn, kind, own) and not live_links(conn, kind, [own]):
+                return own
+        self._forget(kind, own)
+        return None
 
     def _row_live(self, kind: str, row_id: int) -> bool:
         """Whether the Email/Phone row is there and not marked deleted, in the database."""
