@@ -99,3 +99,21 @@ def test_an_unresolvable_address_book_address_is_left_alone(ews: EwsServer) -> N
         assert ews.contacts(ALICE)[0]["email"] == DN  # and the contact keeps it
     finally:
         engine.close()
+
+
+def test_only_our_contacts_address_book_addresses_are_resolved(ews: EwsServer) -> None:
+    """ResolveNames is one round trip per address and sync: a user's own contacts (not
+    linked, not tagged) are never compared with the CRM, so their EX addresses are not
+    resolved."""
+    engine, alice = engine_with([MARIA])
+    try:
+        ews.add_directory_entry(DN, "Maria Lopez (Sales)", "maria@designright.example")
+        ews.add_contact(ALICE, first_name="Pat", last_name="Own", email=DN)  # the user's own
+        ews.reset_counts()
+
+        for _ in range(2):
+            assert not engine.sync(alice).error
+
+        assert ews.requests_by_operation["ResolveNames"] == 0
+    finally:
+        engine.close()

@@ -7,12 +7,14 @@ value as the entry's text (types.xsd EmailAddressDictionaryEntryType: the addres
 the RoutingType attribute saying EX). It is not an e-mail address: compared with the CRM
 it would look like an Outlook edit and be written back to Sage.
 
-So each distinct one is resolved once per run with ResolveNames (messages.xsd
+So each distinct one of our contacts (CRM id or our category: the only ones compared with
+the CRM) is resolved once per run with ResolveNames (messages.xsd
 ResolveNamesType: one UnresolvedEntry per request; the ResolveNames operation resolves
 "ambiguous e-mail addresses and display names", and Active Directory's ambiguous name
 resolution covers legacyExchangeDN). The contact is then seen with the SMTP address Exchange
 names. When Exchange cannot resolve it, the value is left as it is, and write-back never
-sends a value that is not an SMTP address (write_back.py).
+sends a value that is not an e-mail address (write_back_checks.py refuses it for that
+person, with the reason).
 """
 
 from __future__ import annotations

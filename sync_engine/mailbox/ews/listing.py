@@ -159,14 +159,20 @@ class Listing:
         """Listed items as the planner sees them. Remembers which carry the CRM id under
         the legacy property set (rewritten at their next write), and shows an address-book
         (EX) e-mail address as its SMTP address (addresses.py)."""
-        contacts = []
-        resolved = self._resolve_ex_addresses(items)
+        listed = [mailbox_contact(item) for item in items]
+        tag = self._settings.crm_category.casefold()
+        # only ours are compared with the CRM: a user's own contacts cost no ResolveNames
+        ours = [
+            item
+            for item, c in zip(items, listed, strict=True)
+            if c.crm_id is not None or any(t.casefold() == tag for t in c.categories)
+        ]
+        resolved = self._resolve_ex_addresses(ours)
         for item in items:
             legacy = legacy_crm_id_of(item)
             if legacy is not None:
                 self._legacy_crm_ids[item.id] = legacy
-            contacts.append(with_smtp_addresses(mailbox_contact(item), resolved))
-        return contacts
+        return [with_smtp_addresses(c, resolved) for c in listed]
 
     def _with_whole_texts(self, page: list[Contact], fields: set[FieldPath]) -> list[Contact]:
         """FindItem cuts text values to 255 characters (EWS FindItem reference: "For
