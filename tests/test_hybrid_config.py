@@ -123,3 +123,38 @@ def test_a_mailbox_neither_target_serves_stops_no_other_mailbox(servers, cli) ->
     status = {s["mailbox"]: s for s in json.loads(cli("status", "--json").out)["mailboxes"]}
     assert "Neither target serves" in (status[ALICE]["last_error"] or "")
     assert status[ALICE]["last_status"] == "failed"
+
+
+def test_a_passing_graph_error_at_the_daily_check_moves_no_mailbox(servers, cli) -> None:  # type: ignore[no-untyped-def]
+    """The daily question to Graph fails (HTTP 500): each mailbox stays where it was served,
+    is synced there, and is asked again at the next sync; a cloud mailbox is never tried on
+    Exchange Server for it, nor an on-premises one on Graph."""
+    ews, graph = servers
+    bob = "bob@example.com"
+    engine = Engine(load_settings())
+    try:
+        engine.add(engine.user(bob), [9, 10])
+    finally:
+        engine.close()
+    graph.host_on_premises(bob)
+    placed = {m["mailbox"]: m for m in json.loads(cli("sync", "--all", "--json").out)["mailboxes"]}
+    assert not placed[ALICE]["error"] and not placed[bob]["error"]
+    engine = Engine(load_settings())
+    try:
+        targets = TargetState(engine.store.engine)
+        for who in (ALICE, bob):
+            before = targets.placement(who)
+            assert before is not None
+            targets.place(who, before.kind, before.why, utcnow() - timedelta(days=2))
+    finally:
+        engine.close()
+
+    for who, kind in ((ALICE, "graph"), (bob, "ews")):
+        ews.reset_counts()
+        graph.inject("status", status=500, on="list")  # the placement question fails
+        result = json.loads(cli("sync", "--as", who, "--json").out)["mailboxes"][0]
+        assert not result["error"] and result["created"] == result["forgotten"] == 0
+        if kind == "graph":
+            assert ews.request_count == 0  # not tried on Exchange Server
+        status = {s["mailbox"]: s for s in json.loads(cli("status", "--json").out)["mailboxes"]}
+        assert status[who]["target"] == kind
