@@ -98,17 +98,23 @@ def test_the_decision_is_kept_a_day_then_checked_again(servers, cli) -> None:  #
     assert ews.request_count == 0
 
 
-def test_a_mailbox_neither_target_serves_stops_no_other_mailbox(servers, cli) -> None:  # type: ignore[no-untyped-def]
-    """DESIGN rule 10: one mailbox failing does not stop the others. Where hybrid mode
-    cannot place a mailbox at all, `sync --all` still syncs the rest, prints its JSON, and
-    the failure is the mailbox's own run: `status` shows it, like any failed sync."""
-    ews, graph = servers
+def with_bob() -> str:
+    """Bob, a second salesperson, with two people of his own in his list."""
     bob = "bob@example.com"
     engine = Engine(load_settings())
     try:
         engine.add(engine.user(bob), [9, 10])
     finally:
         engine.close()
+    return bob
+
+
+def test_a_mailbox_neither_target_serves_stops_no_other_mailbox(servers, cli) -> None:  # type: ignore[no-untyped-def]
+    """DESIGN rule 10: one mailbox failing does not stop the others. Where hybrid mode
+    cannot place a mailbox at all, `sync --all` still syncs the rest, prints its JSON, and
+    the failure is the mailbox's own run: `status` shows it, like any failed sync."""
+    ews, graph = servers
+    bob = with_bob()
     graph.roles = ["Contacts.ReadWrite", "User.Read.All"]
     graph.remove_mailbox(ALICE)  # Alice is in neither Exchange
     ews.remove_mailbox(ALICE)
@@ -130,12 +136,7 @@ def test_a_passing_graph_error_at_the_daily_check_moves_no_mailbox(servers, cli)
     is synced there, and is asked again at the next sync; a cloud mailbox is never tried on
     Exchange Server for it, nor an on-premises one on Graph."""
     ews, graph = servers
-    bob = "bob@example.com"
-    engine = Engine(load_settings())
-    try:
-        engine.add(engine.user(bob), [9, 10])
-    finally:
-        engine.close()
+    bob = with_bob()
     graph.host_on_premises(bob)
     placed = {m["mailbox"]: m for m in json.loads(cli("sync", "--all", "--json").out)["mailboxes"]}
     assert not placed[ALICE]["error"] and not placed[bob]["error"]
