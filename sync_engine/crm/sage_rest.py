@@ -324,7 +324,6 @@ class SageRestWriter:
         """A row of the person's own, linked to them: made (or one left by an earlier try
         reused), then linked; when the link fails, the row is deleted or remembered."""
         entity, link, prefix, target = RESOURCES[write.kind]
-        body = {k: v for k, v in write.columns.items() if v}
         own = self._reusable(write.kind, person_id, write.link_type)
         if own is not None:
             whole = dict(write.columns)  # all of it: a part the row held before is cleared
@@ -332,6 +331,7 @@ class SageRestWriter:
             if error:  # still remembered: the next try reuses it, no second row is made
                 return f"{error} (reusing the {entity}('{own}') an earlier try made)"
         else:
+            body = {k: v for k, v in write.columns.items() if v}
             created: dict[str, object] = {}
             error = self.rest.send(calls, "POST", f"{entity}{READ_BACK}", body, created)
             if error:

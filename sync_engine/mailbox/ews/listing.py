@@ -160,7 +160,7 @@ class Listing:
         the legacy property set (rewritten at their next write), and shows an address-book
         (EX) e-mail address as its SMTP address (addresses.py)."""
         listed = [mailbox_contact(item) for item in items]
-        tag = self._settings.crm_category.casefold()
+        tag = self.category.casefold()
         # only ours are compared with the CRM: a user's own contacts cost no ResolveNames
         ours = [
             item
