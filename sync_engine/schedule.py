@@ -760,7 +760,8 @@ def run_forever(scheduler: Scheduler, *, summary_every: float = 60.0) -> None:
         coalesce=True,
         misfire_grace_time=None,
     )
-    if scheduler.summary_poster is not None or scheduler.team_poster is not None:
+    posters = (scheduler.summary_poster, scheduler.account_poster, scheduler.team_poster)
+    if any(poster is not None for poster in posters):  # Teams alone is enough
         jobs.add_job(
             scheduler.run_summaries,
             IntervalTrigger(seconds=min(summary_every, interval)),

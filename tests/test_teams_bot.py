@@ -205,6 +205,45 @@ def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
     assert clock.run_summaries() == 0  # sent once per period
 
 
+def test_the_running_clock_posts_the_teams_digest_without_slack(teams: Teams) -> None:
+    """`crm-contacts scheduler` for a Teams-only company (no SLACK_BOT_TOKEN, no team
+    summary): the clock's own loop must run the digest job, not only `--once`."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from sync_engine.schedule import Scheduler, run_forever
+    from teams.posters import TeamsDigests
+
+    chat = teams.connector.conversation()
+    alice = teams.engine.user(ALICE)
+    teams.ask("status", chat, "Linked in your mailbox")
+    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=2).people[0].id])
+    teams.engine.sync(alice)
+    now = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0)
+    if now <= datetime.now(UTC):
+        now += timedelta(days=1)
+    # as bot.cli's scheduler builds it when only Teams is configured
+    clock = Scheduler(
+        teams.engine, now=lambda: now, account_poster=TeamsDigests(teams.engine, teams.front.sender)
+    )
+    after = len(teams.connector.posted)
+    seen: list[object] = []
+
+    def watch() -> None:
+        try:
+            seen.append(teams.connector.wait_for(chat, "Your CRM Contacts digest", after=after))
+        except AssertionError:
+            pass
+        finally:
+            clock.stop.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    run_forever(clock)  # returns once the watcher stops it
+    watcher.join(5)
+    assert seen, "the clock's loop never posted the Teams digest"
+
+
 def test_team_summary_goes_to_the_channel_the_app_is_installed_in(teams: Teams) -> None:
     from datetime import UTC, datetime, timedelta
 
