@@ -99,6 +99,33 @@ def test_unknown_command_other_tenant_guest_and_group_chat_get_one_line(teams: T
     assert "`search Jane Doe`" in missing.text
 
 
+def test_a_member_made_a_guest_is_refused_within_the_hour(teams: Teams) -> None:
+    """As for Slack (issue 22.5): what Graph said of a Teams user is trusted an hour, not a
+    day, so a member made a guest (or disabled) stops acting within the hour."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from sync_engine import tables as t
+
+    def checked(minutes_ago: int) -> None:
+        with teams.engine.store.engine.begin() as conn:
+            conn.execute(
+                update(t.chat_accounts)
+                .where(t.chat_accounts.c.account_id == ALICE_AAD)
+                .values(checked_at=datetime.now(UTC) - timedelta(minutes=minutes_ago))
+            )
+
+    chat = teams.connector.conversation()
+    teams.ask("list", chat, "My CRM Contacts is empty")
+    teams.graph.add_user(ALICE, object_id=ALICE_AAD, user_type="Guest")
+    checked(50)
+    teams.ask("list", chat, "My CRM Contacts is empty")  # within the hour: as Graph said
+    checked(61)
+    refused = teams.ask("list", chat, "Guest accounts")
+    assert "My CRM Contacts is empty" not in refused.text
+
+
 def test_add_group_asks_first_and_adds_once(teams: Teams) -> None:
     chat = teams.connector.conversation()
     bob = teams.ask("add-group", chat, "you as Account Manager", user=BOB_AAD)
