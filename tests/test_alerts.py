@@ -187,3 +187,58 @@ def test_status_exit_codes_for_cron(home: Path, cli: Any, monkeypatch: pytest.Mo
     (problem,) = json.loads(result.out)["problems"]
     assert problem["kind"] == "crm_unreachable" and "crm check" in problem["fix"]
     assert "1 problem open" in result.err and "Traceback" not in result.err
+
+
+def test_two_clocks_deciding_at_once_never_lose_a_clear(
+    home: Path, slack: SlackStandIn, pg_url: str
+) -> None:
+    """Two clock processes on PostgreSQL: one posts a problem's start (its day of quiet
+    has passed) while the other, which no longer finds the problem, is closing it from
+    what it read a moment before ("start not posted"). The admins saw the start, so they
+    must see the clear; nothing of ours is replaced, the second process's whole turn
+    runs between the first one's read and its write (a database event)."""
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from bot.alerts import SlackAlerts
+    from bot.app import web_client
+    from sync_engine.ops.alerts import Announcer
+    from sync_engine.ops.problems import Findings, Problem
+    from sync_engine.store import Store
+
+    down = Problem("crm_unreachable", "crm", "The CRM database cannot be read", "crm check")
+    sender = SlackAlerts(web_client(load_settings()), ADMIN)
+    one, other = Store.open(pg_url, home), Store.open(pg_url, home)
+    first, second = Announcer(one, [sender]), Announcer(other, [sender])
+    t0 = Clock()()
+    try:
+        second.announce(Findings([down]), t0)  # posted
+        second.announce(Findings([]), t0 + timedelta(hours=1))  # cleared, posted
+        second.announce(Findings([down]), t0 + timedelta(hours=2))  # back: quiet that day
+        later = t0 + timedelta(hours=25)
+        turns: list[str] = []
+
+        def second_turn(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            if not turns and statement.lstrip().startswith("SELECT") and "alerts" in statement:
+                turns.append("second")
+                second.announce(Findings([down]), later)  # a day on: its start goes out
+
+        event.listen(one.engine, "after_cursor_execute", second_turn)
+        first.announce(Findings([]), later)  # no longer found here
+        event.remove(one.engine, "after_cursor_execute", second_turn)
+        first.announce(Findings([]), later + timedelta(minutes=1))
+        assert turns == ["second"]
+        posted = [text.split(":", 2)[1].strip() for text in _admin_texts(slack)]
+        assert posted == ["Problem", "Resolved", "Problem", "Resolved"], posted
+    finally:
+        one.close()
+        other.close()
+
+
+def _admin_texts(slack: SlackStandIn) -> list[str]:
+    return [
+        str(c.params.get("text") or "")
+        for c in slack.of("chat.postMessage")
+        if c.params["channel"] == ADMIN
+    ]

@@ -119,12 +119,14 @@ class Announcer:
                 if kind in findings.unknown or (kind, key) in found:
                     continue
                 if row.open:  # no longer found: closed, its clear due if its start went out
-                    conn.execute(
+                    # ...as the row says now, not as read above: another clock may have
+                    # posted the start in between, and then its clear is owed
+                    closed = conn.execute(
                         update(t.alerts)
                         .where(*_where(kind, key), t.alerts.c.open.is_(True))
-                        .values(open=False, closed_at=now, clear_pending=row.start_posted)
-                    )
-                    clears_due = clears_due or row.start_posted
+                        .values(open=False, closed_at=now, clear_pending=t.alerts.c.start_posted)
+                    ).rowcount
+                    clears_due = clears_due or bool(closed)
             for ident, problem in found.items():
                 row = tracked.get(ident)
                 if row is None:
