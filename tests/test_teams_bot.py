@@ -325,6 +325,22 @@ def test_cards_stay_within_teams_size_and_429_is_waited_out(teams: Teams) -> Non
     assert not [r for r in c.refused if r[0] == 413]
 
 
+def test_passing_connector_failures_are_retried_as_teams_asks(teams: Teams) -> None:
+    """412, 502 and 504 are retried like a 429 (Microsoft Learn, rate limiting for bots);
+    a refusal that is not passing (404) is not."""
+    c = teams.connector
+    chat = c.conversation()
+    for status in (412, 502, 504):
+        c.fail(status)
+    teams.ask("help", chat, "search <query>")
+    assert sorted(r[0] for r in c.refused) == [412, 502, 504]
+    gone = c.conversation()
+    c.fail(404, 2)
+    teams.say("help", gone)
+    time.sleep(1.5)
+    assert [r[0] for r in c.refused].count(404) == 1  # refused once, not retried
+
+
 def test_slow_card_action_is_answered_in_time_and_updated_in_place(home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with teams_bot(home, monkeypatch, TEAMS_INVOKE_BUDGET="0.001") as slow:
         chat = slow.connector.conversation()

@@ -21,6 +21,9 @@ What it models, and where each rule comes from:
 - Rate limits per bot per conversation (Microsoft Learn, "Rate limiting for bots": 7
   messages a second, 8 per 2 seconds, 60 per 30 seconds): over them, 429 with Retry-After.
   `throttle(n)` answers the next n sends 429 whatever the rate.
+- Passing failures a bot must retry (same page: "In addition to retrying error code 429,
+  error codes 412, 502, and 504 must also be retried"): `fail(status, n)` answers the
+  next n sends with that status.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class BotConnector:
         self.refused: list[tuple[int, str]] = []  # (status, why) of every refused call
         self.throttled = 0
         self._throttle_next = 0
+        self._fail_next: deque[int] = deque()
         self.token_requests = 0
         self._conversations: dict[str, _Conversation] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="connector-loopback-")
@@ -143,6 +147,12 @@ class BotConnector:
     def throttle(self, times: int = 1) -> None:
         with self._lock:
             self._throttle_next += times
+
+    def fail(self, status: int, times: int = 1) -> None:
+        """The next `times` sends are answered `status` (412, 502, 504: Teams' passing
+        failures)."""
+        with self._lock:
+            self._fail_next.extend([status] * times)
 
     # ---- the channel: activities to the bot --------------------------------------------
 
@@ -365,6 +375,8 @@ class BotConnector:
             known = self._conversations.get(conversation)
             if known is None:
                 return self._refuse(404, "ConversationNotFound")
+            if self._fail_next:
+                return self._refuse(self._fail_next.popleft(), "a passing failure")
             if self._throttle_next > 0 or self._over_rate(known):
                 self._throttle_next = max(self._throttle_next - 1, 0)
                 self.throttled += 1
