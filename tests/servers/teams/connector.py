@@ -16,7 +16,9 @@ What it models, and where each rule comes from:
   other than message/typing, an unknown conversation, an attachment whose content type
   Teams does not render, an Adaptive Card of a version above 1.5 (Microsoft Learn, "Cards
   reference": Teams renders 1.5 and earlier — an assumption for every client), a
-  message over 28 KB (413, "Format your bot messages": Teams' message size limit), and an
+  message over 28,000 bytes (413 MessageSizeTooBig; stricter than "Format your bot
+  messages", which gives ~100 KB of UTF-16 and advises 80 KB: 28 KB is the strictest
+  figure Microsoft publishes, its Power Automate connector's), and an
   update of an activity that is not the bot's.
 - Rate limits per bot per conversation (Microsoft Learn, "Rate limiting for bots": 7
   messages a second, 8 per 2 seconds, 60 per 30 seconds): over them, 429 with Retry-After.
