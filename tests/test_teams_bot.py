@@ -436,3 +436,47 @@ def test_admin_alerts_go_to_the_teams_admin_channel_once_the_app_is_there(teams:
     runs = [i for b in posted.card["body"] for i in b.get("inlines", [])]
     assert any(r["text"].endswith("**alice@example.com** <at>x</at> fails") for r in runs)
     assert "Fix: Check EWS." in posted.text
+
+
+def test_an_alert_teams_missed_while_slack_took_it_follows_once_the_app_is_there(
+    teams: Teams, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """ADMIN_CHANNEL (Slack) and TEAMS_ADMIN_CHANNEL both set, the Teams app not yet in its
+    team: Slack gets the alert at once, Teams once the app is installed there, and Slack
+    does not get it twice."""
+    from datetime import UTC, datetime, timedelta
+
+    from servers.slack import BOT_TOKEN, SlackStandIn
+
+    from bot.alerts import SlackAlerts
+    from bot.app import web_client
+    from sync_engine.config import load_settings
+    from sync_engine.ops.alerts import Announcer
+    from sync_engine.ops.problems import Findings, Problem
+    from teams.alerts import TeamsAlerts
+
+    c = teams.connector
+    channel = c.conversation("channel")
+    down = Problem("crm_unreachable", "crm", "The CRM database cannot be read", "crm check")
+    with SlackStandIn() as slack:
+        slack.add_channel("C_ADMIN", private=True, member=True)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        senders = [
+            SlackAlerts(web_client(load_settings()), "C_ADMIN"),
+            TeamsAlerts(teams.engine, teams.front.sender, channel),
+        ]
+        announcer = Announcer(teams.engine.store, senders)
+        now = datetime.now(UTC)
+        announcer.announce(Findings([down]), now)
+        assert len(slack.of("chat.postMessage")) == 1 and not c.posted
+        team_data = {"team": {"id": channel}, "channel": {"id": channel}}
+        install = c.activity(
+            channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data
+        )
+        install["action"] = "add"
+        assert c.send(teams.url, install).status_code == 200
+        announcer.announce(Findings([down]), now + timedelta(minutes=1))
+        posted = c.wait_for(channel, "Problem")
+        assert "The CRM database cannot be read" in posted.text
+        assert len(slack.of("chat.postMessage")) == 1  # Slack had it already
