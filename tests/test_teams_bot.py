@@ -232,6 +232,50 @@ def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
     assert clock.run_summaries() == 0  # sent once per period
 
 
+def test_a_digest_teams_refuses_is_not_sent_to_slack_again(teams: Teams, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A user on Slack and Teams whose Teams chat is gone (the Connector refuses it): the
+    Slack DM goes out once for the period, not again at every tick of the grace hours."""
+    from datetime import UTC, datetime, timedelta
+
+    from servers.slack import BOT_TOKEN, SlackStandIn
+
+    from bot.app import web_client
+    from bot.summary import post_daily_summary
+    from sync_engine.config import load_settings
+    from sync_engine.schedule import Scheduler
+    from teams.posters import TeamsDigests
+
+    c = teams.connector
+    chat = c.conversation()
+    alice = teams.engine.user(ALICE)
+    teams.ask("status", chat, "Linked in your mailbox")
+    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=2).people[0].id])
+    teams.engine.sync(alice)
+    now = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0)
+    if now <= datetime.now(UTC):
+        now += timedelta(days=1)
+    with SlackStandIn() as slack:
+        slack.add_user("U_ALICE", ALICE)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        client = web_client(load_settings())
+        teams.engine.remember_slack_user("U_ALICE", ALICE, "Europe/London")
+        clock = Scheduler(
+            teams.engine,
+            now=lambda: now,
+            summary_poster=lambda user, sid, since, until: post_daily_summary(
+                client, teams.engine, user, sid, since, until
+            ),
+            account_poster=TeamsDigests(teams.engine, teams.front.sender),
+        )
+        c.fail(404, 10)  # the Teams chat is gone
+        clock.run_summaries()
+        now += timedelta(minutes=1)  # the next tick, still within the grace hours
+        clock.run_summaries()
+        digests = [m for m in slack.of("chat.postMessage") if "digest" in m.params["text"]]
+        assert len(digests) == 1
+
+
 def test_the_running_clock_posts_the_teams_digest_without_slack(teams: Teams) -> None:
     """`crm-contacts scheduler` for a Teams-only company (no SLACK_BOT_TOKEN, no team
     summary): the clock's own loop must run the digest job, not only `--once`."""
