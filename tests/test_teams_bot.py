@@ -276,6 +276,54 @@ def test_a_digest_teams_refuses_is_not_sent_to_slack_again(teams: Teams, monkeyp
         assert len(digests) == 1
 
 
+def test_a_team_summary_one_channel_refuses_is_not_posted_again_in_the_other(
+    teams: Teams, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """SUMMARY_CHANNEL (Slack) and TEAMS_SUMMARY_CHANNEL both set, as `crm-contacts
+    scheduler` wires them (bot.cli): Teams refuses the post, Slack takes it; at the next
+    tick Slack's channel must not get the same summary again."""
+    from datetime import UTC, datetime, timedelta
+
+    from servers.slack import BOT_TOKEN, SlackStandIn
+
+    from bot.app import web_client
+    from bot.cli import _both, _post_team_summary
+    from sync_engine.config import load_settings
+    from sync_engine.schedule import Scheduler
+    from teams.posters import team_poster
+
+    c = teams.connector
+    channel = c.conversation("channel")
+    team_data = {"team": {"id": channel, "name": "Sales"}, "channel": {"id": channel}}
+    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
+    install["action"] = "add"
+    assert c.send(teams.url, install).status_code == 200
+    alice = teams.engine.user(ALICE)
+    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=1).people[0].id])
+    teams.engine.sync(alice)
+    # the first 08:00 UTC summary after the sync, an hour and a half later
+    now = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+    if now <= datetime.now(UTC):
+        now += timedelta(days=1)
+    now += timedelta(minutes=90)
+    with SlackStandIn() as slack:
+        slack.add_channel("C_SALES", member=True)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        client = web_client(load_settings())
+        both = _both(
+            lambda digest: _post_team_summary(client, "C_SALES", digest),
+            team_poster(teams.engine, teams.front.sender, channel),
+        )
+        clock = Scheduler(teams.engine, now=lambda: now, team_poster=both, team_channel="C_SALES")
+        c.fail(404, 10)  # Teams refuses the channel's post
+        clock.run_summaries()
+        now += timedelta(minutes=1)
+        clock.run_summaries()
+        posts = [m for m in slack.of("chat.postMessage") if m.params["channel"] == "C_SALES"]
+        assert len(posts) == 1
+
+
 def test_the_running_clock_posts_the_teams_digest_without_slack(teams: Teams) -> None:
     """`crm-contacts scheduler` for a Teams-only company (no SLACK_BOT_TOKEN, no team
     summary): the clock's own loop must run the digest job, not only `--once`."""
