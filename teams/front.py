@@ -144,7 +144,7 @@ class TeamsFront:
         )
         self._register()
         self.loop.run(self.app.initialize(), 30)
-        self.wsgi = TeamsWsgi(self.adapter, self.loop)
+        self.wsgi = TeamsWsgi(self.adapter, self.loop, loopback_only=teams.teams_playground)
 
     def close(self) -> None:
         self.loop.close()

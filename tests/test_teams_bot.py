@@ -505,6 +505,31 @@ def test_playground_mode_answers_only_this_machine(home, monkeypatch, caplog) ->
             time.sleep(0.05)
 
 
+def test_playground_mode_takes_no_activity_from_another_machine(home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Without a token anyone could claim any aadObjectId: an activity from another
+    machine must not act, even one naming this machine's serviceUrl (where the answer
+    would go). `serve` listens on every interface, so the peer's address is checked."""
+    import io
+
+    with teams_bot(home, monkeypatch, TEAMS_PLAYGROUND="true") as pg:
+        c = pg.connector
+        chat = c.conversation()
+        body = json.dumps(c.activity(chat, text="add-group", user=ALICE_AAD)).encode()
+        answered: list[str] = []
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/messages",
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "192.0.2.77",  # TEST-NET-1: not this machine
+            "wsgi.input": io.BytesIO(body),
+        }
+        pg.front.wsgi(environ, lambda status, headers: answered.append(status))
+        time.sleep(1.0)
+        assert answered and answered[0].startswith("403"), answered
+        assert not c.posted and not c.refused  # nothing was done or said
+
+
 def test_admin_alerts_go_to_the_teams_admin_channel_once_the_app_is_there(teams: Teams) -> None:
     from sync_engine.ops.alerts import Notice
     from sync_engine.ops.problems import Problem
