@@ -179,6 +179,27 @@ def test_a_graph_401_with_its_aadsts_code_is_one_credentials_alert_for_every_mai
     assert status(cli)[0] == 0
 
 
+def test_a_refused_sign_in_in_hybrid_names_the_service_that_refused_it(
+    home: Path, graph: GraphServer, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+):
+    """MAILBOX_BACKEND=hybrid: the mailboxes Exchange Online serves fail when Graph's
+    secret expires; the admins are told Graph refused (with its code), not "hybrid"."""
+    from servers.ews import ews_server
+
+    with ews_server() as ews:
+        for name, value in {**ews.env(), "MAILBOX_BACKEND": "hybrid"}.items():
+            monkeypatch.setenv(name, value)
+        engine = Engine(load_settings())
+        rig = make_rig(engine, slack)
+        assert sorted(rig.scheduler.run_cycle().synced) == [ALICE, BOB]  # both in Graph
+        graph.expire_secret()
+        rig.clock.advance(hours=25)
+        assert sorted(rig.scheduler.run_cycle().failed) == [ALICE, BOB]
+        (alert,) = rig.alerts()
+        assert "Microsoft Entra ID / Graph refused our sign-in (AADSTS7000222)" in alert
+        engine.close()
+
+
 def test_status_exit_codes_for_cron(home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch):
     assert cli("status").code == 0  # nothing set up: nothing wrong
     monkeypatch.setenv("CRM_DATABASE_URL", "postgresql://crm@127.0.0.1:1/CRM")  # nothing listens
