@@ -552,6 +552,19 @@ def test_unreachable_server_fails_in_plain_words(server: EwsServer) -> None:
     assert "EWS_URL" in str(err.value)
 
 
+def test_retry_max_wait_zero_means_no_waiting(server: EwsServer) -> None:
+    """EWS_RETRY_MAX_WAIT=0 is an admin saying "never sleep between attempts", not "unset"."""
+    settings = settings_for(
+        server, ews_url="http://127.0.0.1:9/EWS/Exchange.asmx", ews_retry_max_wait=0
+    )
+    mailbox = EwsMailbox(settings, ALICE, timeout=0.3)
+    assert mailbox.max_wait == 0
+    began = time.monotonic()
+    with pytest.raises(MailboxError, match="Could not reach Exchange"):
+        listed(mailbox)
+    assert time.monotonic() - began < 3  # 120 s of back-off, 15 s of it slept, before the fix
+
+
 # -- access --------------------------------------------------------------------------------
 
 

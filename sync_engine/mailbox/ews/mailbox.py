@@ -60,11 +60,9 @@ class EwsMailbox(Connection, AccessWords, Addresses, Listing, Writes):
         self.requests = 0
         self.timeout = float(timeout or getattr(settings, "ews_timeout", None) or 60.0)
         self.max_attempts = max_attempts
-        self.max_wait = float(
-            max_wait
-            if max_wait is not None
-            else getattr(settings, "ews_retry_max_wait", None) or 120.0
-        )
+        if max_wait is None:  # 0 is a setting (never sleep), not "unset"
+            max_wait = getattr(settings, "ews_retry_max_wait", None)
+        self.max_wait = float(120.0 if max_wait is None else max_wait)
         self.base_delay = base_delay if base_delay is not None else min(1.0, self.max_wait / 20)
         self.category = settings.crm_category
         self._settings = settings
