@@ -107,7 +107,7 @@ class Sender:
                 status = exc.response.status_code
                 wait = _retry_after(exc.response) if status == 429 else None
                 if status in PASSING:
-                    wait = (0.5 * 2**attempt) * random.uniform(0.8, 1.2)
+                    wait = (0.25 * 2**attempt) * random.uniform(0.8, 1.2)
                 if wait is not None and attempt < RETRIES_429:
                     log.info(
                         "Teams answered HTTP %s to a send; retrying in %.1f s",

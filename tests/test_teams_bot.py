@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from servers.teams.connector import all_text
@@ -102,8 +103,6 @@ def test_unknown_command_other_tenant_guest_and_group_chat_get_one_line(teams: T
 def test_a_member_made_a_guest_is_refused_within_the_hour(teams: Teams) -> None:
     """As for Slack (issue 22.5): what Graph said of a Teams user is trusted an hour, not a
     day, so a member made a guest (or disabled) stops acting within the hour."""
-    from datetime import UTC, datetime, timedelta
-
     from sqlalchemy import update
 
     from sync_engine import tables as t
@@ -202,22 +201,30 @@ def test_message_extension_inserts_a_person_card_without_buttons(teams: Teams) -
     assert refused["type"] == "message" and "Guest" in refused["text"]
 
 
-def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
-    from datetime import UTC, datetime, timedelta
+def alice_synced_and_her_digest_time(teams: Teams) -> tuple[str, datetime]:
+    """Alice has written to the bot (her personal chat, returned) and a sync created one
+    contact; the time returned is the first 09:30 UTC after it: past 08:00 in her zone
+    (Europe/London), within the 4-hour grace, and her first digest covers the day before."""
+    chat = teams.connector.conversation()
+    alice = teams.engine.user(ALICE)
+    teams.ask("status", chat, "Linked in your mailbox")
+    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=1).people[0].id])
+    teams.engine.sync(alice)
+    return chat, next_utc(hour=9, minute=30)
 
+
+def next_utc(hour: int, minute: int) -> datetime:
+    """The first time of day `hour:minute` UTC from now on."""
+    at = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return at if at > datetime.now(UTC) else at + timedelta(days=1)
+
+
+def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
     from sync_engine.schedule import Scheduler
     from teams.posters import TeamsDigests
 
-    chat = teams.connector.conversation()
     alice = teams.engine.user(ALICE)
-    teams.ask("status", chat, "Linked in your mailbox")  # Alice has written to the bot once
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=2).people[0].id])
-    teams.engine.sync(alice)
-    # the first 09:30 UTC after the sync: past 08:00 in her zone (Europe/London), within
-    # the 4-hour grace, and her first digest covers the day before it
-    now = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0)
-    if now <= datetime.now(UTC):
-        now += timedelta(days=1)
+    chat, now = alice_synced_and_her_digest_time(teams)
     clock = Scheduler(
         teams.engine, now=lambda: now, account_poster=TeamsDigests(teams.engine, teams.front.sender)
     )
@@ -235,8 +242,6 @@ def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
 def test_a_digest_teams_refuses_is_not_sent_to_slack_again(teams: Teams, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A user on Slack and Teams whose Teams chat is gone (the Connector refuses it): the
     Slack DM goes out once for the period, not again at every tick of the grace hours."""
-    from datetime import UTC, datetime, timedelta
-
     from servers.slack import BOT_TOKEN, SlackStandIn
 
     from bot.app import web_client
@@ -246,14 +251,7 @@ def test_a_digest_teams_refuses_is_not_sent_to_slack_again(teams: Teams, monkeyp
     from teams.posters import TeamsDigests
 
     c = teams.connector
-    chat = c.conversation()
-    alice = teams.engine.user(ALICE)
-    teams.ask("status", chat, "Linked in your mailbox")
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=2).people[0].id])
-    teams.engine.sync(alice)
-    now = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0)
-    if now <= datetime.now(UTC):
-        now += timedelta(days=1)
+    _, now = alice_synced_and_her_digest_time(teams)
     with SlackStandIn() as slack:
         slack.add_user("U_ALICE", ALICE)
         monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
@@ -282,7 +280,6 @@ def test_a_team_summary_one_channel_refuses_is_not_posted_again_in_the_other(
     """SUMMARY_CHANNEL (Slack) and TEAMS_SUMMARY_CHANNEL both set, as `crm-contacts
     scheduler` wires them (bot.cli): Teams refuses the post, Slack takes it; at the next
     tick Slack's channel must not get the same summary again."""
-    from datetime import UTC, datetime, timedelta
 
     from servers.slack import BOT_TOKEN, SlackStandIn
 
@@ -294,18 +291,9 @@ def test_a_team_summary_one_channel_refuses_is_not_posted_again_in_the_other(
 
     c = teams.connector
     channel = c.conversation("channel")
-    team_data = {"team": {"id": channel, "name": "Sales"}, "channel": {"id": channel}}
-    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
-    install["action"] = "add"
-    assert c.send(teams.url, install).status_code == 200
-    alice = teams.engine.user(ALICE)
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=1).people[0].id])
-    teams.engine.sync(alice)
-    # the first 08:00 UTC summary after the sync, an hour and a half later
-    now = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
-    if now <= datetime.now(UTC):
-        now += timedelta(days=1)
-    now += timedelta(minutes=90)
+    teams.install_in_team(channel)
+    alice_synced_and_her_digest_time(teams)
+    now = next_utc(hour=8, minute=0) + timedelta(minutes=90)  # the first summary after it
     with SlackStandIn() as slack:
         slack.add_channel("C_SALES", member=True)
         monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
@@ -328,19 +316,11 @@ def test_the_running_clock_posts_the_teams_digest_without_slack(teams: Teams) ->
     """`crm-contacts scheduler` for a Teams-only company (no SLACK_BOT_TOKEN, no team
     summary): the clock's own loop must run the digest job, not only `--once`."""
     import threading
-    from datetime import UTC, datetime, timedelta
 
     from sync_engine.schedule import Scheduler, run_forever
     from teams.posters import TeamsDigests
 
-    chat = teams.connector.conversation()
-    alice = teams.engine.user(ALICE)
-    teams.ask("status", chat, "Linked in your mailbox")
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=2).people[0].id])
-    teams.engine.sync(alice)
-    now = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0)
-    if now <= datetime.now(UTC):
-        now += timedelta(days=1)
+    chat, now = alice_synced_and_her_digest_time(teams)
     # as bot.cli's scheduler builds it when only Teams is configured
     clock = Scheduler(
         teams.engine, now=lambda: now, account_poster=TeamsDigests(teams.engine, teams.front.sender)
@@ -364,19 +344,13 @@ def test_the_running_clock_posts_the_teams_digest_without_slack(teams: Teams) ->
 
 
 def test_team_summary_goes_to_the_channel_the_app_is_installed_in(teams: Teams) -> None:
-    from datetime import UTC, datetime, timedelta
 
     from teams.posters import team_poster
 
     c = teams.connector
     channel = c.conversation("channel")
-    team_data = {"team": {"id": channel, "name": "Sales"}, "channel": {"id": channel}}
-    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
-    install["action"] = "add"
-    assert c.send(teams.url, install).status_code == 200
-    alice = teams.engine.user(ALICE)
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=1).people[0].id])
-    teams.engine.sync(alice)
+    teams.install_in_team(channel)
+    alice_synced_and_her_digest_time(teams)
     from sync_engine.schedule import Scheduler
 
     clock = Scheduler(teams.engine)
@@ -429,7 +403,11 @@ def test_passing_connector_failures_are_retried_as_teams_asks(teams: Teams) -> N
     gone = c.conversation()
     c.fail(404, 2)
     teams.say("help", gone)
-    time.sleep(1.5)
+    deadline = time.monotonic() + 10
+    while 404 not in [r[0] for r in c.refused]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # a retry would come within this
     assert [r[0] for r in c.refused].count(404) == 1  # refused once, not retried
 
 
@@ -543,11 +521,7 @@ def test_admin_alerts_go_to_the_teams_admin_channel_once_the_app_is_there(teams:
     alerts = TeamsAlerts(teams.engine, teams.front.sender, channel)
     with pytest.raises(RuntimeError):  # not installed there yet: kept for the next cycle
         alerts.send(Notice(True, (problem,)))
-    team_data = {"team": {"id": channel}, "channel": {"id": channel}}
-    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
-    install["action"] = "add"
-    answer = c.send(teams.url, install)
-    assert answer.status_code == 200, answer.text
+    teams.install_in_team(channel)
     alerts.send(Notice(True, (problem,)))
     posted = c.wait_for(channel, "Problem")
     runs = [i for b in posted.card["body"] for i in b.get("inlines", [])]
@@ -561,7 +535,6 @@ def test_an_alert_teams_missed_while_slack_took_it_follows_once_the_app_is_there
     """ADMIN_CHANNEL (Slack) and TEAMS_ADMIN_CHANNEL both set, the Teams app not yet in its
     team: Slack gets the alert at once, Teams once the app is installed there, and Slack
     does not get it twice."""
-    from datetime import UTC, datetime, timedelta
 
     from servers.slack import BOT_TOKEN, SlackStandIn
 
@@ -587,12 +560,7 @@ def test_an_alert_teams_missed_while_slack_took_it_follows_once_the_app_is_there
         now = datetime.now(UTC)
         announcer.announce(Findings([down]), now)
         assert len(slack.of("chat.postMessage")) == 1 and not c.posted
-        team_data = {"team": {"id": channel}, "channel": {"id": channel}}
-        install = c.activity(
-            channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data
-        )
-        install["action"] = "add"
-        assert c.send(teams.url, install).status_code == 200
+        teams.install_in_team(channel)
         announcer.announce(Findings([down]), now + timedelta(minutes=1))
         posted = c.wait_for(channel, "Problem")
         assert "The CRM database cannot be read" in posted.text
