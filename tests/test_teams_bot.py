@@ -280,7 +280,6 @@ def test_a_team_summary_one_channel_refuses_is_not_posted_again_in_the_other(
     """SUMMARY_CHANNEL (Slack) and TEAMS_SUMMARY_CHANNEL both set, as `crm-contacts
     scheduler` wires them (bot.cli): Teams refuses the post, Slack takes it; at the next
     tick Slack's channel must not get the same summary again."""
-
     from servers.slack import BOT_TOKEN, SlackStandIn
 
     from bot.app import web_client
@@ -535,7 +534,6 @@ def test_an_alert_teams_missed_while_slack_took_it_follows_once_the_app_is_there
     """ADMIN_CHANNEL (Slack) and TEAMS_ADMIN_CHANNEL both set, the Teams app not yet in its
     team: Slack gets the alert at once, Teams once the app is installed there, and Slack
     does not get it twice."""
-
     from servers.slack import BOT_TOKEN, SlackStandIn
 
     from bot.alerts import SlackAlerts
