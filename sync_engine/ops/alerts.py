@@ -85,7 +85,6 @@ class _Row:
     key: str
     open: bool
     summary: str
-    start_posted: bool
     started_posted_at: datetime | None
     clear_pending: bool
 
@@ -168,7 +167,6 @@ class Announcer:
                 r["key"],
                 bool(r["open"]),
                 r["summary"] or "",
-                bool(r["start_posted"]),
                 as_utc(r["started_posted_at"]),
                 bool(r["clear_pending"]),
             )
