@@ -140,14 +140,25 @@ def _slack_posters(s: Settings, e: Engine) -> tuple[SummaryPoster | None, TeamPo
 
 
 def _both(first: TeamPoster, second: TeamPoster) -> TeamPoster:
-    """The team summary to two places; the second still gets it if the first refuses."""
+    """The team summary to two places, each on its own. Once one has it, the other's
+    failure is logged and the period kept (giving it back would post it again where it
+    went, at every tick); when neither has it, the failure goes to the scheduler."""
 
     def post(digest: TeamDigest) -> bool:
-        try:
-            done = first(digest)
-        finally:
-            done_second = second(digest)
-        return bool(done or done_second)
+        done, failed = False, None
+        for poster in (first, second):
+            try:
+                done = bool(poster(digest)) or done
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None and not done:
+            raise failed
+        if failed is not None:
+            log.warning(
+                "team summary not sent to one of its channels; the other has it",
+                extra={"event": "team_summary_failed", "error": type(failed).__name__},
+            )
+        return done
 
     return post
 

@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot import blocks as ui
 from bot.identity import NotMapped, crm_user_for
 from bot.summary import digest_message, post_dm, sync_result_message
-from bot.work import PROMPT, REQUESTS, SLOW, SYNCS
+from bot.work import PROMPT, REQUESTS, SLOW
 from chat.picker import picker_page, removable, removal_pool
 from chat.words import (
     BUSY,
@@ -32,7 +32,8 @@ from chat.words import (
     digest_usage,
 )
 from chat.words import digest_changes as _digest_changes
-from sync_engine.model import CrmUser
+from chat.work import sync_now
+from sync_engine.model import CrmUser, SyncResult
 from sync_engine.service import EngineError
 
 if TYPE_CHECKING:
@@ -247,33 +248,19 @@ def sync_and_report(
     slack_user_id: str,
     reply: Reply | None = None,
 ) -> None:
-    """Sync the asker's mailbox and DM the result (slow: always after the ack).
+    """Sync the asker's mailbox and DM the result (slow: always after the ack); repeated
+    clicks and a sync another process holds are said where they were asked
+    (`chat.work.sync_now`), never as a DM of their own."""
 
-    Repeated clicks coalesce (bot.work.SYNCS): one sync runs, at most one more waits, and
-    every other click is told privately where it was asked, not with a DM of its own. A
-    sync already running in another process (the clock) is said the same way, never as
-    a "failed" DM (SLACK_UX 1).
-    """
-    claim = SYNCS.claim(user.id)
-    if claim != "run":
+    def say(note: str) -> None:
         if reply is not None:
-            note = QUEUED if claim == "queued" else JOINED
             reply(text=note, blocks=[ui.section(note)])
-        return
-    while True:
-        try:
-            result = engine.sync(user)
-        except BaseException:
-            SYNCS.release(user.id)  # the next click starts afresh; guarded reports this one
-            raise
-        if result.busy:
-            if reply is not None:
-                reply(text=BUSY, blocks=[ui.section(BUSY)])
-        else:
-            text, blocks = sync_result_message(result)
-            post_dm(client, slack_user_id, text, blocks)
-        if not SYNCS.again(user.id):
-            return
+
+    def show(result: SyncResult) -> None:
+        text, blocks = sync_result_message(result)
+        post_dm(client, slack_user_id, text, blocks)
+
+    sync_now(engine, user, say, show)
 
 
 # ---------------------------------------------------------------- the digest's controls

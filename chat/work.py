@@ -16,6 +16,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from chat.words import BUSY, JOINED, QUEUED
+
+if TYPE_CHECKING:
+    from sync_engine.model import CrmUser, SyncResult
+    from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)
 
@@ -161,3 +168,30 @@ class Coalescer:
 
 
 SYNCS = Coalescer()
+
+
+def sync_now(
+    engine: Engine,
+    user: CrmUser,
+    say: Callable[[str], None],
+    show: Callable[[SyncResult], None],
+) -> None:
+    """A *Sync now* from either front end: repeated clicks coalesce (`SYNCS`): one sync
+    runs, at most one more waits, every other click is told so (`say`); a sync another
+    process holds is said as busy, never as a failure (SLACK_UX 1); `show` posts a result."""
+    claim = SYNCS.claim(user.id)
+    if claim != "run":
+        say(QUEUED if claim == "queued" else JOINED)
+        return
+    while True:
+        try:
+            result = engine.sync(user)
+        except BaseException:
+            SYNCS.release(user.id)  # the next click starts afresh; the caller reports this one
+            raise
+        if result.busy:
+            say(BUSY)
+        else:
+            show(result)
+        if not SYNCS.again(user.id):
+            return

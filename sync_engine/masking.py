@@ -10,7 +10,8 @@ Three nets, each for a way a password shows up:
   (`crm:pa'ss@db`), so a URL runs to the next whitespace, and the user part ends at
   the LAST '@' of the authority;
 - as a query or connection-string parameter (`?password=…`, `&pwd=…`, ODBC's
-  `PWD=…;`), whatever its characters up to the next `&`, `;`, `#` or whitespace;
+  `PWD=…;`), whatever its characters up to the next `&`, `;`, `#` or whitespace, or
+  the whole of an ODBC braced value (`PWD={p;ss}`);
 - anywhere else, e.g. a driver's error that quotes the password without its URL: the
   secrets of the configured URLs, taken from the *parsed* URLs when the settings are
   read (`remember_secrets`), are masked wherever they appear.
@@ -30,9 +31,11 @@ _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)(\S+)")
 # a secret-bearing parameter: ?password=…, &pwd=…, ;PWD=… (ODBC), client_secret=…
 _SECRET_NAMES = r"password|passwd|pwd|pass|secret|client_secret|token|access_token|api_?key"
 # (also percent-encoded inside another parameter: odbc_connect=...%3BPWD%3Dsecret%3B...)
+# ODBC quotes a value holding ';' in braces, a '}' in it doubled (`PWD={p;s}}s}`; plain,
+# or percent-encoded inside odbc_connect): the whole braced value is the secret.
 _PARAM = re.compile(
     rf"(?i)(?:(?<![A-Za-z0-9_])|(?<=%3B)|(?<=%26))({_SECRET_NAMES})(=|%3D)"
-    r"((?:(?!%3B|%26)[^&;#\s])+)"
+    r"(\{(?:[^}]|\}\})*\}|%7B(?:(?!%7D).|%7D%7D)*%7D|(?:(?!%3B|%26)[^&;#\s])+)"
 )
 _SHORTEST_REMEMBERED = 4  # a shorter "secret" would mask ordinary words
 
@@ -87,7 +90,13 @@ def url_secrets(url: str | None) -> set[str]:
         _user, colon, password = rest[:at].partition(":")
         if colon:
             found.add(password)
-    return {s for raw in found for s in (raw, unquote(raw)) if s}
+    plain = {s for raw in found for s in (raw, unquote(raw)) if s}
+    return plain | {_unbraced(s) for s in plain if s.startswith("{") and s.endswith("}")}
+
+
+def _unbraced(value: str) -> str:
+    """An ODBC braced value as the server reads it: `{p;s}}s}` is `p;s}s`."""
+    return value[1:-1].replace("}}", "}")
 
 
 def _authority_end(rest: str) -> int:

@@ -651,23 +651,23 @@ class Scheduler:
             user = self.crm.user_by_id(row.user.crm_user_id)
             if user is None or user.inactive:
                 continue
-            try:
-                posted = False
-                if slack_id and self.summary_poster is not None:
-                    posted = self.summary_poster(user, slack_id, since, until)
-                if elsewhere and self.account_poster is not None:
-                    posted = self.account_poster.post(user, row.user.id, since, until) or posted
-            except Exception as exc:
-                queue.release_summary(self.store, row.user.id, row.summary_until, until)
+            posted, failed = self._post_digest(user, row, slack_id, elsewhere, since, until)
+            if failed is not None:
+                # Nothing went out: the period is given back and tried at the next tick.
+                # One front end has it: kept, so that one is not sent it again each tick.
+                if not posted:
+                    queue.release_summary(self.store, row.user.id, row.summary_until, until)
+                said = "retrying at the next tick" if not posted else "another chat has it"
                 log.warning(
-                    "digest not sent; retrying at the next tick",
+                    f"digest not sent; {said}",
                     extra={
                         "event": "summary_failed",
                         "mailbox": row.user.mailbox,
-                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                        "error": f"{type(failed).__name__}: {failed}"[:300],
                     },
                 )
-                continue
+                if not posted:
+                    continue
             sent += int(bool(posted))
             log.info(
                 "digest sent" if posted else "digest: nothing to say",
@@ -679,6 +679,30 @@ class Scheduler:
                 },
             )
         return sent
+
+    def _post_digest(
+        self,
+        user: CrmUser,
+        row: MailboxRow,
+        slack_id: str | None,
+        elsewhere: bool,
+        since: datetime,
+        until: datetime,
+    ) -> tuple[bool, Exception | None]:
+        """Post the digest on each front end the user has, each on its own (one refusing
+        does not stop the other); whether any posted, and the last failure."""
+        posted, failed = False, None
+        if slack_id and self.summary_poster is not None:
+            try:
+                posted = self.summary_poster(user, slack_id, since, until)
+            except Exception as exc:
+                failed = exc
+        if elsewhere and self.account_poster is not None:
+            try:
+                posted = self.account_poster.post(user, row.user.id, since, until) or posted
+            except Exception as exc:
+                failed = exc
+        return posted, failed
 
     def _team_summary(self) -> bool:
         assert self.team_poster is not None
@@ -760,7 +784,8 @@ def run_forever(scheduler: Scheduler, *, summary_every: float = 60.0) -> None:
         coalesce=True,
         misfire_grace_time=None,
     )
-    if scheduler.summary_poster is not None or scheduler.team_poster is not None:
+    posters = (scheduler.summary_poster, scheduler.account_poster, scheduler.team_poster)
+    if any(poster is not None for poster in posters):  # Teams alone is enough
         jobs.add_job(
             scheduler.run_summaries,
             IntervalTrigger(seconds=min(summary_every, interval)),

@@ -94,11 +94,18 @@ def _reply(start_response: StartResponse, status: str, body: object) -> list[byt
 
 
 class TeamsWsgi:
-    """POST /api/messages → the SDK's handler on the loop; 404 for anything else."""
+    """POST /api/messages → the SDK's handler on the loop; 404 for anything else.
 
-    def __init__(self, adapter: RouteAdapter, loop: LoopThread) -> None:
+    `loopback_only` (TEAMS_PLAYGROUND, no token checked): a request from another machine
+    is refused, since without a token it could claim to be anyone; `serve` listens on
+    every interface."""
+
+    def __init__(
+        self, adapter: RouteAdapter, loop: LoopThread, loopback_only: bool = False
+    ) -> None:
         self.adapter = adapter
         self.loop = loop
+        self.loopback_only = loopback_only
 
     def handles(self, path: str) -> bool:
         return path == MESSAGES_PATH
@@ -108,6 +115,12 @@ class TeamsWsgi:
             return _reply(start_response, "404 Not Found", {"error": "Not Found"})
         if environ.get("REQUEST_METHOD") != "POST":
             return _reply(start_response, "405 Method Not Allowed", {"error": "Use POST"})
+        if self.loopback_only and not _loopback(str(environ.get("REMOTE_ADDR") or "")):
+            log.warning(
+                "refused a Teams request from another machine (TEAMS_PLAYGROUND)",
+                extra={"event": "teams_playground_remote"},
+            )
+            return _reply(start_response, "403 Forbidden", {"error": "Forbidden"})
         handler = self.adapter.routes.get(("POST", MESSAGES_PATH))
         if handler is None:
             return _reply(start_response, "503 Service Unavailable", {"error": "Starting"})
@@ -138,6 +151,18 @@ class TeamsWsgi:
             return _reply(start_response, "503 Service Unavailable", {"error": "Busy"})
         status = int(response.get("status") or 200)
         return _reply(start_response, f"{status} {_reason(status)}", response.get("body"))
+
+
+def _loopback(address: str) -> bool:
+    """Whether a peer address is this machine's loopback (IPv4, IPv6, IPv4-mapped)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def _reason(status: int) -> str:

@@ -16,19 +16,16 @@ from typing import TYPE_CHECKING, Any
 from microsoft_teams.apps import App
 
 from chat.words import (
-    BUSY,
     FULL,
     GROUP_ADDING,
-    JOINED,
     NEEDS_QUERY,
-    QUEUED,
     SUBCOMMANDS,
     SYNCING,
     needs_query,
     parse,
     unknown_command,
 )
-from chat.work import SYNCS
+from chat.work import sync_now
 from sync_engine import chat_accounts
 from teams import work
 from teams.auth import BotTokens, cloud
@@ -147,7 +144,7 @@ class TeamsFront:
         )
         self._register()
         self.loop.run(self.app.initialize(), 30)
-        self.wsgi = TeamsWsgi(self.adapter, self.loop)
+        self.wsgi = TeamsWsgi(self.adapter, self.loop, loopback_only=teams.teams_playground)
 
     def close(self) -> None:
         self.loop.close()
@@ -356,23 +353,14 @@ class TeamsFront:
             except NotMapped as exc:
                 self._tell(conversation, service_url, str(exc))
                 return
-            claim = SYNCS.claim(user.id)
-            if claim != "run":
-                self._tell(conversation, service_url, QUEUED if claim == "queued" else JOINED)
-                return
-            while True:
-                try:
-                    result = self.engine.sync(user)
-                except BaseException:
-                    SYNCS.release(user.id)
-                    raise
-                if result.busy:
-                    self._tell(conversation, service_url, BUSY)
-                else:
-                    text, content = sync_result_card(result)
-                    self.sender.send_card(conversation, service_url, text, content)
-                if not SYNCS.again(user.id):
-                    return
+
+            def show(result: Any) -> None:
+                text, content = sync_result_card(result)
+                self.sender.send_card(conversation, service_url, text, content)
+
+            sync_now(
+                self.engine, user, lambda note: self._tell(conversation, service_url, note), show
+            )
 
         def guarded() -> None:
             try:

@@ -7,7 +7,9 @@ Microsoft Graph (`GET /users/{id}?$select=mail,userPrincipalName,userType,accoun
 user-get v1.0; the app needs User.Read.All) with the Graph app registration the mailbox
 target already uses (GRAPH_*); a guest (`userType` Guest) or a disabled account is
 refused; the address (`mail`, else the UPN) is matched to a CRM user by email, as Slack
-users are. The match is kept a day (chat_accounts), then read again.
+users are. The match is kept an hour (chat_accounts), then read again, so a member made
+a guest, disabled or given another address stops acting within the hour (issue 22.5, as
+for Slack: `Engine.SLACK_PROFILE_TTL`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FRONT_END = "teams"
-PROFILE_TTL = timedelta(hours=24)
+PROFILE_TTL = timedelta(hours=1)
 GRAPH_TIMEOUT = 10.0
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 

@@ -40,9 +40,15 @@ def manifest(app_id: str, domain: str | None) -> dict[str, object]:
 def write_package(output: Path, app_id: str, domain: str | None) -> Path:
     data = manifest(app_id, domain)
     output = output.expanduser()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("manifest.json", json.dumps(data, indent=2, ensure_ascii=False))
-        for icon in ICONS:
-            zf.write(HERE / icon, icon)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("manifest.json", json.dumps(data, indent=2, ensure_ascii=False))
+            for icon in ICONS:
+                zf.write(HERE / icon, icon)
+    except OSError as exc:  # a folder, no permission, a full disk: one line, no traceback
+        raise ConfigError(
+            f"cannot write {output}: {exc.strerror or exc}; give --output a file name "
+            "such as crm-contacts-teams.zip"
+        ) from None
     return output

@@ -5,12 +5,15 @@ limiting and best practices": per bot per thread 7 messages a second, 8 per 2 se
 60 per 30 seconds, 1,800 an hour) and answers a message past them with 429 and a
 Retry-After. We keep under the first three windows before sending, and on a 429 wait
 what Retry-After says and try again, a few times (as `bot.app` does with Slack's 429s).
+The same page: "error codes 412, 502, and 504 must also be retried": those are tried
+again after a short back-off with jitter.
 The SDK's conversation client does the HTTP and the bot's token.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 # (seconds, messages) per conversation, from the page above.
 WINDOWS = ((1.0, 7), (2.0, 8), (30.0, 60))
 RETRIES_429 = 3
+PASSING = (412, 502, 504)  # retried like a 429, after a back-off of their own
 MAX_RETRY_AFTER = 60.0
 SEND_TIMEOUT = 30.0
 
@@ -101,12 +105,15 @@ class Sender:
                 return self.loop.run(make(), SEND_TIMEOUT)
             except httpx.HTTPStatusError as exc:
                 status = exc.response.status_code
-                wait = _retry_after(exc.response)
-                if status == 429 and attempt < RETRIES_429 and wait is not None:
+                wait = _retry_after(exc.response) if status == 429 else None
+                if status in PASSING:
+                    wait = (0.25 * 2**attempt) * random.uniform(0.8, 1.2)
+                if wait is not None and attempt < RETRIES_429:
                     log.info(
-                        "Teams throttled a send; retrying in %.1f s",
+                        "Teams answered HTTP %s to a send; retrying in %.1f s",
+                        status,
                         wait,
-                        extra={"event": "teams_429", "retry_after": wait},
+                        extra={"event": "teams_retry", "status": status, "retry_after": wait},
                     )
                     time.sleep(wait)
                     continue

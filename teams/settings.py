@@ -34,7 +34,7 @@ class TeamsSettings(BaseSettings):
     # A channel (19:…@thread.tacv2) for admin alerts (as ADMIN_CHANNEL is Slack's).
     teams_admin_channel: str | None = None
     # Microsoft 365 Agents Playground on this machine only: accept activities without a
-    # token (the Playground sends none). Refused unless the server listens on loopback.
+    # token (the Playground sends none), from this machine only (teams.bridge).
     teams_playground: bool = False
     # Seconds a card action may take before Teams is answered with "working on it" and
     # the card is updated when the work is done (Teams waits about 5 seconds for an

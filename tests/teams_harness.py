@@ -42,6 +42,16 @@ class Teams:
     front: Any
     url: str
 
+    def install_in_team(self, channel: str) -> None:
+        """The app added to the team of `channel` (installationUpdate, as Teams sends it)."""
+        team_data = {"team": {"id": channel, "name": "Sales"}, "channel": {"id": channel}}
+        install = self.connector.activity(
+            channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data
+        )
+        install["action"] = "add"
+        answer = self.connector.send(self.url, install)
+        assert answer.status_code == 200, answer.text
+
     def say(self, text: str, conversation: str, user: str = ALICE_AAD, **kw: Any) -> httpx.Response:
         activity = self.connector.activity(conversation, text=text, user=user, **kw)
         return self.connector.send(self.url, activity)

@@ -179,6 +179,27 @@ def test_a_graph_401_with_its_aadsts_code_is_one_credentials_alert_for_every_mai
     assert status(cli)[0] == 0
 
 
+def test_a_refused_sign_in_in_hybrid_names_the_service_that_refused_it(
+    home: Path, graph: GraphServer, slack: SlackStandIn, monkeypatch: pytest.MonkeyPatch
+):
+    """MAILBOX_BACKEND=hybrid: the mailboxes Exchange Online serves fail when Graph's
+    secret expires; the admins are told Graph refused (with its code), not "hybrid"."""
+    from servers.ews import ews_server
+
+    with ews_server() as ews:
+        for name, value in {**ews.env(), "MAILBOX_BACKEND": "hybrid"}.items():
+            monkeypatch.setenv(name, value)
+        engine = Engine(load_settings())
+        rig = make_rig(engine, slack)
+        assert sorted(rig.scheduler.run_cycle().synced) == [ALICE, BOB]  # both in Graph
+        graph.expire_secret()
+        rig.clock.advance(hours=25)
+        assert sorted(rig.scheduler.run_cycle().failed) == [ALICE, BOB]
+        (alert,) = rig.alerts()
+        assert "Microsoft Entra ID / Graph refused our sign-in (AADSTS7000222)" in alert
+        engine.close()
+
+
 def test_status_exit_codes_for_cron(home: Path, cli: Any, monkeypatch: pytest.MonkeyPatch):
     assert cli("status").code == 0  # nothing set up: nothing wrong
     monkeypatch.setenv("CRM_DATABASE_URL", "postgresql://crm@127.0.0.1:1/CRM")  # nothing listens
@@ -187,3 +208,58 @@ def test_status_exit_codes_for_cron(home: Path, cli: Any, monkeypatch: pytest.Mo
     (problem,) = json.loads(result.out)["problems"]
     assert problem["kind"] == "crm_unreachable" and "crm check" in problem["fix"]
     assert "1 problem open" in result.err and "Traceback" not in result.err
+
+
+def test_two_clocks_deciding_at_once_never_lose_a_clear(
+    home: Path, slack: SlackStandIn, pg_url: str
+) -> None:
+    """Two clock processes on PostgreSQL: one posts a problem's start (its day of quiet
+    has passed) while the other, which no longer finds the problem, is closing it from
+    what it read a moment before ("start not posted"). The admins saw the start, so they
+    must see the clear; nothing of ours is replaced, the second process's whole turn
+    runs between the first one's read and its write (a database event)."""
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from bot.alerts import SlackAlerts
+    from bot.app import web_client
+    from sync_engine.ops.alerts import Announcer
+    from sync_engine.ops.problems import Findings, Problem
+    from sync_engine.store import Store
+
+    down = Problem("crm_unreachable", "crm", "The CRM database cannot be read", "crm check")
+    sender = SlackAlerts(web_client(load_settings()), ADMIN)
+    one, other = Store.open(pg_url, home), Store.open(pg_url, home)
+    first, second = Announcer(one, [sender]), Announcer(other, [sender])
+    t0 = Clock()()
+    try:
+        second.announce(Findings([down]), t0)  # posted
+        second.announce(Findings([]), t0 + timedelta(hours=1))  # cleared, posted
+        second.announce(Findings([down]), t0 + timedelta(hours=2))  # back: quiet that day
+        later = t0 + timedelta(hours=25)
+        turns: list[str] = []
+
+        def second_turn(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+            if not turns and statement.lstrip().startswith("SELECT") and "alerts" in statement:
+                turns.append("second")
+                second.announce(Findings([down]), later)  # a day on: its start goes out
+
+        event.listen(one.engine, "after_cursor_execute", second_turn)
+        first.announce(Findings([]), later)  # no longer found here
+        event.remove(one.engine, "after_cursor_execute", second_turn)
+        first.announce(Findings([]), later + timedelta(minutes=1))
+        assert turns == ["second"]
+        posted = [text.split(":", 2)[1].strip() for text in _admin_texts(slack)]
+        assert posted == ["Problem", "Resolved", "Problem", "Resolved"], posted
+    finally:
+        one.close()
+        other.close()
+
+
+def _admin_texts(slack: SlackStandIn) -> list[str]:
+    return [
+        str(c.params.get("text") or "")
+        for c in slack.of("chat.postMessage")
+        if c.params["channel"] == ADMIN
+    ]

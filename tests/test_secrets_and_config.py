@@ -10,13 +10,13 @@ import re
 import socket
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from sync_engine.config import ConfigError, load_settings
 from sync_engine.logs import setup_logging
-from sync_engine.masking import mask_urls
+from sync_engine.masking import mask_urls, url_secrets
 
 ALICE = "alice@example.com"
 
@@ -186,6 +186,21 @@ def test_a_password_of_every_character_class_is_masked(password: str) -> None:
         shown = mask_urls(text)
         assert not leaked(shown, password), shown
         assert "***" in shown
+
+
+def test_a_braced_odbc_password_is_masked_whole() -> None:
+    """Sage CRM runs on SQL Server: an ODBC connection string quotes a password holding
+    ';' in braces (a '}' in it doubled), as `PWD={...}`, plain or percent-encoded inside
+    `odbc_connect`; the whole value is the secret, not just what comes before the ';'."""
+    password = "Wq7z;Zk9q}Pm3x"
+    braced = "{Wq7z;Zk9q}}Pm3x}"
+    plain = f"DRIVER={{ODBC Driver 18 for SQL Server}};SERVER=sage;UID=crm;PWD={braced};"
+    url = "mssql+pyodbc:///?odbc_connect=" + quote_plus(plain)
+    for text in (f"login failed: {plain}", f"cannot open {url}: refused"):
+        shown = mask_urls(text)
+        assert not [p for p in ("Wq7z", "Zk9q", "Pm3x") if p in shown], shown
+        assert "SERVER=sage" in shown or "SERVER%3Dsage" in shown  # only the secret goes
+    assert password in url_secrets(url)  # masked wherever a driver quotes it alone
 
 
 def test_the_log_masks_every_character_class_and_password_params() -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from servers.teams.connector import all_text
@@ -99,6 +100,31 @@ def test_unknown_command_other_tenant_guest_and_group_chat_get_one_line(teams: T
     assert "`search Jane Doe`" in missing.text
 
 
+def test_a_member_made_a_guest_is_refused_within_the_hour(teams: Teams) -> None:
+    """As for Slack (issue 22.5): what Graph said of a Teams user is trusted an hour, not a
+    day, so a member made a guest (or disabled) stops acting within the hour."""
+    from sqlalchemy import update
+
+    from sync_engine import tables as t
+
+    def checked(minutes_ago: int) -> None:
+        with teams.engine.store.engine.begin() as conn:
+            conn.execute(
+                update(t.chat_accounts)
+                .where(t.chat_accounts.c.account_id == ALICE_AAD)
+                .values(checked_at=datetime.now(UTC) - timedelta(minutes=minutes_ago))
+            )
+
+    chat = teams.connector.conversation()
+    teams.ask("list", chat, "My CRM Contacts is empty")
+    teams.graph.add_user(ALICE, object_id=ALICE_AAD, user_type="Guest")
+    checked(50)
+    teams.ask("list", chat, "My CRM Contacts is empty")  # within the hour: as Graph said
+    checked(61)
+    refused = teams.ask("list", chat, "Guest accounts")
+    assert "My CRM Contacts is empty" not in refused.text
+
+
 def test_add_group_asks_first_and_adds_once(teams: Teams) -> None:
     chat = teams.connector.conversation()
     bob = teams.ask("add-group", chat, "you as Account Manager", user=BOB_AAD)
@@ -175,22 +201,30 @@ def test_message_extension_inserts_a_person_card_without_buttons(teams: Teams) -
     assert refused["type"] == "message" and "Guest" in refused["text"]
 
 
-def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
-    from datetime import UTC, datetime, timedelta
+def alice_synced_and_her_digest_time(teams: Teams) -> tuple[str, datetime]:
+    """Alice has written to the bot (her personal chat, returned) and a sync created one
+    contact; the time returned is the first 09:30 UTC after it: past 08:00 in her zone
+    (Europe/London), within the 4-hour grace, and her first digest covers the day before."""
+    chat = teams.connector.conversation()
+    alice = teams.engine.user(ALICE)
+    teams.ask("status", chat, "Linked in your mailbox")
+    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=1).people[0].id])
+    teams.engine.sync(alice)
+    return chat, next_utc(hour=9, minute=30)
 
+
+def next_utc(hour: int, minute: int) -> datetime:
+    """The first time of day `hour:minute` UTC from now on."""
+    at = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return at if at > datetime.now(UTC) else at + timedelta(days=1)
+
+
+def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
     from sync_engine.schedule import Scheduler
     from teams.posters import TeamsDigests
 
-    chat = teams.connector.conversation()
     alice = teams.engine.user(ALICE)
-    teams.ask("status", chat, "Linked in your mailbox")  # Alice has written to the bot once
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=2).people[0].id])
-    teams.engine.sync(alice)
-    # the first 09:30 UTC after the sync: past 08:00 in her zone (Europe/London), within
-    # the 4-hour grace, and her first digest covers the day before it
-    now = datetime.now(UTC).replace(hour=9, minute=30, second=0, microsecond=0)
-    if now <= datetime.now(UTC):
-        now += timedelta(days=1)
+    chat, now = alice_synced_and_her_digest_time(teams)
     clock = Scheduler(
         teams.engine, now=lambda: now, account_poster=TeamsDigests(teams.engine, teams.front.sender)
     )
@@ -205,20 +239,117 @@ def test_digest_is_a_proactive_message_with_its_controls(teams: Teams) -> None:
     assert clock.run_summaries() == 0  # sent once per period
 
 
+def test_a_digest_teams_refuses_is_not_sent_to_slack_again(teams: Teams, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A user on Slack and Teams whose Teams chat is gone (the Connector refuses it): the
+    Slack DM goes out once for the period, not again at every tick of the grace hours."""
+    from servers.slack import BOT_TOKEN, SlackStandIn
+
+    from bot.app import web_client
+    from bot.summary import post_daily_summary
+    from sync_engine.config import load_settings
+    from sync_engine.schedule import Scheduler
+    from teams.posters import TeamsDigests
+
+    c = teams.connector
+    _, now = alice_synced_and_her_digest_time(teams)
+    with SlackStandIn() as slack:
+        slack.add_user("U_ALICE", ALICE)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        client = web_client(load_settings())
+        teams.engine.remember_slack_user("U_ALICE", ALICE, "Europe/London")
+        clock = Scheduler(
+            teams.engine,
+            now=lambda: now,
+            summary_poster=lambda user, sid, since, until: post_daily_summary(
+                client, teams.engine, user, sid, since, until
+            ),
+            account_poster=TeamsDigests(teams.engine, teams.front.sender),
+        )
+        c.fail(404, 10)  # the Teams chat is gone
+        clock.run_summaries()
+        now += timedelta(minutes=1)  # the next tick, still within the grace hours
+        clock.run_summaries()
+        digests = [m for m in slack.of("chat.postMessage") if "digest" in m.params["text"]]
+        assert len(digests) == 1
+
+
+def test_a_team_summary_one_channel_refuses_is_not_posted_again_in_the_other(
+    teams: Teams, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """SUMMARY_CHANNEL (Slack) and TEAMS_SUMMARY_CHANNEL both set, as `crm-contacts
+    scheduler` wires them (bot.cli): Teams refuses the post, Slack takes it; at the next
+    tick Slack's channel must not get the same summary again."""
+    from servers.slack import BOT_TOKEN, SlackStandIn
+
+    from bot.app import web_client
+    from bot.cli import _both, _post_team_summary
+    from sync_engine.config import load_settings
+    from sync_engine.schedule import Scheduler
+    from teams.posters import team_poster
+
+    c = teams.connector
+    channel = c.conversation("channel")
+    teams.install_in_team(channel)
+    alice_synced_and_her_digest_time(teams)
+    now = next_utc(hour=8, minute=0) + timedelta(minutes=90)  # the first summary after it
+    with SlackStandIn() as slack:
+        slack.add_channel("C_SALES", member=True)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        client = web_client(load_settings())
+        both = _both(
+            lambda digest: _post_team_summary(client, "C_SALES", digest),
+            team_poster(teams.engine, teams.front.sender, channel),
+        )
+        clock = Scheduler(teams.engine, now=lambda: now, team_poster=both, team_channel="C_SALES")
+        c.fail(404, 10)  # Teams refuses the channel's post
+        clock.run_summaries()
+        now += timedelta(minutes=1)
+        clock.run_summaries()
+        posts = [m for m in slack.of("chat.postMessage") if m.params["channel"] == "C_SALES"]
+        assert len(posts) == 1
+
+
+def test_the_running_clock_posts_the_teams_digest_without_slack(teams: Teams) -> None:
+    """`crm-contacts scheduler` for a Teams-only company (no SLACK_BOT_TOKEN, no team
+    summary): the clock's own loop must run the digest job, not only `--once`."""
+    import threading
+
+    from sync_engine.schedule import Scheduler, run_forever
+    from teams.posters import TeamsDigests
+
+    chat, now = alice_synced_and_her_digest_time(teams)
+    # as bot.cli's scheduler builds it when only Teams is configured
+    clock = Scheduler(
+        teams.engine, now=lambda: now, account_poster=TeamsDigests(teams.engine, teams.front.sender)
+    )
+    after = len(teams.connector.posted)
+    seen: list[object] = []
+
+    def watch() -> None:
+        try:
+            seen.append(teams.connector.wait_for(chat, "Your CRM Contacts digest", after=after))
+        except AssertionError:
+            pass
+        finally:
+            clock.stop.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    run_forever(clock)  # returns once the watcher stops it
+    watcher.join(5)
+    assert seen, "the clock's loop never posted the Teams digest"
+
+
 def test_team_summary_goes_to_the_channel_the_app_is_installed_in(teams: Teams) -> None:
-    from datetime import UTC, datetime, timedelta
 
     from teams.posters import team_poster
 
     c = teams.connector
     channel = c.conversation("channel")
-    team_data = {"team": {"id": channel, "name": "Sales"}, "channel": {"id": channel}}
-    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
-    install["action"] = "add"
-    assert c.send(teams.url, install).status_code == 200
-    alice = teams.engine.user(ALICE)
-    teams.engine.add(alice, [teams.engine.search(alice, DESIGN_RIGHT, limit=1).people[0].id])
-    teams.engine.sync(alice)
+    teams.install_in_team(channel)
+    alice_synced_and_her_digest_time(teams)
     from sync_engine.schedule import Scheduler
 
     clock = Scheduler(teams.engine)
@@ -257,6 +388,26 @@ def test_cards_stay_within_teams_size_and_429_is_waited_out(teams: Teams) -> Non
     assert len(json.dumps(card.activity).encode()) <= 28_000
     assert "Already in My CRM Contacts" in card.text
     assert not [r for r in c.refused if r[0] == 413]
+
+
+def test_passing_connector_failures_are_retried_as_teams_asks(teams: Teams) -> None:
+    """412, 502 and 504 are retried like a 429 (Microsoft Learn, rate limiting for bots);
+    a refusal that is not passing (404) is not."""
+    c = teams.connector
+    chat = c.conversation()
+    for status in (412, 502, 504):
+        c.fail(status)
+    teams.ask("help", chat, "search <query>")
+    assert sorted(r[0] for r in c.refused) == [412, 502, 504]
+    gone = c.conversation()
+    c.fail(404, 2)
+    teams.say("help", gone)
+    deadline = time.monotonic() + 10
+    while 404 not in [r[0] for r in c.refused]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # a retry would come within this
+    assert [r[0] for r in c.refused].count(404) == 1  # refused once, not retried
 
 
 def test_slow_card_action_is_answered_in_time_and_updated_in_place(home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -331,6 +482,31 @@ def test_playground_mode_answers_only_this_machine(home, monkeypatch, caplog) ->
             time.sleep(0.05)
 
 
+def test_playground_mode_takes_no_activity_from_another_machine(home, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Without a token anyone could claim any aadObjectId: an activity from another
+    machine must not act, even one naming this machine's serviceUrl (where the answer
+    would go). `serve` listens on every interface, so the peer's address is checked."""
+    import io
+
+    with teams_bot(home, monkeypatch, TEAMS_PLAYGROUND="true") as pg:
+        c = pg.connector
+        chat = c.conversation()
+        body = json.dumps(c.activity(chat, text="add-group", user=ALICE_AAD)).encode()
+        answered: list[str] = []
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/messages",
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/json",
+            "REMOTE_ADDR": "192.0.2.77",  # TEST-NET-1: not this machine
+            "wsgi.input": io.BytesIO(body),
+        }
+        pg.front.wsgi(environ, lambda status, headers: answered.append(status))
+        time.sleep(1.0)
+        assert answered and answered[0].startswith("403"), answered
+        assert not c.posted and not c.refused  # nothing was done or said
+
+
 def test_admin_alerts_go_to_the_teams_admin_channel_once_the_app_is_there(teams: Teams) -> None:
     from sync_engine.ops.alerts import Notice
     from sync_engine.ops.problems import Problem
@@ -344,13 +520,46 @@ def test_admin_alerts_go_to_the_teams_admin_channel_once_the_app_is_there(teams:
     alerts = TeamsAlerts(teams.engine, teams.front.sender, channel)
     with pytest.raises(RuntimeError):  # not installed there yet: kept for the next cycle
         alerts.send(Notice(True, (problem,)))
-    team_data = {"team": {"id": channel}, "channel": {"id": channel}}
-    install = c.activity(channel, type="installationUpdate", user=ALICE_AAD, channel_data=team_data)
-    install["action"] = "add"
-    answer = c.send(teams.url, install)
-    assert answer.status_code == 200, answer.text
+    teams.install_in_team(channel)
     alerts.send(Notice(True, (problem,)))
     posted = c.wait_for(channel, "Problem")
     runs = [i for b in posted.card["body"] for i in b.get("inlines", [])]
     assert any(r["text"].endswith("**alice@example.com** <at>x</at> fails") for r in runs)
     assert "Fix: Check EWS." in posted.text
+
+
+def test_an_alert_teams_missed_while_slack_took_it_follows_once_the_app_is_there(
+    teams: Teams, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """ADMIN_CHANNEL (Slack) and TEAMS_ADMIN_CHANNEL both set, the Teams app not yet in its
+    team: Slack gets the alert at once, Teams once the app is installed there, and Slack
+    does not get it twice."""
+    from servers.slack import BOT_TOKEN, SlackStandIn
+
+    from bot.alerts import SlackAlerts
+    from bot.app import web_client
+    from sync_engine.config import load_settings
+    from sync_engine.ops.alerts import Announcer
+    from sync_engine.ops.problems import Findings, Problem
+    from teams.alerts import TeamsAlerts
+
+    c = teams.connector
+    channel = c.conversation("channel")
+    down = Problem("crm_unreachable", "crm", "The CRM database cannot be read", "crm check")
+    with SlackStandIn() as slack:
+        slack.add_channel("C_ADMIN", private=True, member=True)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("SLACK_API_URL", slack.api_url)
+        senders = [
+            SlackAlerts(web_client(load_settings()), "C_ADMIN"),
+            TeamsAlerts(teams.engine, teams.front.sender, channel),
+        ]
+        announcer = Announcer(teams.engine.store, senders)
+        now = datetime.now(UTC)
+        announcer.announce(Findings([down]), now)
+        assert len(slack.of("chat.postMessage")) == 1 and not c.posted
+        teams.install_in_team(channel)
+        announcer.announce(Findings([down]), now + timedelta(minutes=1))
+        posted = c.wait_for(channel, "Problem")
+        assert "The CRM database cannot be read" in posted.text
+        assert len(slack.of("chat.postMessage")) == 1  # Slack had it already

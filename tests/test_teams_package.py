@@ -88,10 +88,17 @@ def test_bad_teams_settings_and_package_input_are_one_line(crm_contacts, tmp_pat
     )
     assert bad_id.code == 1 and "not a Microsoft App ID" in bad_id.err
     assert "Traceback" not in bad_id.err and len(bad_id.err.strip().splitlines()) == 1
+    into_a_folder = crm_contacts("teams", "package", "--app-id", APP_ID, "-o", str(tmp_path))
+    assert into_a_folder.code == 1 and str(tmp_path) in into_a_folder.err
+    assert "Traceback" not in into_a_folder.err
+    assert len(into_a_folder.err.strip().splitlines()) == 1
     no_tenant = crm_contacts("serve", TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="secret", PORT="0")
     assert no_tenant.code == 1 and "TEAMS_TENANT_ID is not set" in no_tenant.err
     assert "Traceback" not in no_tenant.err
     no_secret = crm_contacts("serve", TEAMS_APP_ID=APP_ID, TEAMS_TENANT_ID=APP_ID, PORT="0")
     assert no_secret.code == 1 and "TEAMS_APP_PASSWORD or TEAMS_CERTIFICATE_PATH" in no_secret.err
+    clock = crm_contacts("scheduler", "--once", TEAMS_APP_ID=APP_ID, TEAMS_APP_PASSWORD="x")
+    assert clock.code == 1 and "TEAMS_TENANT_ID is not set" in clock.err  # not silence
+    assert "Traceback" not in clock.err
     nothing = crm_contacts("serve", PORT="0")
     assert nothing.code == 1 and "SLACK_BOT_TOKEN is not set" in nothing.err

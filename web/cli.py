@@ -51,6 +51,9 @@ def teams_clock(settings: Settings, engine: Engine) -> tuple[Any, Any, str | Non
     teams = load_teams_settings()
     if not teams.configured:
         return None, None, None
+    problem = teams.problem()
+    if problem:  # as `serve` says it: the clock must not post nothing in silence
+        raise ConfigError(problem)
     from teams.posters import clock_posters
 
     return clock_posters(engine, teams)

@@ -14,7 +14,9 @@ class with the same `send`). The rules, whichever clock process sees the change 
 
 Each change is claimed with a conditional UPDATE before anything is posted, so two
 processes never post the same message; a post that fails everywhere gives its claim
-back and is tried again next cycle.
+back and is tried again next cycle. A post that one sender missed while another took
+it (Slack posted, the Teams app not yet in its team) is owed to that sender alone and
+tried again each cycle for a day, by the process that posted it (kept in memory).
 """
 
 from __future__ import annotations
@@ -83,7 +85,6 @@ class _Row:
     key: str
     open: bool
     summary: str
-    start_posted: bool
     started_posted_at: datetime | None
     clear_pending: bool
 
@@ -107,10 +108,13 @@ class Announcer:
         self.senders = list(senders)
         self.repeat_after = repeat_after
         self.rollup = max(1, rollup)
+        # notices one sender missed while another took them: (sender, notice, when)
+        self._owed: list[tuple[AlertSender, Notice, datetime]] = []
 
     def announce(self, findings: Findings, now: datetime) -> list[Notice]:
         """Bring the alerts table in line with `findings` and post what changed; returns
         the notices that went out."""
+        self._pay_owed(now)
         with self.store.engine.begin() as conn:
             tracked = self._tracked(conn)
             found = {(p.kind, p.key): p for p in findings.problems}
@@ -119,12 +123,14 @@ class Announcer:
                 if kind in findings.unknown or (kind, key) in found:
                     continue
                 if row.open:  # no longer found: closed, its clear due if its start went out
-                    conn.execute(
+                    # ...as the row says now, not as read above: another clock may have
+                    # posted the start in between, and then its clear is owed
+                    closed = conn.execute(
                         update(t.alerts)
                         .where(*_where(kind, key), t.alerts.c.open.is_(True))
-                        .values(open=False, closed_at=now, clear_pending=row.start_posted)
-                    )
-                    clears_due = clears_due or row.start_posted
+                        .values(open=False, closed_at=now, clear_pending=t.alerts.c.start_posted)
+                    ).rowcount
+                    clears_due = clears_due or bool(closed)
             for ident, problem in found.items():
                 row = tracked.get(ident)
                 if row is None:
@@ -141,7 +147,7 @@ class Announcer:
         sent: list[Notice] = []
         for claimed, started in ((starts, True), (clears, False)):
             for notice in self._notices(claimed, started):
-                if self._post(notice):
+                if self._post(notice, now):
                     sent.append(notice)
                 else:
                     self._give_back(notice, claimed)
@@ -161,7 +167,6 @@ class Announcer:
                 r["key"],
                 bool(r["open"]),
                 r["summary"] or "",
-                bool(r["start_posted"]),
                 as_utc(r["started_posted_at"]),
                 bool(r["clear_pending"]),
             )
@@ -260,20 +265,19 @@ class Announcer:
         shown = tuple(problems[: self.rollup])
         return [Notice(started, shown, more=len(problems) - len(shown))]
 
-    def _post(self, notice: Notice) -> bool:
-        """Send to every sender; True when at least one took it."""
+    def _post(self, notice: Notice, now: datetime) -> bool:
+        """Send to every sender; True when at least one took it (then the others owe it)."""
         took = False
+        missed: list[AlertSender] = []
         for sender in self.senders:
             try:
                 sender.send(notice)
                 took = True
             except Exception as exc:
-                log.warning(
-                    "admin alert not sent through %s; retrying next cycle",
-                    sender.name,
-                    extra={"event": "alert_failed", "error": f"{type(exc).__name__}: {exc}"[:300]},
-                )
+                missed.append(sender)
+                _said_not_sent(sender, exc)
         if took:
+            self._owed += [(sender, notice, now) for sender in missed]
             log.info(
                 notice.title,
                 extra={
@@ -284,3 +288,24 @@ class Announcer:
                 },
             )
         return took
+
+    def _pay_owed(self, now: datetime) -> None:
+        """Send what a sender missed while another took it; a day late it is dropped
+        (`crm-contacts status` still lists what is open)."""
+        owed, self._owed = self._owed, []
+        for sender, notice, since in owed:
+            if now - since > self.repeat_after:
+                continue
+            try:
+                sender.send(notice)
+            except Exception as exc:
+                self._owed.append((sender, notice, since))
+                _said_not_sent(sender, exc)
+
+
+def _said_not_sent(sender: AlertSender, exc: Exception) -> None:
+    log.warning(
+        "admin alert not sent through %s; retrying next cycle",
+        sender.name,
+        extra={"event": "alert_failed", "error": f"{type(exc).__name__}: {exc}"[:300]},
+    )

@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sync_engine import tables as t
 from sync_engine.crm.source import CrmError
 from sync_engine.mailbox.base import MailboxAccessError, MailboxCredentialsError, MailboxError
+from sync_engine.state.targets import TargetState
 from sync_engine.store import utcnow
 from sync_engine.write_back_state import write_back_paused
 
@@ -48,6 +49,7 @@ SERVICES = {
     "graph": "Microsoft Entra ID / Graph",
     "ews": "Exchange (EWS)",
     "local": "the local mailbox store",
+    "hybrid": "Exchange Online or Exchange Server",
 }
 
 
@@ -122,8 +124,13 @@ class Scene:
         self.cycle = cycle
 
     def target_of(self, mailbox: FailingMailbox) -> str:
-        """The target serving a mailbox (the configured backend)."""
-        return str(self.settings.mailbox_backend)
+        """The target serving a mailbox: the configured backend, or in hybrid where the
+        mailbox was placed (graph or ews; "hybrid" before it was ever placed)."""
+        backend = str(self.settings.mailbox_backend)
+        if backend != "hybrid":
+            return backend
+        placed = TargetState(self.engine.store.engine).placement(mailbox.mailbox)
+        return placed.kind if placed is not None else backend
 
     @cached_property
     def failing(self) -> list[FailingMailbox]:

@@ -4,8 +4,11 @@ Teams' limits, held here and nowhere else (the Teams counterpart of `bot.blocks.
 - Adaptive Card schema 1.5: the newest version Teams renders on every client (Microsoft
   Learn, "Cards reference": "Teams supports Adaptive Cards v1.5 and earlier"; newer
   features are ignored or the card is refused on older clients).
-- a message, its cards included, of at most about 28 KB (Microsoft Learn, "Format your
-  bot messages" / "Send and receive messages": larger messages are refused with 413).
+- a message, its cards included, of at most 28,000 bytes of JSON. Microsoft Learn,
+  "Format your bot messages", gives about 100 KB counted in UTF-16 ("within 80 KB to
+  guarantee successful message delivery"; older versions of the page said 40 KB) and a
+  413 MessageSizeTooBig past it; 28 KB is the figure of Teams' Power Automate connector,
+  the strictest Microsoft publishes. 28,000 bytes of UTF-8 are at most 56 KB of UTF-16.
   Cards keep within `CARD_BUDGET` bytes of JSON, leaving room for the activity around.
 - at most 6 actions on a card (Teams' host config, `actions.maxActions`); we use ≤ 5.
 CRM values go into `TextRun`s of `RichTextBlock`s, which Teams never reads as markdown, so

@@ -16,11 +16,16 @@ What it models, and where each rule comes from:
   other than message/typing, an unknown conversation, an attachment whose content type
   Teams does not render, an Adaptive Card of a version above 1.5 (Microsoft Learn, "Cards
   reference": Teams renders 1.5 and earlier — an assumption for every client), a
-  message over 28 KB (413, "Format your bot messages": Teams' message size limit), and an
+  message over 28,000 bytes (413 MessageSizeTooBig; stricter than "Format your bot
+  messages", which gives ~100 KB of UTF-16 and advises 80 KB: 28 KB is the strictest
+  figure Microsoft publishes, its Power Automate connector's), and an
   update of an activity that is not the bot's.
 - Rate limits per bot per conversation (Microsoft Learn, "Rate limiting for bots": 7
   messages a second, 8 per 2 seconds, 60 per 30 seconds): over them, 429 with Retry-After.
   `throttle(n)` answers the next n sends 429 whatever the rate.
+- Passing failures a bot must retry (same page: "In addition to retrying error code 429,
+  error codes 412, 502, and 504 must also be retried"): `fail(status, n)` answers the
+  next n sends with that status.
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ class BotConnector:
         self.refused: list[tuple[int, str]] = []  # (status, why) of every refused call
         self.throttled = 0
         self._throttle_next = 0
+        self._fail_next: deque[int] = deque()
         self.token_requests = 0
         self._conversations: dict[str, _Conversation] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="connector-loopback-")
@@ -143,6 +149,12 @@ class BotConnector:
     def throttle(self, times: int = 1) -> None:
         with self._lock:
             self._throttle_next += times
+
+    def fail(self, status: int, times: int = 1) -> None:
+        """The next `times` sends are answered `status` (412, 502, 504: Teams' passing
+        failures)."""
+        with self._lock:
+            self._fail_next.extend([status] * times)
 
     # ---- the channel: activities to the bot --------------------------------------------
 
@@ -365,6 +377,8 @@ class BotConnector:
             known = self._conversations.get(conversation)
             if known is None:
                 return self._refuse(404, "ConversationNotFound")
+            if self._fail_next:
+                return self._refuse(self._fail_next.popleft(), "a passing failure")
             if self._throttle_next > 0 or self._over_rate(known):
                 self._throttle_next = max(self._throttle_next - 1, 0)
                 self.throttled += 1
