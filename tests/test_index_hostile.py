@@ -142,3 +142,42 @@ def test_a_10000_letter_query_takes_little_memory_and_too_many_words_are_refused
     assert engine.search(alice, " ".join(["Smith", "John"] * 30)).total >= 1  # repeats are one
     refused = cli("search", " ".join(f"w{n}" for n in range(21)), "--as", "alice@example.com")
     assert refused.code == 1 and refused.err.count("\n") == 1 and "at most 20" in refused.err
+
+
+LONG = "Wolfeschlegelsteinhausenbergerdorffwelchevoralternwarengewissenhaft"  # 66 letters
+
+
+def test_a_word_past_the_bound_finds_its_person_typos_and_all_and_every_word_counts(  # type: ignore[no-untyped-def]
+    engine, alice
+):
+    crm = EmbeddedCrm(engine.crm)
+    crm.add_person(first="Hubert", last=LONG, company="Acme Corp")  # indexed: 40 letters
+    hubert = f"Hubert {LONG}"
+    typed = {
+        "whole": LONG,
+        "longer still": LONG + "berg",
+        "a letter left out": LONG[:10] + LONG[11:],
+        "a letter added": LONG[:10] + "x" + LONG[10:],
+        "a letter wrong": LONG[:10] + "x" + LONG[11:],
+        "two letters swapped": LONG[:10] + LONG[11] + LONG[10] + LONG[12:],
+    }
+    for how, word in typed.items():
+        assert names(engine, alice, word) == [hubert], how
+        assert names(engine, alice, f"hubert {word.upper()}") == [hubert], how
+    # the bound on a query's words counts them as the index splits them, however joined
+    for query in (
+        "-".join(f"w{n}" for n in range(21)),
+        "Smith " + ".".join("abcdefghijklmnopqrst"),
+    ):
+        with pytest.raises(BadQuery, match="at most 20 different words"):
+            engine.search(alice, query)
+    started = time.monotonic()
+    huge = " ".join("-".join(f"w{n}x{m}" for m in range(500)) for n in range(20))
+    with pytest.raises(BadQuery, match="at most 20 different words"):
+        engine.search(alice, huge)  # 10,000 words in 20 tokens: refused, not looked up
+    assert time.monotonic() - started < 2
+    # the same word in any case is one word: 21 spellings of "smith" are one condition
+    spellings = [
+        "".join(c.upper() if n >> i & 1 else c for i, c in enumerate("smith")) for n in range(21)
+    ]
+    assert "John Smith" in names(engine, alice, " ".join(spellings))

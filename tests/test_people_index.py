@@ -106,6 +106,25 @@ def test_every_query_word_must_match(engine, alice):  # type: ignore[no-untyped-
     assert engine.search(alice, "Q Smith").total == 0
 
 
+def test_each_query_word_is_one_condition_and_a_word_nobody_has_reads_no_candidates(  # type: ignore[no-untyped-def]
+    engine, alice
+):
+    engine.index.build()
+    assert top(engine, alice, "Stne Bob") == ["Bob Stone"]  # a typo: prefix and typo look-ups
+    statements: list[str] = []
+    event.listen(engine.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    assert top(engine, alice, "Stne Bob") == ["Bob Stone"]
+    alone = len(statements)
+    statements.clear()
+    assert top(engine, alice, "Stne Bob-Stne bob") == ["Bob Stone"]  # the same words again
+    assert len(statements) == alone, statements
+    statements.clear()
+    # one word of a hyphenated query word like nothing in the index: nobody has it, so no
+    # candidate is read (the people of "Smith" were read and ranked away)
+    assert engine.search(alice, "Smith-Qqqqq").total == 0
+    assert not [s for s in statements if "index_postings" in s], statements
+
+
 def test_canonically_equal_text_finds_the_same_people(engine, alice):  # type: ignore[no-untyped-def]
     # composed in the CRM, typed decomposed (a Mac, a pasted PDF), and the other way round
     EmbeddedCrm(engine.crm).add_person(

@@ -5,6 +5,7 @@ the embedded CRM in Sage's layout; the local mailbox target, its requests counte
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from test_schedule import Clock
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.crm.scope import managed_by
+from sync_engine.crm.source import SageCrm
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.mailbox.local import LocalMailbox
@@ -269,3 +271,39 @@ def test_bad_kinds_are_refused_and_a_hand_run_sync_follows_the_crm_without_a_clo
     crm.add_person(first="Gus", last="Hallorann", company="Overlook", manager=ALICE)
     result = engine.sync(alice)
     assert result.count("created") == 1 and ours(engine) == {"Gus Hallorann"}
+
+
+def test_a_crm_that_answers_a_rule_with_nobody_takes_no_one_out(  # type: ignore[no-untyped-def]
+    engine: Engine, home: Path, monkeypatch, caplog
+):
+    crm = EmbeddedCrm(engine.crm)
+    for n in range(3):
+        crm.add_person(first=f"P{n}", last="Pupil", company="Acme", manager=ALICE)
+    alice = engine.user(ALICE)
+    engine.rules.add(alice, "account-manager")
+    clock = Clock()
+    Scheduler(engine, now=clock).run_cycle()
+    assert len(ours(engine)) == 3
+    # a day on, the clock runs against a CRM that answers with nobody: CRM_DATABASE_URL
+    # points at another database with the same users and no people (a test system)
+    url = f"sqlite:///{home.parent / 'empty-crm.db'}"
+    empty = SageCrm(url, writable=True)
+    EmbeddedCrm(empty).add_user(ALICE, "Alice", "Walker")
+    empty.close()
+    monkeypatch.setenv("CRM_DATABASE_URL", url)
+    misconnected = Engine(load_settings(), mailbox_factory=Counting())
+    clock.advance(hours=25)
+    try:
+        with caplog.at_level(logging.WARNING, logger="crm_contacts.rules"):
+            daily = Scheduler(misconnected, now=clock).run_cycle()
+    finally:
+        misconnected.close()
+    assert daily.rules is not None and daily.rules.evaluated == 1 and not daily.rules.left
+    assert sources(engine) == {f"P{n} Pupil": ["rule:account-manager"] for n in range(3)}
+    [said] = [r for r in caplog.records if getattr(r, "event", "") == "rules_unproven"]
+    assert "answered the rule account-manager with nobody at all; 3 people stay" in said.message
+    # and with the right CRM again, the rule goes on as before
+    crm.add_person(first="P3", last="Pupil", company="Acme", manager=ALICE)
+    clock.advance(seconds=60)
+    Scheduler(engine, now=clock).run_cycle()
+    assert len(ours(engine)) == 4

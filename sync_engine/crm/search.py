@@ -22,7 +22,7 @@ from sync_engine.model import CrmPerson
 _COMPANY = re.compile(r'company:(?:"([^"]*)"?|(\S*))', re.IGNORECASE)
 _PER_COLUMN = 400  # candidates fetched per column and token
 MAX_RESULTS = 1000  # ranked results kept (the picker pages through them), CRM or index
-MAX_QUERY_WORDS = 20  # different words in one query: every one is a condition to meet
+MAX_QUERY_WORDS = 20  # different words in one query, as the index splits them: each a condition
 
 
 class SearchError(ValueError):
@@ -51,10 +51,21 @@ def parse_query(query: str) -> ParsedQuery:
     tokens = tuple(t for t in re.split(r"[\s,]+", query) if t)
     if not tokens and company is None:
         raise SearchError("give a name, a company or an email to search for")
-    distinct = tuple(dict.fromkeys(tokens))  # a word said twice is one condition
-    if len(distinct) > MAX_QUERY_WORDS:
+    firsts: dict[str, str] = {}  # a word said twice (in any case or accents) is one condition
+    for token in tokens:
+        firsts.setdefault(fold(token), token)
+    distinct = tuple(firsts.values())
+    if len(distinct) > MAX_QUERY_WORDS or len(_index_words(distinct)) > MAX_QUERY_WORDS:
         raise SearchError(f"a search takes at most {MAX_QUERY_WORDS} different words; give fewer")
     return ParsedQuery(text=" ".join(tokens), tokens=distinct, company=company)
+
+
+def _index_words(tokens: tuple[str, ...]) -> list[str]:
+    """The query's words as the people index splits and bounds them ("a-b-c" is three):
+    each is a condition every result must meet, and a look-up."""
+    from sync_engine.index.words import distinct_words  # the index imports this module
+
+    return distinct_words(tokens)
 
 
 def fold(text: str) -> str:

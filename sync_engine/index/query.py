@@ -96,8 +96,7 @@ def search(conn: Connection, tables: TableSet, parsed: ParsedQuery) -> Sequence[
     """Live people matching the query, best first (at most MAX_RESULTS), from the live
     table set."""
     company = key(parsed.company.strip()) if parsed.company is not None else None
-    clauses = [_clause(token) for token in parsed.tokens]
-    clauses = [c for c in clauses if c.parts or c.emailish]
+    clauses = _clauses(parsed.tokens)
     if not clauses:
         if company is None:
             return []
@@ -121,7 +120,7 @@ def search(conn: Connection, tables: TableSet, parsed: ParsedQuery) -> Sequence[
     if len(rows) >= ENOUGH_EXACT:
         return _rank(parsed, clauses, list(rows.values()))
     _look_up_terms(conn, tables, clauses, exact_only=False)
-    if not all(c.usable or c.every_word_found for c in clauses):
+    if not all(c.emailish or c.every_word_found for c in clauses):
         return []  # a query word nothing in the index is like: nobody has every word
     usable = [c for c in clauses if c.usable]
     if not usable:
@@ -162,13 +161,21 @@ def _starts(column: str, prefix: str, name: str, params: dict[str, object]) -> s
     return f"{column} >= :{name} AND {column} < :{name}_end"
 
 
-def _clause(token: str) -> _Clause:
-    folded = key(token.strip()).strip()
-    return _Clause(
-        text=folded,
-        parts=[_Part(w) for w in words(token)],
-        emailish=len(folded) >= 3 and ("@" in folded or "." in folded),
-    )
+def _clauses(tokens: Sequence[str]) -> list[_Clause]:
+    """One clause per query word that has words or could be an email; a word that two
+    clauses share is one part, looked up once ("smith-jones jones")."""
+    parts: dict[str, _Part] = {}
+    clauses = []
+    for token in tokens:
+        folded = key(token.strip()).strip()
+        clause = _Clause(
+            text=folded,
+            parts=[parts.setdefault(w, _Part(w)) for w in dict.fromkeys(words(token))],
+            emailish=len(folded) >= 3 and ("@" in folded or "." in folded),
+        )
+        if clause.parts or clause.emailish:
+            clauses.append(clause)
+    return clauses
 
 
 def _look_up_terms(
@@ -176,7 +183,7 @@ def _look_up_terms(
 ) -> None:
     """Fill each part's matching index words: itself (one statement for every part), or
     also one typo away and by prefix."""
-    parts = [p for c in clauses for p in c.parts]
+    parts = list({id(p): p for c in clauses for p in c.parts}.values())
     k, terms = tables.keys, tables.terms
     if exact_only:
         if not parts:
@@ -238,14 +245,18 @@ class _Unit:
 
 
 def _units(clauses: list[_Clause], *, exact_only: bool) -> list[_Unit] | None:
-    units = []
+    """The conditions of the candidates' statement, each once (a word two clauses share
+    is one condition)."""
+    units: list[_Unit] = []
+    seen: set[int] = set()
     for n, clause in enumerate(clauses):
         if clause.emailish:
             units.append(_Unit([], 1, email=n))
             continue
         for part in clause.parts:
-            if not part.term_ids:
+            if not part.term_ids or id(part) in seen:
                 continue  # a one-letter word not looked up by prefix: ranking judges it
+            seen.add(id(part))
             ids = [i for i, q in part.term_ids.items() if q == _EXACT or not exact_only]
             if not ids:
                 return None  # a word with no exact match: no exact candidates

@@ -23,7 +23,7 @@ from sync_engine import tables as t
 from sync_engine.crm.source import SageCrm
 from sync_engine.index import rows
 from sync_engine.index.sets import SETS, TableSet
-from sync_engine.index.state import lock_writer, read_status
+from sync_engine.index.state import IndexStatus, lock_writer, read_status
 from sync_engine.index.words import person_words, typo_keys
 from sync_engine.model import CrmPerson
 from sync_engine.store import utcnow
@@ -55,7 +55,12 @@ def refresh(
     latest: datetime | None,
 ) -> RefreshReport:
     """Apply the CRM's changes since the last refresh; a full id sweep when one is due
-    (`sweep=None`) or asked for. `latest` is the CRM's latest change time, read before."""
+    (`sweep=None`) or asked for. `latest` is the CRM's latest change time, read before.
+
+    The CRM is read before the writer lock is taken, so searches and other refreshes
+    are not held up by it; when another writer applied changes meanwhile (a search's
+    catch-up, the clock's refresh beside a sweep), what this one read may be older than
+    what that one wrote, and it reads again under the lock instead."""
     started = time.monotonic()
     now = now or utcnow()
     with db.connect() as conn:
@@ -65,56 +70,39 @@ def refresh(
     live = SETS[state.live_set]
     if sweep is None:
         sweep = state.swept_at is None or now - state.swept_at >= sweep_every
-    gone: list[int] = []
-    if sweep:
-        stamps = crm.changes_since(None)
-        with db.connect() as conn:
-            indexed = dict(
-                conn.execute(select(live.people.c.person_id, live.people.c.changed_at)).all()
-            )
-        changed = [pid for pid, at in stamps.items() if pid not in indexed or indexed[pid] != at]
-        gone = [pid for pid in indexed if pid not in stamps]
-    elif latest is None or (state.watermark is not None and latest <= state.watermark):
+    if not sweep and (
+        latest is None or (state.watermark is not None and latest <= state.watermark)
+    ):
         return RefreshReport(seconds=time.monotonic() - started)
-    else:
-        # strictly after the watermark: an import stamps thousands of rows with one time,
-        # and re-listing them every cycle would cost seconds. A transaction that commits
-        # after a later one stamped its rows is caught by the hourly sweep instead.
-        stamps = crm.changes_since(state.watermark)
-        indexed = _changed_at(db, live, list(stamps))
-        changed = [pid for pid, at in stamps.items() if pid not in indexed or indexed[pid] != at]
-    people = crm.people_by_ids(changed) if changed else {}
-    # no Person row (hard-deleted; its email or phone links may still carry change times):
-    # not in the index at all
-    vanished = [pid for pid in changed if pid not in people]
-    if vanished:
-        changed = [pid for pid in changed if pid in people]
-        gone = sorted(set(gone) | set(vanished))
+    with db.connect() as conn:
+        read = _read(conn, crm, live, since=state.watermark, latest=latest, sweep=sweep)
     with db.begin() as conn:
         lock_writer(conn)
         # a rebuild may have switched sets since the status was read: the new set is
         # behind its own watermark, and the next refresh brings it forward
-        state = read_status(conn)
-        if not state.ready or state.live_set != live.number:
+        seen = read_status(conn)
+        if not seen.ready or seen.live_set != live.number:
             return _skipped("the people index was rebuilt meanwhile", started)
-        applied = _apply(conn, live, changed, people, stamps, gone)
+        if _overtaken(state, seen):
+            read = _read_again(conn, crm, live, seen, read, sweep=sweep)
+        applied = _apply(conn, live, read.changed, read.people, read.stamps, read.gone)
         values: dict[str, object] = {
             "refreshed_at": now,
             "people": t.index_state.c.people + applied.live_delta,
         }
-        if latest is not None and (state.watermark is None or latest > state.watermark):
-            values["watermark"] = latest
+        if read.latest is not None and (seen.watermark is None or read.latest > seen.watermark):
+            values["watermark"] = read.latest
         if sweep:
             values["swept_at"] = now
         conn.execute(update(t.index_state).where(t.index_state.c.id == 1).values(**values))
     report = RefreshReport(
-        changed=len(changed),
+        changed=len(read.changed),
         removed=applied.removed,
         swept=sweep,
         seconds=time.monotonic() - started,
         words_dropped=applied.words_dropped,
     )
-    if changed or applied.removed or sweep:
+    if read.changed or applied.removed or sweep:
         log.info(
             "people index refreshed",
             extra={
@@ -129,6 +117,80 @@ def refresh(
     return report
 
 
+@dataclass
+class _Read:
+    """What a refresh read from the CRM: whom to write, and whom to drop."""
+
+    changed: list[int]  # people to re-write (live or soft-deleted)
+    people: dict[int, CrmPerson]
+    stamps: dict[int, datetime]  # their CRM change times
+    gone: list[int]  # no Person row any more: hard-deleted
+    latest: datetime | None  # the CRM's latest change time, read before the rest
+
+
+def _read(
+    conn: Connection,
+    crm: SageCrm,
+    live: TableSet,
+    *,
+    since: datetime | None,
+    latest: datetime | None,
+    sweep: bool,
+    ids: list[int] | None = None,
+) -> _Read:
+    """The people whose CRM change time differs from their row's (among `ids` if given):
+    those changed after `since`, or for a sweep every id and change time compared.
+
+    A full sweep reads the index's ids before the CRM's: a person indexed meanwhile was
+    in the CRM before its ids were read, so only a person really gone from the CRM is
+    taken for a hard delete, never one created while the sweep runs."""
+    if sweep and ids is None:
+        pi = live.people
+        with conn.engine.connect() as own:  # not held open through the CRM's long read
+            indexed = dict(own.execute(select(pi.c.person_id, pi.c.changed_at)).all())
+        stamps = crm.changes_since(None)
+    else:
+        # strictly after the watermark: an import stamps thousands of rows with one time,
+        # and re-listing them every cycle would cost seconds. A transaction that commits
+        # after a later one stamped its rows is caught by the hourly sweep instead.
+        stamps = crm.changes_since(None if sweep else since, ids=ids)
+        indexed = _changed_at(conn, live, list(stamps) if ids is None else ids)
+    changed = [pid for pid, at in stamps.items() if pid not in indexed or indexed[pid] != at]
+    gone = [pid for pid in indexed if pid not in stamps] if sweep else []
+    people = crm.people_by_ids(changed) if changed else {}
+    # no Person row (hard-deleted; its email or phone links may still carry change times):
+    # not in the index at all
+    vanished = [pid for pid in changed if pid not in people]
+    if vanished:
+        changed = [pid for pid in changed if pid in people]
+        gone = sorted(set(gone) | set(vanished))
+    return _Read(changed, people, stamps, gone, latest)
+
+
+def _overtaken(before: IndexStatus, now: IndexStatus) -> bool:
+    """Another writer applied the CRM's changes since `before` was read."""
+    return (before.watermark, before.refreshed_at, before.swept_at, before.people) != (
+        now.watermark,
+        now.refreshed_at,
+        now.swept_at,
+        now.people,
+    )
+
+
+def _read_again(
+    conn: Connection, crm: SageCrm, live: TableSet, seen: IndexStatus, first: _Read, *, sweep: bool
+) -> _Read:
+    """Read again under the writer lock, where no other writer can overtake: the changes
+    since the watermark that writer left, or for a sweep the people it meant to write
+    (its hard deletes stand: a person gone from the CRM does not come back)."""
+    latest = crm.latest_change()
+    if not sweep:
+        return _read(conn, crm, live, since=seen.watermark, latest=latest, sweep=False)
+    again = _read(conn, crm, live, since=None, latest=latest, sweep=True, ids=first.changed)
+    again.gone = sorted(set(again.gone) | set(first.gone))
+    return again
+
+
 def _skipped(why: str, started: float) -> RefreshReport:
     log.info(
         "people index refresh skipped: %s",
@@ -138,17 +200,16 @@ def _skipped(why: str, started: float) -> RefreshReport:
     return RefreshReport(skipped=why, seconds=time.monotonic() - started)
 
 
-def _changed_at(db: Engine, live: TableSet, ids: list[int]) -> dict[int, datetime | None]:
+def _changed_at(conn: Connection, live: TableSet, ids: list[int]) -> dict[int, datetime | None]:
     out: dict[int, datetime | None] = {}
     pi = live.people
-    with db.connect() as conn:
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            out.update(
-                conn.execute(
-                    select(pi.c.person_id, pi.c.changed_at).where(pi.c.person_id.in_(chunk))
-                ).all()
-            )
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        out.update(
+            conn.execute(
+                select(pi.c.person_id, pi.c.changed_at).where(pi.c.person_id.in_(chunk))
+            ).all()
+        )
     return out
 
 

@@ -7,6 +7,7 @@ a word is folded and split the same way when it is stored and when it is looked 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from rapidfuzz.distance import OSA
 
@@ -42,27 +43,35 @@ def key(text: str) -> str:
     return fold(storable(text))[:KEY_MAX]
 
 
+def bounded(word: str) -> str:
+    """A folded word as the index stores it and a query looks it up: its first WORD_MAX
+    letters. The one place a word is cut, so a query word meets the stored word it was
+    cut from (see `within_one_edit` for a typo in a cut word)."""
+    return word[:WORD_MAX]
+
+
 def words(text: str) -> list[str]:
-    """Folded words of a text, in order ("O'Brien" -> ["o", "brien"]), each cut to WORD_MAX."""
-    return [w[:WORD_MAX] for w in _SPLIT.split(fold(storable(text))) if w]
+    """Folded words of a text, in order ("O'Brien" -> ["o", "brien"]), each `bounded`."""
+    return [bounded(w) for w in _SPLIT.split(fold(storable(text))) if w]
+
+
+def distinct_words(texts: Iterable[str]) -> list[str]:
+    """The distinct words of these texts as the index keeps them, in order: what a
+    person is found by, and what a query's bound on its words counts."""
+    return list(dict.fromkeys(w for text in texts for w in words(text)))
 
 
 def email_words(email: str) -> list[str]:
     """Words of an email's local part worth finding a person by ("j.smith" -> ["smith"])."""
     local = fold(storable(email)).partition("@")[0]
-    return [w[:WORD_MAX] for w in _SPLIT.split(local) if len(w) >= 2 and not w.isdigit()]
+    return [bounded(w) for w in _SPLIT.split(local) if len(w) >= 2 and not w.isdigit()]
 
 
 def person_words(person: CrmPerson) -> list[str]:
     """The distinct words search finds a person by: names, company, email local part."""
     f = person.fields
-    found: dict[str, None] = {}
-    for text in (f.first_name, f.middle_name, f.last_name, f.company):
-        for w in words(text):
-            found[w] = None
-    for w in email_words(f.email):
-        found[w] = None
-    return list(found)
+    found = distinct_words((f.first_name, f.middle_name, f.last_name, f.company))
+    return list(dict.fromkeys([*found, *email_words(f.email)]))
 
 
 def typo_keys(word: str) -> set[str]:
@@ -74,8 +83,19 @@ def typo_keys(word: str) -> set[str]:
 
 
 def within_one_edit(a: str, b: str) -> bool:
-    """One substitution, insertion, deletion or transposition of neighbours at most."""
-    return OSA.distance(a, b, score_cutoff=1) <= 1
+    """One substitution, insertion, deletion or transposition of neighbours at most.
+
+    Two words both cut to WORD_MAX (`bounded`) compare as the words they were cut from:
+    a letter missing or added before the cut shifts the tail by one, so the cut forms
+    also match when one of them, less its last letter, is one edit from the other."""
+    if OSA.distance(a, b, score_cutoff=1) <= 1:
+        return True
+    if len(a) == len(b) == WORD_MAX:
+        return (
+            OSA.distance(a[:-1], b, score_cutoff=1) <= 1
+            or OSA.distance(a, b[:-1], score_cutoff=1) <= 1
+        )
+    return False
 
 
 _LAST = 0x10FFFF  # the last code point: nothing follows it

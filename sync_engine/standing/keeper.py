@@ -7,7 +7,9 @@ rule now brings and loses those it no longer does. A rule just turned on, or not
 evaluated in full for a day (which also catches rows deleted from the database, which
 leave no change time), is evaluated in full: one CRM statement per rule kind for every
 such rule together, never one per salesperson. An idle cycle costs one state statement
-and nothing in the CRM.
+and nothing in the CRM. A full evaluation the CRM answers with nobody at all proves
+nothing (an outage, an empty view, a connection to the wrong database): it takes no one
+out of any list, and says so in the log (`rules_unproven`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class KeepReport:
     crm_queries: int = 0
     joined: Counter = field(default_factory=Counter)  # (user id, kind) -> people who joined
     left: Counter = field(default_factory=Counter)  # user id -> people who left
+    # user id -> people kept because the CRM answered their rule with nobody at all
+    unproven: Counter = field(default_factory=Counter)
 
     def took(self, done: RuleChanges) -> None:
         for join in done.joins:
@@ -164,10 +168,12 @@ def _evaluate_in_full(
     for rule in due:
         by_kind[rule.kind].add(rule.crm_user_id)
     owned: dict[tuple[str, int], set[int]] = defaultdict(set)
+    answered: set[str] = set()  # the kinds the CRM answered with someone
     for kind, owners in sorted(by_kind.items()):
         report.crm_queries += -(-len(owners) // ownership.OWNER_CHUNK)
         for person_id, owner in ownership.owned_by(crm, kind, owners):
             owned[(kind, owner)].add(person_id)
+            answered.add(kind)
     users: dict[int, list[RuleOn]] = defaultdict(list)
     for rule in due:
         users[rule.user_id].append(rule)
@@ -175,7 +181,12 @@ def _evaluate_in_full(
         kinds = {r.kind for r in rules}
         with store.engine.begin() as conn:
             before = state.members_of_user(conn, user_id)
-            after = {m for m in before if m[1] not in kinds}
+            # a kind the CRM answered with nobody at all (an outage, an empty view, a
+            # connection to the wrong database) proves no one left: its members stay
+            unproven = {m for m in before if m[1] in kinds and m[1] not in answered}
+            if unproven:
+                _cannot_prove(user_id, unproven, report)
+            after = {m for m in before if m[1] not in kinds} | unproven
             for rule in rules:
                 after.update(
                     (user_id, rule.kind, pid)
@@ -190,6 +201,18 @@ def _evaluate_in_full(
             report.took(state.apply(conn, store, planned))
             state.mark_evaluated(conn, user_id, kinds, now)
         report.evaluated += len(rules)
+
+
+def _cannot_prove(user_id: int, kept: set[Member], report: KeepReport) -> None:
+    kinds = sorted({kind for _, kind, _ in kept})
+    report.unproven[user_id] += len(kept)
+    log.warning(
+        "the CRM answered the rule %s with nobody at all; %d people stay in the list "
+        "until it answers",
+        " and ".join(kinds),
+        len(kept),
+        extra={"event": "rules_unproven", "user": user_id, "kinds": kinds, "kept": len(kept)},
+    )
 
 
 def _pairs(members_: set[Member]) -> set[tuple[int, int]]:
