@@ -19,7 +19,7 @@ temporary home. Every step runs in its own process, as the clock runs in product
 a later run given the same FILE reuses them and skips the set-up and the first cycle (about
 seven minutes at 10,000 mailboxes), e.g. to repeat only the 1,000-mailbox change:
 `--keep /tmp/scale.json --steps change --processes 1,2,4 --repeat 3`. `--drop FILE` drops
-them.
+them. `--code DIR` measures another checkout (e.g. main's, on the same kept set-up).
 
 `--compare DIR` runs the same steps, in the same run, against another checkout (e.g.
 `git worktree add /tmp/old c5ee02c`) and prints the ratios. `--watch` adds what the
@@ -199,6 +199,13 @@ def step_change(args: argparse.Namespace) -> dict[str, Any]:
 
     event.listen(engine.store.engine, "before_cursor_execute", counter("state"))
     event.listen(engine.crm.engine, "before_cursor_execute", counter("crm"))
+    statements["transactions"] = 0  # state transactions (BEGIN ... COMMIT), not autocommit
+
+    def commit(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            statements["transactions"] += 1
+
+    event.listen(engine.store.engine, "commit", commit)
     print("ready", flush=True)
     sys.stdin.readline()
     began, cpu = time.perf_counter(), time.process_time()
@@ -274,6 +281,7 @@ class Run:
         self.code, self.args, self.kept = code, args, False
         if kept is not None:
             self.home, self.db = Path(kept["home"]), kept["db"]
+            self.kept = True  # left for the next run; --drop drops it
         else:
             self.home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
             self.db = f"bench_scale_{uuid.uuid4().hex[:8]}"
@@ -458,7 +466,14 @@ def _change(
                 f"{len(w['synced'])} in {w['seconds']:.1f} s, {w['cpu']:.1f} s CPU"
                 for w in result["workers"]
             )
-            + f"); per mailbox {state:.1f} state and {crm:.1f} CRM statements; "
+            + f"); per mailbox {state:.1f} state and {crm:.1f} CRM statements"
+            + (
+                f", {sum(w['statements']['transactions'] for w in result['workers']) / len(sharers):.1f}"
+                " state transactions"
+                if all("transactions" in w["statements"] for w in result["workers"])
+                else ""
+            )
+            + "; "
             f"1-min load {load:.2f} before"
         )
 
@@ -529,6 +544,11 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--compare", type=Path, help="another checkout, measured in the same run")
     parser.add_argument(
+        "--code",
+        type=Path,
+        help="the checkout to measure (default: this one), e.g. on a --keep set-up",
+    )
+    parser.add_argument(
         "--watch", action="store_true", help="with the clock's after-cycle watch (metrics, alerts)"
     )
     parser.add_argument(
@@ -560,7 +580,8 @@ def main() -> None:
         f"{_load()} at the start",
         flush=True,
     )
-    ours = measure(HERE.parent.parent, args, "ours")
+    code = args.code.resolve() if args.code else HERE.parent.parent
+    ours = measure(code, args, "ours" if args.code is None else str(args.code))
     _summary(ours)
     if args.compare:
         base = measure(args.compare.resolve(), args, "baseline")

@@ -216,16 +216,20 @@ def leaving(store: Store, user_id: int) -> dict[int, Leaving]:
     linked = exists(
         select(lk.c.person_id).where(lk.c.user_id == user_id, lk.c.person_id == d.c.person_id)
     )
-    with store.engine.begin() as conn:  # one statement, unless some are done with
+    # One autocommit read (no BEGIN and COMMIT round trips on every sync); a transaction
+    # only when some departures are done with.
+    with store.reading() as conn:
         rows = conn.execute(
             select(d.c.person_id, d.c.reason, d.c.guarded, linked.label("linked")).where(
                 d.c.user_id == user_id
             )
         ).all()
-        done = [int(r[0]) for r in rows if not r[3]]
-        for chunk in _chunks(done):
-            conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
-        return {int(p): Leaving(str(why), bool(guarded)) for p, why, guarded, on in rows if on}
+    done = [int(r[0]) for r in rows if not r[3]]
+    if done:
+        with store.engine.begin() as conn:
+            for chunk in _chunks(done):
+                conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
+    return {int(p): Leaving(str(why), bool(guarded)) for p, why, guarded, on in rows if on}
 
 
 # -- writing --------------------------------------------------------------------------------
