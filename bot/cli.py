@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
     from sync_engine.config import Settings
-    from sync_engine.schedule import SummaryPoster, TeamDigest, TeamPoster
+    from sync_engine.digests import SummaryPoster, TeamDigest, TeamPoster
     from sync_engine.service import Engine
 
 log = logging.getLogger("crm_contacts.scheduler")
@@ -168,7 +168,7 @@ def _post_team_summary(client: WebClient, channel: str, digest: TeamDigest) -> b
     from slack_sdk.errors import SlackApiError
 
     from bot.summary import team_summary_message
-    from sync_engine.schedule import SummaryChannelRefused
+    from sync_engine.digests import SummaryChannelRefused
 
     text, blocks = team_summary_message(digest)
     try:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from sync_engine.answers import SlackIdTaken, UnknownUser
 from sync_engine.model import CrmUser
-from sync_engine.service import SlackIdTaken, UnknownUser
 
 if TYPE_CHECKING:
     from sync_engine.service import Engine

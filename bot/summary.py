@@ -50,7 +50,7 @@ from chat.words import (
 from sync_engine.model import CrmUser, DigestPrefs, Outcome, SyncResult
 
 if TYPE_CHECKING:
-    from sync_engine.schedule import TeamDigest
+    from sync_engine.digests import TeamDigest
     from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sync_engine.digest_settings import BadDigestSetting
 from sync_engine.model import WEEKDAYS, DigestPrefs
-from sync_engine.service import BadDigestSetting
 
 # ---------------------------------------------------------------- commands
 

@@ -23,7 +23,8 @@ from sync_engine.plan import (
     UnlinkContact,
     UpdateContact,
 )
-from sync_engine.store import StateWriter, Store
+from sync_engine.state.writer import StateWriter
+from sync_engine.store import Store
 
 T = TypeVar("T")
 Progress = Callable[[int], None]

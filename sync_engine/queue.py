@@ -28,7 +28,8 @@ from sync_engine import tables as t
 from sync_engine.crm.source import SageCrm
 from sync_engine.files import open_lock_file
 from sync_engine.model import DigestPrefs
-from sync_engine.store import Store, StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
+from sync_engine.state.rows import StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
+from sync_engine.store import Store
 
 _CHUNK = 900  # ids per IN (...) list, under every database's parameter limit
 
@@ -135,13 +136,13 @@ def interested(store: Store, person_ids: Iterable[int]) -> dict[int, set[int]]:
 
 
 def _watched():  # type: ignore[no-untyped-def]
-    """SQL for `schedule._watched`: synced before and not failing."""
+    """SQL for `due.watched`: synced before and not failing."""
     m = t.mailbox_state
     return and_(m.c.last_success_at.is_not(None), func.coalesce(m.c.last_status, "") != "failed")
 
 
 def _may_be_due(now: datetime, reconcile_before: datetime):  # type: ignore[no-untyped-def]
-    """SQL for a superset of the mailboxes `schedule.decide` finds due for a reason other
+    """SQL for a superset of the mailboxes `due.decide` finds due for a reason other
     than a CRM change (those come from `interested`): every row `decide` could call due
     passes it, so the idle rest is never read into Python. `decide` has the last word.
     A failed mailbox whose retry time is still to come is never due (`_backing_off`)."""

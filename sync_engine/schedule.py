@@ -10,14 +10,13 @@ Several processes (PostgreSQL) share the work: each due mailbox is *claimed* fir
 whoever gets there first. A killed process's claims die with its connection; the engine
 is crash-safe, so the next cycle completes an abandoned sync.
 
-The rules of when a mailbox is due (`decide`) and when a digest is due (`summary_slot`,
-`digest_slot` with the user's own settings) are pure functions of plain values and an
-injected clock, so tests drive time.
+This module is the process: the cycles, each claimed mailbox's sync, and running the
+jobs until a signal. The rules of when a mailbox or a digest is due are pure and live in
+`due.py`; the digests and the team summary, the clock's second job, in `digests.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -27,43 +26,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 from sync_engine import queue
-from sync_engine.config import ConfigError
 from sync_engine.crm.source import CrmError
+from sync_engine.digests import (
+    KNOWN_ERRORS,
+    AccountPoster,
+    DigestJobs,
+    SummaryPoster,
+    TeamPoster,
+)
+from sync_engine.due import PRIORITY, Clock, Decision, Policy, crm_changed, decide, watched
 from sync_engine.index import RefreshReport
 from sync_engine.index.clock import IndexKeeper
-from sync_engine.mailbox.base import MailboxError
-from sync_engine.model import CrmUser, DigestPrefs, SyncResult
+from sync_engine.model import SyncResult
 from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.queue import MailboxRow
 from sync_engine.standing.keeper import KeepReport
-from sync_engine.store import StoreError, utcnow
+from sync_engine.store import utcnow
 
 log = logging.getLogger("crm_contacts.schedule")
 
-Clock = Callable[[], datetime]
-# (CRM user, Slack user id, since, until) -> True if a DM was posted.
-SummaryPoster = Callable[[CrmUser, str, datetime, datetime], bool]
-
-
-class AccountPoster(Protocol):
-    """Digests to the users of another chat front end (Teams), by the state user id."""
-
-    def reaches(self, user_id: int) -> tuple[bool, str | None]:
-        """Whether the user has an account there, and its time zone (IANA) if known."""
-        ...
-
-    def post(self, user: CrmUser, user_id: int, since: datetime, until: datetime) -> bool:
-        """Post the digest; True if a message went out."""
-        ...
-
-
-TEAM_MARK = "team_summary"
-_KNOWN_ERRORS = (MailboxError, CrmError, StoreError, ConfigError)
 _ACTIONS = (
     "created",
     "linked",
@@ -74,158 +58,6 @@ _ACTIONS = (
     "written_back",
     "conflict",
 )
-
-
-# -- the rules (pure) ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How often things happen. Defaults follow the issue: back-off interval × 2^n, ≤ 1 h."""
-
-    interval: timedelta = timedelta(seconds=60)
-    backoff_cap: timedelta = timedelta(hours=1)
-    reconcile_every: timedelta = timedelta(hours=24)
-    # Reconciles are spread over this much before the 24 h mark (stable per mailbox), so
-    # a team first synced in one cycle does not reconcile all in one cycle a day later.
-    reconcile_spread: timedelta = timedelta(hours=1)
-    # A run where some people failed (the rest synced) is retried after this.
-    partial_retry: timedelta = timedelta(minutes=15)
-    # A digest more than this late (scheduler down at SUMMARY_TIME) waits for the next day,
-    # which then covers the gap: nobody wants yesterday's digest at midnight.
-    summary_grace: timedelta = timedelta(hours=4)
-
-    def backoff(self, failures: int) -> timedelta:
-        """interval × 2^failures, capped; 1 failure waits two intervals."""
-        exponent = min(max(failures, 0), 30)
-        return min(self.interval * (2**exponent), self.backoff_cap)
-
-    def reconcile_after(self, mailbox: str, now: datetime) -> datetime:
-        spread = int(self.reconcile_spread.total_seconds())
-        digest = hashlib.blake2b(mailbox.lower().encode(), digest_size=4).digest()
-        jitter = int.from_bytes(digest, "big") % spread if spread > 0 else 0
-        return now + self.reconcile_every - timedelta(seconds=jitter)
-
-
-@dataclass(frozen=True)
-class Decision:
-    reasons: tuple[str, ...] = ()
-    backing_off_until: datetime | None = None
-
-    @property
-    def due(self) -> bool:
-        return bool(self.reasons)
-
-
-# Change-driven work goes first in a cycle; retries and reconciles after it.
-_PRIORITY = {"list changed": 0, "crm changed": 0, "first sync": 0, "retry": 1, "reconcile": 2}
-
-
-def decide(row: MailboxRow, now: datetime, crm_changed: bool, policy: Policy) -> Decision:
-    """Why this mailbox should be synced now (no reasons = idle or backing off)."""
-    if row.last_status == "failed":
-        base = row.last_run_at or now
-        retry_at = row.next_due_at or (base + policy.backoff(row.consecutive_failures))
-        if now < retry_at:
-            return Decision(backing_off_until=retry_at)
-        reasons = ["retry"]
-    else:
-        reasons = []
-    if row.last_success_at is None and not reasons:
-        reasons.append("first sync")
-    if row.list_changed_at is not None and (
-        row.last_success_at is None or row.list_changed_at > row.last_success_at
-    ):
-        reasons.append("list changed")
-    if crm_changed:
-        reasons.append("crm changed")
-    if row.last_status == "partial":  # some people failed, in a scheduled or a hand-run sync
-        retry_at = row.next_due_at or ((row.last_run_at or now) + policy.partial_retry)
-        if now >= retry_at:
-            reasons.append("retry")
-    if row.last_success_at is not None:
-        reconcile_at = row.reconcile_at or (row.last_success_at + policy.reconcile_every)
-        if now >= reconcile_at:
-            reasons.append("reconcile")
-    return Decision(reasons=tuple(dict.fromkeys(reasons)))
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """The user's Slack time zone (IANA name); UTC when missing or unknown."""
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return ZoneInfo("UTC")
-
-
-def summary_slot(
-    now: datetime, tz_name: str | None, hhmm: str, grace: timedelta
-) -> datetime | None:
-    """The latest SUMMARY_TIME in the user's zone at or before `now` (UTC), if within `grace`."""
-    tz = zone(tz_name)
-    hour, minute = (int(p) for p in hhmm.split(":"))
-    local = now.astimezone(tz)
-    for days in (0, 1):
-        day = local.date() - timedelta(days=days)
-        slot = datetime.combine(day, dtime(hour, minute), tzinfo=tz).astimezone(UTC)
-        if slot <= now:
-            return slot if now - slot <= grace else None
-    return None
-
-
-def digest_slot(
-    now: datetime,
-    tz_name: str | None,
-    prefs: DigestPrefs,
-    default_time: str,
-    grace: timedelta,
-    last_until: datetime | None,
-) -> datetime | None:
-    """The end of the digest period due now for one user, or None (SLACK_UX 9).
-
-    The user's own time (or SUMMARY_TIME) in their zone; weekly only on its weekday;
-    nothing while off or before the snooze date; at most one per local day (a time moved
-    later the same day does not send a second digest), and no slot that passed before
-    the settings last changed (setting 08:00 at 09:00 means tomorrow, not at once).
-    """
-    if prefs.off:
-        return None
-    slot = summary_slot(now, tz_name, prefs.time or default_time, grace)
-    if slot is None:
-        return None
-    day = slot.astimezone(zone(tz_name)).date()
-    if prefs.weekly and day.weekday() != prefs.weekday:
-        return None
-    if prefs.snoozed_until is not None and day < prefs.snoozed_until:
-        return None
-    if prefs.changed_at is not None and slot < prefs.changed_at:
-        return None
-    if last_until is not None and (
-        last_until >= slot or last_until.astimezone(zone(tz_name)).date() == day
-    ):
-        return None
-    return slot
-
-
-def digest_since(until: datetime, last_until: datetime | None, prefs: DigestPrefs) -> datetime:
-    """Where a digest ending `until` starts: the end of the last one, at most a week back.
-
-    The first digest covers a day (a week if weekly). A week is the cap either way, so a
-    user back from a long break is not handed a month at once."""
-    span = timedelta(days=7) if prefs.weekly else timedelta(days=1)
-    return max(last_until or until - span, until - timedelta(days=7))
-
-
-def crm_changed(row: MailboxRow, changes: dict[int, datetime], people: set[int]) -> bool:
-    """Whether one of the mailbox's people changed in the CRM after its watermark."""
-    mark = row.crm_watermark or datetime.min
-    return any(changes.get(pid, datetime.min) > mark for pid in people)
-
-
-def _watched(row: MailboxRow) -> bool:
-    return row.last_success_at is not None and row.last_status != "failed"
 
 
 # -- reports ------------------------------------------------------------------------------
@@ -251,39 +83,12 @@ class CycleReport:
     due_rows: list[tuple[MailboxRow, Decision]] = field(default_factory=list)
 
 
-@dataclass
-class TeamLine:
-    email: str
-    name: str
-    counts: dict[str, int]
-    errors: list[str]
-
-
-@dataclass
-class TeamDigest:
-    since: datetime
-    until: datetime
-    lines: list[TeamLine]
-
-
-TeamPoster = Callable[[TeamDigest], bool]
-
-
-class SummaryChannelRefused(Exception):
-    """The chat service will not post in SUMMARY_CHANNEL (the bot is not in it, or cannot
-    see it): retrying cannot help until someone fixes the channel or the setting."""
-
-    def __init__(self, channel: str, reason: str) -> None:
-        super().__init__(f"{channel}: {reason}")
-        self.channel = channel
-        self.reason = reason
-
-
 # -- the process --------------------------------------------------------------------------
 
 
-class Scheduler:
-    """One scheduler process's work; `run_cycle` and `run_summaries` are its two jobs."""
+class Scheduler(DigestJobs):
+    """One scheduler process's work; `run_cycle` and `run_summaries` (`DigestJobs`) are its
+    two jobs."""
 
     def __init__(
         self,
@@ -318,12 +123,6 @@ class Scheduler:
         self.index_keeper = IndexKeeper(engine.index, now=self.now, stopping=self.stop.is_set)
 
     @property
-    def team_channel(self) -> str | None:
-        """Where the team summary goes: SUMMARY_CHANNEL (as the settings are now), or
-        another front end's channel."""
-        return self.settings.summary_channel or self._other_channel
-
-    @property
     def store(self):  # type: ignore[no-untyped-def]
         return self.engine.store
 
@@ -343,7 +142,7 @@ class Scheduler:
             self._refresh_index(report, latest)
             report.rules = self.engine.rules.keep(latest=latest, now=self.now())  # rule 11
             self._cycle(report, latest)
-        except _KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
+        except KNOWN_ERRORS as exc:  # the CRM or the state database is down: try next cycle
             report.error = str(exc)
             report.crm_error = str(exc) if isinstance(exc, CrmError) else None
             log.error("cycle failed", extra={"event": "cycle_failed", "error": str(exc)})
@@ -407,7 +206,7 @@ class Scheduler:
         due: list[tuple[MailboxRow, Decision]] = []
         busy: list[int] = []  # changed or due: their own syncs move their watermarks
         for row in rows:
-            changed = _watched(row) and crm_changed(row, changes, interest.get(row.user.id, set()))
+            changed = watched(row) and crm_changed(row, changes, interest.get(row.user.id, set()))
             decision = decide(row, now, changed, self.policy)
             if decision.due:
                 due.append((row, decision))
@@ -421,7 +220,7 @@ class Scheduler:
         report.due_rows = due
         # Shuffled within a priority so processes starting together spread over the work.
         self.rng.shuffle(due)
-        due.sort(key=lambda item: min(_PRIORITY[r] for r in item[1].reasons))
+        due.sort(key=lambda item: min(PRIORITY[r] for r in item[1].reasons))
         snapshot = self._people_snapshot(due, latest)
         stale: set[int] = set()  # mailboxes listing a person an earlier sync wrote back
         for row, _ in due:
@@ -477,7 +276,7 @@ class Scheduler:
                 if fresh is None:
                     continue
                 # the CRM changed for it (the write-back), unless it is failing and backing off
-                decision = decide(fresh, self.now(), _watched(fresh), self.policy)
+                decision = decide(fresh, self.now(), watched(fresh), self.policy)
                 if not decision.due:
                     continue
                 report.due += 1
@@ -500,7 +299,7 @@ class Scheduler:
             if fresh is None:
                 return None
             people = interest.get(row.user.id, set())
-            changed = _watched(fresh) and crm_changed(fresh, changes, people)
+            changed = watched(fresh) and crm_changed(fresh, changes, people)
             decision = decide(fresh, self.now(), changed, self.policy)
             if not decision.due:
                 report.taken_by_others += 1
@@ -543,7 +342,7 @@ class Scheduler:
                 result = self.engine.sync(
                     user, trigger=trigger, stored=row.user, on_record=on_record, snapshot=snapshot
                 )
-            except _KNOWN_ERRORS as exc:
+            except KNOWN_ERRORS as exc:
                 error = str(exc)
             except Exception as exc:  # one mailbox failing never stops the others
                 log.exception("sync crashed", extra={"event": "sync_crashed", "mailbox": mailbox})
@@ -608,158 +407,6 @@ class Scheduler:
             "next_due_at": now + self.policy.partial_retry if status == "partial" else None,
             "reconcile_at": self.policy.reconcile_after(mailbox, now),
         }
-
-    # -- digests ----------------------------------------------------------------------------
-
-    def run_summaries(self) -> int:
-        """Post every digest that is due now (each user's own settings); how many DMs went out."""
-        sent = 0
-        try:
-            if self.summary_poster is not None or self.account_poster is not None:
-                sent = self._user_summaries()
-            if self.team_poster is not None and self.team_channel:
-                self._team_summary()
-        except _KNOWN_ERRORS as exc:
-            log.error("summaries failed", extra={"event": "summaries_failed", "error": str(exc)})
-        except Exception:
-            log.exception("summaries failed", extra={"event": "summaries_failed"})
-        return sent
-
-    def _user_summaries(self) -> int:
-        now = self.now()
-        sent = 0
-        for row in queue.mailboxes(self.store):
-            slack_id = row.user.slack_user_id if self.summary_poster is not None else None
-            elsewhere, tz = (
-                self.account_poster.reaches(row.user.id) if self.account_poster else (False, None)
-            )
-            if not slack_id and not elsewhere:
-                continue
-            until = digest_slot(
-                now,
-                row.user.slack_tz or tz,
-                row.digest,
-                self.settings.summary_time,
-                self.policy.summary_grace,
-                row.summary_until,
-            )
-            if until is None:
-                continue  # not its time or day, snoozed, off, or already sent
-            since = digest_since(until, row.summary_until, row.digest)
-            if not queue.claim_summary(self.store, row.user.id, row.summary_until, until):
-                continue  # another scheduler process took it
-            user = self.crm.user_by_id(row.user.crm_user_id)
-            if user is None or user.inactive:
-                continue
-            posted, failed = self._post_digest(user, row, slack_id, elsewhere, since, until)
-            if failed is not None:
-                # Nothing went out: the period is given back and tried at the next tick.
-                # One front end has it: kept, so that one is not sent it again each tick.
-                if not posted:
-                    queue.release_summary(self.store, row.user.id, row.summary_until, until)
-                said = "retrying at the next tick" if not posted else "another chat has it"
-                log.warning(
-                    f"digest not sent; {said}",
-                    extra={
-                        "event": "summary_failed",
-                        "mailbox": row.user.mailbox,
-                        "error": f"{type(failed).__name__}: {failed}"[:300],
-                    },
-                )
-                if not posted:
-                    continue
-            sent += int(bool(posted))
-            log.info(
-                "digest sent" if posted else "digest: nothing to say",
-                extra={
-                    "event": "summary",
-                    "mailbox": row.user.mailbox,
-                    "posted": bool(posted),
-                    "frequency": row.digest.frequency,
-                },
-            )
-        return sent
-
-    def _post_digest(
-        self,
-        user: CrmUser,
-        row: MailboxRow,
-        slack_id: str | None,
-        elsewhere: bool,
-        since: datetime,
-        until: datetime,
-    ) -> tuple[bool, Exception | None]:
-        """Post the digest on each front end the user has, each on its own (one refusing
-        does not stop the other); whether any posted, and the last failure."""
-        posted, failed = False, None
-        if slack_id and self.summary_poster is not None:
-            try:
-                posted = self.summary_poster(user, slack_id, since, until)
-            except Exception as exc:
-                failed = exc
-        if elsewhere and self.account_poster is not None:
-            try:
-                posted = self.account_poster.post(user, row.user.id, since, until) or posted
-            except Exception as exc:
-                failed = exc
-        return posted, failed
-
-    def _team_summary(self) -> bool:
-        assert self.team_poster is not None
-        if self._refused_channel is not None and self._refused_channel == self.team_channel:
-            return False  # said once; nothing changes until the setting does
-        now = self.now()
-        until = summary_slot(now, "UTC", self.settings.summary_time, self.policy.summary_grace)
-        previous = queue.mark(self.store, TEAM_MARK)
-        if until is None or (previous is not None and previous >= until):
-            return False
-        if not queue.claim_mark(self.store, TEAM_MARK, previous, until):
-            return False
-        since = max(previous or until - timedelta(days=1), until - timedelta(days=7))
-        digest = self.team_digest(since, until)
-        if not digest.lines:
-            log.info("team summary: nothing to say", extra={"event": "team_summary"})
-            return False
-        try:
-            posted = self.team_poster(digest)
-        except SummaryChannelRefused as exc:
-            # give the period back, so it goes out once the channel is fixed
-            queue.claim_mark(self.store, TEAM_MARK, until, previous or until - timedelta(days=1))
-            self._refused_channel = self.team_channel
-            log.error(
-                "team summary not sent: Slack refused SUMMARY_CHANNEL %s (%s); invite the "
-                "bot to that channel or give the app chat:write.public, then restart the "
-                "clock process. No retry until SUMMARY_CHANNEL changes.",
-                exc.channel,
-                exc.reason,
-                extra={"event": "team_summary_refused", "error": exc.reason},
-            )
-            return False
-        except Exception as exc:
-            queue.claim_mark(self.store, TEAM_MARK, until, previous or until - timedelta(days=1))
-            log.warning(
-                "team summary not sent; retrying at the next tick",
-                extra={"event": "team_summary_failed", "error": f"{type(exc).__name__}"},
-            )
-            return False
-        log.info("team summary", extra={"event": "team_summary", "people": len(digest.lines)})
-        return bool(posted)
-
-    def team_digest(self, since: datetime, until: datetime) -> TeamDigest:
-        """Per salesperson: what the syncs did in the period, and what failed."""
-        lines = []
-        for row in queue.mailboxes(self.store):
-            user = self.crm.user_by_id(row.user.crm_user_id)
-            if user is None:
-                continue
-            activity = self.engine.activity(user, since, until)
-            if activity.empty:
-                continue
-            counts: dict[str, int] = {}
-            for outcome in activity.outcomes:
-                counts[outcome.action] = counts.get(outcome.action, 0) + 1
-            lines.append(TeamLine(user.email, user.name, counts, list(activity.errors)))
-        return TeamDigest(since=since, until=until, lines=lines)
 
 
 # -- running it ---------------------------------------------------------------------------

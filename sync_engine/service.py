@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync_engine import chat_accounts
+from sync_engine.answers import (
+    Activity,
+    AddResult,
+    BadQuery,
+    MailboxStatus,
+    RemoveResult,
+    SearchPage,
+    SlackIdTaken,
+    UnknownPerson,
+    UnknownUser,
+    view,
+)
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm.search import SearchError, parse_query, search_ids
 from sync_engine.crm.source import CrmError, SageCrm
 from sync_engine.crm.writer import CrmWriter, EmbeddedWriter, write_back_status
+from sync_engine.digest_settings import DigestSettings
 from sync_engine.errors import EngineError
 from sync_engine.files import private_dir, private_sqlite
 from sync_engine.index import IndexBusy, PeopleIndex
@@ -25,22 +37,19 @@ from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox
 from sync_engine.mailbox.choose import LABELS, describe
 from sync_engine.model import (
-    FREQUENCIES,
-    WEEKDAYS,
     CrmPerson,
     CrmUser,
-    DigestPrefs,
     Outcome,
     PersonView,
     SyncResult,
 )
 from sync_engine.ops import metrics
 from sync_engine.people_snapshot import PeopleSnapshot
-from sync_engine.schedule import zone
 from sync_engine.standing.rules import describe_sources
 from sync_engine.standing.service import StandingRules
+from sync_engine.state.rows import Event, StoredUser
 from sync_engine.state.targets import TargetState
-from sync_engine.store import EmailTaken, Event, MailboxBusy, Store, StoredUser, utcnow
+from sync_engine.store import EmailTaken, MailboxBusy, Store, utcnow
 from sync_engine.sync import OnRecord, sync_mailbox
 from sync_engine.write_back_state import (
     OrphanRows,
@@ -51,102 +60,10 @@ from sync_engine.write_back_state import (
 log = logging.getLogger("crm_contacts.index")
 
 
-class UnknownUser(EngineError):
-    pass
-
-
-class UnknownPerson(EngineError):
-    pass
-
-
-class SlackIdTaken(EngineError):
-    """The CRM user is already mapped to another Slack account (DESIGN 2.10: one list, one
-    owner); `slack_user_id` is the account that has it."""
-
-    def __init__(self, slack_user_id: str) -> None:
-        super().__init__("this CRM user is already linked to another Slack account")
-        self.slack_user_id = slack_user_id
-
-
-class BadQuery(EngineError):
-    pass
-
-
-class BadDigestSetting(EngineError):
-    """A digest setting that cannot be used (a time that is not HH:MM, an unknown day)."""
-
-
-# A snooze longer than this is "off" in disguise; say so instead.
-MAX_SNOOZE_DAYS = 90
-
-
-@dataclass
-class SearchPage:
-    query: str
-    total: int
-    offset: int
-    limit: int
-    people: list[PersonView]
-
-
-@dataclass
-class AddResult:
-    added: list[PersonView] = field(default_factory=list)
-    already: list[PersonView] = field(default_factory=list)
-
-
-@dataclass
-class RemoveResult:
-    removed: list[PersonView] = field(default_factory=list)
-    not_in_list: list[int] = field(default_factory=list)
-
-
-@dataclass
-class MailboxStatus:
-    email: str
-    mailbox: str
-    subscriptions: int
-    linked: int
-    last_run_at: datetime | None
-    last_status: str | None
-    last_error: str | None
-    last_success_at: datetime | None
-    next_due_at: datetime | None
-    consecutive_failures: int
-    target: str = ""  # "local", "ews" or "graph"; "" while hybrid mode has not decided
-    target_reason: str = ""
-    write_back_notes: list[str] = field(default_factory=list)  # the CRM's words (issue 19)
-
-
-@dataclass
-class Activity:
-    """What the engine did for one user in a period (for summaries)."""
-
-    since: datetime
-    until: datetime
-    runs: int = 0
-    outcomes: list[Outcome] = field(default_factory=list)
-    possible_duplicates: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.action == "failed"]
-
-    @property
-    def empty(self) -> bool:
-        return not (self.outcomes or self.possible_duplicates or self.warnings or self.errors)
-
-
-def view(person: CrmPerson, *, in_list: bool = False, status: str = "") -> PersonView:
-    return PersonView.of(person, in_list=in_list, status=status)
-
-
 MailboxFactory = Callable[[Settings, str], Mailbox]
 
 
-class Engine:
+class Engine(DigestSettings):
     """Opens the state store and the CRM once; opens a mailbox target per sync."""
 
     def __init__(
@@ -523,69 +440,6 @@ class Engine:
             ) from None
         return address
 
-    # -- the digest's settings (SLACK_UX 9) -----------------------------------------------
-
-    def digest_prefs(self, user: CrmUser, *, now: datetime | None = None) -> DigestPrefs:
-        """The user's digest settings as they apply: their time or SUMMARY_TIME, their
-        zone, and a snooze only while it lasts (in their local date)."""
-        stored = self._stored(user)
-        prefs = self.store.digest_prefs(stored.id)
-        tz = stored.slack_tz or chat_accounts.time_zone(self, stored.id)
-        today = (now or utcnow()).astimezone(zone(tz)).date()
-        snoozed = (
-            prefs.snoozed_until if prefs.snoozed_until and prefs.snoozed_until > today else None
-        )
-        return replace(
-            prefs, time=prefs.time or self.settings.summary_time, tz=tz, snoozed_until=snoozed
-        )
-
-    def set_digest_prefs(
-        self,
-        user: CrmUser,
-        *,
-        time: str | None = None,
-        default_time: bool = False,
-        frequency: str | None = None,
-        weekday: int | str | None = None,
-        snooze_days: int | str | None = None,
-        off: bool | None = None,
-        now: datetime | None = None,
-    ) -> DigestPrefs:
-        """Change some of the user's digest settings; the rest stay. Returns them all.
-
-        Everything is checked before anything is written, so a bad value changes nothing
-        (BadDigestSetting, one line). `snooze_days` counts from the user's local today
-        (0 resumes at once); `default_time` goes back to SUMMARY_TIME; `now` is the
-        caller's clock (tests)."""
-        values: dict[str, object] = {}
-        if time is not None and default_time:
-            raise BadDigestSetting("give a time or go back to the default time, not both")
-        if time is not None:
-            values["time"] = parse_time(time)
-        elif default_time:
-            values["time"] = None
-        if frequency is not None:
-            wanted = str(frequency).strip().lower()
-            if wanted not in FREQUENCIES:
-                raise BadDigestSetting(
-                    f"'{frequency}' is not a digest frequency; choose daily or weekly"
-                )
-            values["frequency"] = wanted
-        if weekday is not None:
-            values["weekday"] = parse_weekday(weekday)
-        stored = self._stored(user)
-        moment = now or utcnow()
-        if snooze_days is not None:
-            days = parse_days(snooze_days)
-            tz = stored.slack_tz or chat_accounts.time_zone(self, stored.id)
-            today = moment.astimezone(zone(tz)).date()
-            values["snoozed_until"] = today + timedelta(days=days) if days else None
-        if off is not None:
-            values["off"] = bool(off)
-        if values:
-            self.store.set_digest_prefs(stored.id, moment, **values)
-        return self.digest_prefs(user, now=moment)
-
     # -- looking back --------------------------------------------------------------------
 
     def status(self, user: CrmUser) -> MailboxStatus:
@@ -677,62 +531,4 @@ class Engine:
         return activity
 
 
-def parse_time(text: str) -> str:
-    """'8:30' or '08:30' (24-hour clock) as 'HH:MM'; BadDigestSetting otherwise."""
-    raw = str(text).strip()
-    hour, sep, minute = raw.partition(":")
-    if not (
-        sep
-        and hour.isdigit()
-        and minute.isdigit()
-        and len(hour) <= 2
-        and len(minute) == 2
-        and int(hour) < 24
-        and int(minute) < 60
-    ):
-        raise BadDigestSetting(
-            f"'{raw[:40]}' is not a time of day; give HH:MM on the 24-hour clock, e.g. 17:30"
-        )
-    return f"{int(hour):02d}:{int(minute):02d}"
-
-
-def parse_weekday(value: int | str) -> int:
-    """0-6 (Monday first) or a day's name or its first three letters; BadDigestSetting."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if 0 <= value < 7:
-            return value
-    else:
-        word = str(value).strip().lower()
-        for number, name in enumerate(WEEKDAYS):
-            if len(word) >= 3 and name.lower().startswith(word):
-                return number
-    raise BadDigestSetting(
-        f"'{str(value)[:40]}' is not a day of the week; give e.g. monday, tue or friday"
-    )
-
-
-def parse_days(value: int | str) -> int:
-    """A snooze length: 0 (resume) to MAX_SNOOZE_DAYS days; BadDigestSetting otherwise."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) > MAX_SNOOZE_DAYS:
-        raise BadDigestSetting(
-            f"'{text[:40]}' is not a snooze length; give 1 to {MAX_SNOOZE_DAYS} days "
-            "(0 resumes), or turn the digest off"
-        )
-    return int(text)
-
-
-__all__ = [
-    "Activity",
-    "AddResult",
-    "BadDigestSetting",
-    "BadQuery",
-    "CrmError",
-    "Engine",
-    "EngineError",
-    "MailboxStatus",
-    "RemoveResult",
-    "SearchPage",
-    "UnknownPerson",
-    "UnknownUser",
-]
+__all__ = ["CrmError", "Engine", "EngineError"]

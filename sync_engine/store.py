@@ -3,17 +3,19 @@ runs and the audit trail of events. SQLite by default, PostgreSQL in production.
 
 Every write that belongs together commits together, so a run killed at any point
 leaves the store consistent with what reached the mailbox (DESIGN rule 9).
+
+What the queries hand back, and the row helpers other state modules share (`utcnow`,
+`as_utc`, many modules take them from here), are in `state/rows.py`; a batch's
+gathered writes in `state/writer.py`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -36,7 +38,23 @@ from sync_engine.locks import held
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
 from sync_engine.pool import ping_when_idle
-from sync_engine.state.rows import upsert
+from sync_engine.state.rows import (
+    Event,
+    MailboxState,
+    RunRecord,
+    StoredUser,
+    as_utc,
+    digest_prefs_of,
+    event_of,
+    link_of,
+    masked_state,
+    run_record,
+    state_fields,
+    stored_user,
+    upsert,
+    utcnow,
+)
+from sync_engine.state.writer import StateWriter
 
 
 class StoreError(Exception):
@@ -53,66 +71,6 @@ class EmailTaken(Exception):
 
 class MailboxBusy(Exception):
     """Another sync of this mailbox is running (in this or another process or machine)."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes: they are UTC, as everything we store."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class StoredUser:
-    id: int
-    crm_user_id: int
-    email: str
-    mailbox: str
-    slack_user_id: str | None = None
-    slack_tz: str | None = None
-    slack_checked_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    at: datetime
-    person_id: int | None
-    action: str
-    actor: str
-    reason: str
-    item_id: str | None
-    run_id: int | None
-    person_name: str | None = None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    user_id: int
-    started_at: datetime
-    finished_at: datetime | None
-    status: str
-    trigger: str
-    dry_run: bool
-    result: dict | None
-    error: str | None
-
-
-@dataclass(frozen=True)
-class MailboxState:
-    user_id: int
-    list_changed_at: datetime | None = None
-    last_run_at: datetime | None = None
-    last_status: str | None = None
-    last_error: str | None = None
-    last_success_at: datetime | None = None
-    crm_watermark: datetime | None = None
-    consecutive_failures: int = 0
-    next_due_at: datetime | None = None
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -355,18 +313,7 @@ class Store:
             rows = (
                 conn.execute(select(t.links).where(t.links.c.user_id == user_id)).mappings().all()
             )
-        return {
-            r["person_id"]: Link(
-                r["person_id"],
-                r["item_id"],
-                r["change_key"],
-                r["fingerprint"],
-                r["origin"],
-                _values(r["crm_values"]),
-                _values(r["mailbox_values"]),
-            )
-            for r in rows
-        }
+        return {r["person_id"]: link_of(r) for r in rows}
 
     def recent_write_backs(
         self, person_ids: Iterable[int], *, other_than: int
@@ -451,7 +398,7 @@ class Store:
         now = utcnow()
         with self.engine.begin() as conn:
             if state is not None:
-                self._upsert_state(conn, state[0], _masked_state(state[1]))
+                self._upsert_state(conn, state[0], masked_state(state[1]))
             conn.execute(
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
@@ -477,20 +424,7 @@ class Store:
             query = query.where(t.runs.c.started_at >= since)
         with self.reading() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            RunRecord(
-                id=r["id"],
-                user_id=r["user_id"],
-                started_at=as_utc(r["started_at"]),  # type: ignore[arg-type]
-                finished_at=as_utc(r["finished_at"]),
-                status=r["status"],
-                trigger=r["trigger"],
-                dry_run=bool(r["dry_run"]),
-                result=json.loads(r["result"]) if r["result"] else None,
-                error=r["error"],
-            )
-            for r in rows
-        ]
+        return [run_record(r) for r in rows]
 
     def events(
         self,
@@ -508,19 +442,7 @@ class Store:
             query = query.where(t.events.c.at < until)
         with self.reading() as conn:
             rows = conn.execute(query).mappings().all()
-        return [
-            Event(
-                as_utc(r["at"]),
-                r["person_id"],
-                r["action"],
-                r["actor"],
-                r["reason"],
-                r["item_id"],
-                r["run_id"],
-                r["person_name"],
-            )  # type: ignore[arg-type]
-            for r in rows
-        ]
+        return [event_of(r) for r in rows]
 
     def record_events(
         self,
@@ -599,7 +521,7 @@ class Store:
 
     def update_mailbox_state(self, user_id: int, **values: object) -> None:
         with self.engine.begin() as conn:
-            self._upsert_state(conn, user_id, _masked_state(values))
+            self._upsert_state(conn, user_id, masked_state(values))
 
     def _mark_list_changed(self, conn: Connection, user_id: int, now: datetime) -> None:
         self._upsert_state(conn, user_id, {"list_changed_at": now})
@@ -675,168 +597,6 @@ class Store:
                 select(func.count()).select_from(t.links).where(t.links.c.user_id == user_id)
             ).scalar_one()
         return int(subs), int(links)
-
-
-class StateWriter:
-    """State changes of one batch, gathered and written in one transaction with a few
-    statements (see `Store.writer`): a batch of 100 mailbox writes costs ~5 statements."""
-
-    def __init__(
-        self, conn: Connection, store: Store, user_id: int, run_id: int | None, actor: str
-    ) -> None:
-        self.conn, self.store, self.user_id = conn, store, user_id
-        self.run_id, self.actor = run_id, actor
-        self._links: dict[int, Link] = {}
-        self._dropped_links: set[int] = set()
-        self._dropped_subscriptions: set[int] = set()
-        self._events: list[tuple] = []
-        self._write_backs: dict[tuple[int, str], tuple[str, datetime | None]] = {}
-
-    def put_link(self, link: Link) -> None:
-        self._dropped_links.discard(link.person_id)
-        self._links[link.person_id] = link
-
-    def drop_link(self, person_id: int) -> None:
-        self._links.pop(person_id, None)
-        self._dropped_links.add(person_id)
-
-    def drop_subscription(self, person_id: int) -> None:
-        self._dropped_subscriptions.add(person_id)
-
-    def wrote_back(
-        self,
-        person_id: int,
-        changes: Iterable[tuple[str, str]],
-        edited_at: datetime | None = None,
-    ) -> None:
-        """Remember the Outlook edits this mailbox wrote to the CRM (see recent_write_backs)."""
-        for name, value in changes:
-            self._write_backs[(person_id, name)] = (value, edited_at)
-
-    def event(
-        self,
-        person_id: int | None,
-        action: str,
-        reason: str,
-        item_id: str | None = None,
-        name: str | None = None,
-    ) -> None:
-        self._events.append((person_id, action, reason, item_id, name))
-
-    def flush(self) -> None:
-        links, subs = t.links, t.subscriptions
-        mine_l, mine_s = links.c.user_id == self.user_id, subs.c.user_id == self.user_id
-        gone = sorted(self._dropped_links | set(self._links))
-        linked_at: dict[int, datetime] = {}
-        if self._links:
-            rows = self.conn.execute(
-                select(links.c.person_id, links.c.linked_at).where(
-                    mine_l, links.c.person_id.in_(list(self._links))
-                )
-            )
-            linked_at = {r[0]: r[1] for r in rows}
-        if gone:
-            self.conn.execute(delete(links).where(mine_l, links.c.person_id.in_(gone)))
-        if self._dropped_subscriptions:
-            dropped = sorted(self._dropped_subscriptions)
-            self.conn.execute(delete(subs).where(mine_s, subs.c.person_id.in_(dropped)))
-        if self._links:
-            now = utcnow()
-            self.conn.execute(
-                insert(links),
-                [
-                    {
-                        "user_id": self.user_id,
-                        "person_id": link.person_id,
-                        "item_id": link.item_id,
-                        "change_key": link.change_key,
-                        "fingerprint": link.fingerprint,
-                        "origin": link.origin,
-                        "linked_at": linked_at.get(link.person_id) or now,
-                        "updated_at": now,
-                        "crm_values": _json(link.crm_values),
-                        "mailbox_values": _json(link.mailbox_values),
-                    }
-                    for link in self._links.values()
-                ],
-            )
-        if self._write_backs:
-            wb, now = t.write_backs, utcnow()
-            for pid, name in self._write_backs:
-                self.conn.execute(delete(wb).where(wb.c.person_id == pid, wb.c.field == name))
-            self.conn.execute(
-                insert(wb),
-                [
-                    {
-                        "person_id": pid,
-                        "field": name,
-                        "value": value,
-                        "user_id": self.user_id,
-                        "written_at": now,
-                        "edited_at": edited_at,
-                    }
-                    for (pid, name), (value, edited_at) in self._write_backs.items()
-                ],
-            )
-        self.store._events(self.conn, self.user_id, self.run_id, self.actor, self._events)
-
-
-def _json(values: Mapping[str, str] | None) -> str | None:
-    return None if values is None else json.dumps(dict(values), sort_keys=True)
-
-
-def _values(text_: str | None) -> dict[str, str] | None:
-    return None if text_ is None else dict(json.loads(text_))
-
-
-def state_fields(row) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """The columns of `mailbox_state` that MailboxState and the scheduler's rows share."""
-    return {
-        "list_changed_at": as_utc(row["list_changed_at"]),
-        "last_run_at": as_utc(row["last_run_at"]),
-        "last_status": row["last_status"],
-        "last_error": row["last_error"],
-        "last_success_at": as_utc(row["last_success_at"]),
-        "crm_watermark": row["crm_watermark"],
-        "consecutive_failures": row["consecutive_failures"] or 0,
-        "next_due_at": as_utc(row["next_due_at"]),
-    }
-
-
-def stored_user(row) -> StoredUser:  # type: ignore[no-untyped-def]
-    """A `users` row (or a join holding its columns) as a value."""
-    return StoredUser(
-        id=row["id"],
-        crm_user_id=row["crm_user_id"],
-        email=row["email"],
-        mailbox=row["mailbox"],
-        slack_user_id=row["slack_user_id"],
-        slack_tz=row["slack_tz"],
-        slack_checked_at=as_utc(row["slack_checked_at"]),
-    )
-
-
-def digest_prefs_of(row) -> DigestPrefs:  # type: ignore[no-untyped-def]
-    """A digest_prefs row (or None: never set) as a value; columns may be NULL in a join."""
-    if row is None or row.get("changed_at") is None:
-        return DigestPrefs()
-    return DigestPrefs(
-        time=row["time"],
-        frequency=row["frequency"] or "daily",
-        weekday=int(row["weekday"] or 0),
-        snoozed_until=row["snoozed_until"],
-        off=bool(row["off"]),
-        chosen_time=row["time"] is not None,
-        changed_at=as_utc(row["changed_at"]),
-    )
-
-
-def _masked_state(values: dict[str, object]) -> dict[str, object]:
-    """Mailbox state as stored: its error is shown by status, so no credential in it,
-    whoever wrote it."""
-    if values.get("last_error"):
-        return {**values, "last_error": mask_urls(str(values["last_error"]))}
-    return values
 
 
 def _where(url: str) -> str:

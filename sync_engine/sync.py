@@ -35,8 +35,9 @@ from sync_engine.plan import (
 )
 from sync_engine.relink import missing_links, relinked
 from sync_engine.standing.state import leaving as departures
+from sync_engine.state.rows import StoredUser
 from sync_engine.state.targets import TargetState
-from sync_engine.store import MailboxBusy, Store, StoredUser, utcnow
+from sync_engine.store import MailboxBusy, Store, utcnow
 from sync_engine.write_back import RecentWriteBack, WriteBackInput, plan_write_back
 from sync_engine.write_back_run import write_back
 

@@ -27,7 +27,9 @@ from sync_engine.crm.source import SageCrm
 from sync_engine.crm.writer import CrmUnavailable, CrmWriter, CrmWriteResult
 from sync_engine.masking import mask_urls
 from sync_engine.model import CrmPerson, Outcome, SyncResult
-from sync_engine.store import StateWriter, Store, StoredUser
+from sync_engine.state.rows import StoredUser
+from sync_engine.state.writer import StateWriter
+from sync_engine.store import Store
 from sync_engine.write_back import WriteBack, WriteBackPlan
 from sync_engine.write_back_checks import held_as_written, label, refusals
 from sync_engine.write_back_state import (

@@ -25,8 +25,8 @@ import httpx
 import msal
 
 from sync_engine import chat_accounts
+from sync_engine.answers import UnknownUser
 from sync_engine.model import CrmUser
-from sync_engine.service import UnknownUser
 from sync_engine.store import utcnow
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ from teams.settings import TeamsSettings
 from teams.work import digest_card
 
 if TYPE_CHECKING:
-    from sync_engine.schedule import TeamDigest
+    from sync_engine.digests import TeamDigest
     from sync_engine.service import Engine
 
 log = logging.getLogger(__name__)

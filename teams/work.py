@@ -27,8 +27,8 @@ from chat.words import (
     digest_period,
     digest_place,
 )
+from sync_engine.digest_settings import BadDigestSetting
 from sync_engine.model import CrmUser
-from sync_engine.service import BadDigestSetting
 from teams.cards.common import (
     TICK_PREFIX,
     VERB_ADD,

@@ -16,8 +16,8 @@ from servers.slack import LIMITS, all_text, block_kit_problems, checkbox_options
 
 from bot import blocks as ui
 from bot.summary import summary_blocks
+from sync_engine.answers import MailboxStatus
 from sync_engine.model import DigestPrefs, Outcome, PersonView
-from sync_engine.service import MailboxStatus
 
 
 def person(pid: int, first: str = "Jane", last: str = "Doe", **kw: object) -> PersonView:

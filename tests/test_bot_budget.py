@@ -26,9 +26,9 @@ from servers.slack import (
 
 from bot import blocks as ui
 from bot.summary import digest_blocks, sync_result_message, team_summary_message
+from sync_engine.answers import MailboxStatus
+from sync_engine.digests import TeamDigest, TeamLine
 from sync_engine.model import DigestPrefs, Outcome, PersonView, SyncResult
-from sync_engine.schedule import TeamDigest, TeamLine
-from sync_engine.service import MailboxStatus
 
 KINDS = ("created", "linked", "updated", "unlinked", "deleted", "forgotten", "held")
 FILL = st.sampled_from(["a", "&", "<", "ü", '"', "Ω"])

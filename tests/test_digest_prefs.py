@@ -15,9 +15,10 @@ import pytest
 
 from sync_engine.config import load_settings
 from sync_engine.crm.embedded import seed_demo
+from sync_engine.digest_settings import BadDigestSetting
+from sync_engine.due import digest_since, digest_slot, summary_slot
 from sync_engine.model import DigestPrefs
-from sync_engine.schedule import digest_since, digest_slot, summary_slot
-from sync_engine.service import BadDigestSetting, Engine, EngineError
+from sync_engine.service import Engine, EngineError
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 GRACE = timedelta(hours=4)

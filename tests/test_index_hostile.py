@@ -19,8 +19,9 @@ import tracemalloc
 
 import pytest
 
+from sync_engine.answers import BadQuery
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
-from sync_engine.service import BadQuery, Engine
+from sync_engine.service import Engine
 
 LIGATURE = "\ufdfa"  # ARABIC LIGATURE SALLALLAHOU ALAYHE WASALLAM: NFKD makes it 18 characters
 

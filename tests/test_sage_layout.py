@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, inspect, select, update
 
+from sync_engine.answers import UnknownUser
 from sync_engine.config import load_settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.mailbox.local import LocalMailbox
 from sync_engine.schedule import Scheduler
-from sync_engine.service import Engine, UnknownUser
+from sync_engine.service import Engine
 
 ALICE = "alice@example.com"
 

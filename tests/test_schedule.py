@@ -32,11 +32,12 @@ from sync_engine import queue, tables
 from sync_engine.config import Settings, load_settings
 from sync_engine.crm import schema as s
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.due import Policy, decide, summary_slot
 from sync_engine.mailbox import open_mailbox
 from sync_engine.mailbox.base import Mailbox, MailboxError
 from sync_engine.mailbox.local import LocalMailbox
 from sync_engine.model import WriteResult
-from sync_engine.schedule import Policy, Scheduler, decide, summary_slot
+from sync_engine.schedule import Scheduler
 from sync_engine.service import Engine
 
 BIN = Path(sys.executable).parent
@@ -245,7 +246,7 @@ def person_id(engine: Engine, first: str, last: str) -> int:
 
 
 def _row(**values: Any) -> queue.MailboxRow:
-    from sync_engine.store import StoredUser
+    from sync_engine.state.rows import StoredUser
 
     base: dict[str, Any] = dict(
         user=StoredUser(1, 1, "a@example.com", "a@example.com"),

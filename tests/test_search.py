@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sync_engine.answers import BadQuery
 from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
 from sync_engine.crm.search import SearchError, parse_query, search_people
-from sync_engine.service import BadQuery, Engine
+from sync_engine.service import Engine
 
 
 @pytest.fixture

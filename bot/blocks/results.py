@@ -34,8 +34,8 @@ from chat.words import (
     group_headline,
     group_question,
 )
+from sync_engine.answers import MailboxStatus
 from sync_engine.model import PersonView
-from sync_engine.service import MailboxStatus
 
 # Where a user sees everyone a long list left out.
 SEE_LIST = f"`{COMMAND} list` shows everyone in My CRM Contacts."

@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sync_engine.answers import MailboxStatus
 from sync_engine.cli.core import (
     As,
     Json,
@@ -25,7 +26,6 @@ from sync_engine.cli.core import (
 )
 from sync_engine.model import WEEKDAYS, SyncResult
 from sync_engine.report import counts_line, detail_lines
-from sync_engine.service import MailboxStatus
 from sync_engine.terminal import one_line, visible
 
 # -- syncing ------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from sync_engine.ops.health import ClockHealth
 from sync_engine.ops.problems import DETECTORS, open_problems
 
 if TYPE_CHECKING:
+    from sync_engine.due import Decision, Policy
     from sync_engine.queue import MailboxRow
-    from sync_engine.schedule import CycleReport, Decision, Policy, Scheduler
+    from sync_engine.schedule import CycleReport, Scheduler
 
 log = logging.getLogger("crm_contacts.schedule")
 T = TypeVar("T")

@@ -13,7 +13,8 @@ from sync_engine.standing import keeper, state
 from sync_engine.standing.keeper import KeepReport
 from sync_engine.standing.rules import KINDS, UnknownKind, changes, parse_kind
 from sync_engine.standing.state import RuleView
-from sync_engine.store import Store, StoredUser, utcnow
+from sync_engine.state.rows import StoredUser
+from sync_engine.store import Store, utcnow
 
 
 class BadRule(EngineError):

@@ -18,8 +18,8 @@ from chat.words import (
     group_question,
     plural,
 )
+from sync_engine.answers import MailboxStatus
 from sync_engine.model import PersonView
-from sync_engine.service import MailboxStatus
 from sync_engine.standing.state import RuleView
 from teams.cards.common import (
     CARD_BUDGET,
