@@ -537,9 +537,9 @@ class Store:
         self._upsert_state(conn, user_id, {"list_changed_at": now})
 
     def _upsert_state(self, conn: Connection, user_id: int, values: dict[str, object]) -> None:
-        done = conn.execute(
-            update(t.mailbox_state).where(t.mailbox_state.c.user_id == user_id).values(**values)
-        )
+        names = tuple(sorted(values))
+        params = {"state_user": user_id, **{f"v_{name}": values[name] for name in names}}
+        done = conn.execute(hot.state_update(names), params)
         if done.rowcount == 0:
             try:
                 with conn.begin_nested():

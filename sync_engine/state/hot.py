@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from sync_engine import tables as t
 
@@ -76,4 +76,16 @@ def put_links(dialect: str) -> Insert | None:
     return statement.on_conflict_do_update(
         index_elements=[t.links.c.user_id, t.links.c.person_id],
         set_={c.name: statement.excluded[c.name] for c in t.links.c if c.name not in kept},
+    )
+
+
+@cache
+def state_update(names: tuple[str, ...]) -> Update:
+    """Set these mailbox_state columns (parameters `v_<name>`) of user `state_user`: a sync
+    writes the same few, so each set is built once."""
+    m = t.mailbox_state
+    return (
+        update(m)
+        .where(m.c.user_id == bindparam("state_user"))
+        .values({name: bindparam(f"v_{name}") for name in names})
     )
