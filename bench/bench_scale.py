@@ -15,12 +15,19 @@ temporary home. Every step runs in its own process, as the clock runs in product
 5. the clock's memory over 1,000 cycles (a customer changes every 50 cycles, so some
    cycles sync): resident size at cycles 1, 100, 500 and 1,000.
 
+`--keep FILE` keeps the database and home after the run and writes where they are to FILE;
+a later run given the same FILE reuses them and skips the set-up and the first cycle (about
+seven minutes at 10,000 mailboxes), e.g. to repeat only the 1,000-mailbox change:
+`--keep /tmp/scale.json --steps change --processes 1,2,4 --repeat 3`. `--drop FILE` drops
+them. `--code DIR` measures another checkout (e.g. main's, on the same kept set-up).
+
 `--compare DIR` runs the same steps, in the same run, against another checkout (e.g.
 `git worktree add /tmp/old c5ee02c`) and prints the ratios. `--watch` adds what the
 production clock does after each cycle (metrics, health, problems and alerts; issue 22's
 `bot/ops.py`), where the code base has it.
 
     .venv/bin/python bench/bench_scale.py [--mailboxes 10000] [--cycles 1000] [--compare DIR] [--watch]
+        [--keep FILE] [--steps idle,change,memory] [--repeat N] [--drop FILE]
 """
 
 from __future__ import annotations
@@ -192,6 +199,13 @@ def step_change(args: argparse.Namespace) -> dict[str, Any]:
 
     event.listen(engine.store.engine, "before_cursor_execute", counter("state"))
     event.listen(engine.crm.engine, "before_cursor_execute", counter("crm"))
+    statements["transactions"] = 0  # state transactions (BEGIN ... COMMIT), not autocommit
+
+    def commit(conn):  # type: ignore[no-untyped-def]
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            statements["transactions"] += 1
+
+    event.listen(engine.store.engine, "commit", commit)
     print("ready", flush=True)
     sys.stdin.readline()
     began, cpu = time.perf_counter(), time.process_time()
@@ -258,16 +272,23 @@ STEPS = {
 class Run:
     """One code base on one fresh database and home."""
 
-    def __init__(self, code: Path, args: argparse.Namespace) -> None:
+    def __init__(
+        self, code: Path, args: argparse.Namespace, kept: dict[str, Any] | None = None
+    ) -> None:
+        """A fresh database and home, or (`kept`) the ones a `--keep` run left."""
         from sqlalchemy import create_engine, text
 
-        self.code, self.args = code, args
-        self.home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
-        self.db = f"bench_scale_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.db}"'))
-        admin.dispose()
+        self.code, self.args, self.kept = code, args, False
+        if kept is not None:
+            self.home, self.db = Path(kept["home"]), kept["db"]
+            self.kept = True  # left for the next run; --drop drops it
+        else:
+            self.home = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+            self.db = f"bench_scale_{uuid.uuid4().hex[:8]}"
+            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.db}"'))
+            admin.dispose()
         self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.db
 
     def env(self) -> dict[str, str]:
@@ -346,77 +367,147 @@ class Run:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def measure(code: Path, args: argparse.Namespace, label: str) -> dict[str, Any]:
-    run = Run(code, args)
+    kept = json.loads(args.keep.read_text()) if args.keep and args.keep.exists() else None
+    if kept is not None and kept["mailboxes"] != args.mailboxes:
+        raise SystemExit(
+            f"{args.keep} holds {kept['mailboxes']:,} mailboxes, not {args.mailboxes:,}"
+        )
+    run = Run(code, args, kept)
     out: dict[str, Any] = {"label": label}
     try:
-        say = lambda text: print(f"[{label}] {text}", flush=True)  # noqa: E731
-        setup = run.step("setup")
-        out["setup"] = setup
-        say(
-            f"set-up: CRM seeded in {setup['crm_seconds']:.0f} s; {args.mailboxes:,} lists "
-            f"added in {setup['setup_seconds']:.1f} s; index built in {setup['index_seconds']:.1f} s"
-        )
-        first = run.step("first")
-        out["first"] = first
-        assert first["synced"] == args.mailboxes and not first["failed"], first
-        say(
-            f"first cycle: {first['seconds']:.0f} s ({first.get('cpu', 0):.0f} s CPU), "
-            f"{first['synced'] / first['seconds']:.1f} mailboxes/s, {first['requests']} requests"
-        )
-        idle = run.step("idle", "--idle-cycles", str(args.idle_cycles))
-        out["idle"] = idle
-        ms = idle["ms"]
-        say(
-            f"idle cycle: median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, "
-            f"max {max(ms):.0f}), {idle['statements']:.0f} statements ({', '.join(idle['kinds'])})"
-        )
-        if "watched" in idle:
-            w = idle["watched"]
+        say = lambda text: print(f"[{label}] {text}; {_load()}", flush=True)  # noqa: E731
+        if kept is not None:
+            setup = kept["setup"]
+            say(f"reusing the set-up in {args.keep} (database {run.db}, home {run.home})")
+        else:
+            setup = run.step("setup")
             say(
-                f"idle cycle with the clock's watch (metrics, health, problems): median "
-                f"{statistics.median(w['ms']):.0f} ms (min {min(w['ms']):.0f}, max "
-                f"{max(w['ms']):.0f}), {w['statements']:.0f} statements"
+                f"set-up: CRM seeded in {setup['crm_seconds']:.0f} s; {args.mailboxes:,} lists "
+                f"added in {setup['setup_seconds']:.1f} s; index built in "
+                f"{setup['index_seconds']:.1f} s"
             )
-        sharers = set(setup["sharers"])
-        out["change"] = {}
-        for processes in args.processes:
-            title = f"Buyer {processes}"
-            result = run.change(processes, setup["shared"], title)
-            synced = [m for w in result["workers"] for m in w["synced"]]
-            assert sorted(synced) == sorted(sharers), (len(synced), len(set(synced)))
-            assert run.titles(title) == len(sharers)
-            assert not any(w["failed"] or w["error"] for w in result["workers"]), result
-            out["change"][processes] = result
-            state = sum(w["statements"]["state"] for w in result["workers"]) / len(sharers)
-            crm = sum(w["statements"]["crm"] for w in result["workers"]) / len(sharers)
+            first = run.step("first")
+            out["first"] = first
+            assert first["synced"] == args.mailboxes and not first["failed"], first
             say(
-                f"{len(sharers):,} mailboxes changed, {processes} process(es): all synced once "
-                f"in {result['seconds']:.1f} s (per process: "
-                + ", ".join(
-                    f"{len(w['synced'])} in {w['seconds']:.1f} s, {w['cpu']:.1f} s CPU"
-                    for w in result["workers"]
+                f"first cycle: {first['seconds']:.0f} s ({first.get('cpu', 0):.0f} s CPU), "
+                f"{first['synced'] / first['seconds']:.1f} mailboxes/s, {first['requests']} requests"
+            )
+            if args.keep:
+                run.kept = True
+                args.keep.write_text(
+                    json.dumps(
+                        {
+                            "db": run.db,
+                            "home": str(run.home),
+                            "mailboxes": args.mailboxes,
+                            "setup": setup,
+                        }
+                    )
                 )
-                + f"); per mailbox {state:.1f} state and {crm:.1f} CRM statements"
-            )
-        if args.cycles:
-            memory = run.step(
-                "memory",
-                "--cycles",
-                str(args.cycles),
-                "--customers",
-                json.dumps(setup["customers"][:100]),
-            )
-            out["memory"] = memory
-            rss = memory["rss"]
-            say(
-                f"memory over {args.cycles} cycles ({memory['synced']} syncs, "
-                f"{memory['seconds'] / args.cycles * 1000:.0f} ms a cycle): "
-                + ", ".join(f"cycle {c}: {v:.0f} MiB" for c, v in rss.items())
-            )
+        out["setup"] = setup
+        if "idle" in args.steps:
+            _idle(run, args, out, say)
+        if "change" in args.steps:
+            for _ in range(args.repeat):
+                _change(run, args, out, setup, say)
+        if "memory" in args.steps and args.cycles:
+            _memory(run, args, out, setup, say)
     finally:
-        run.close()
+        if not run.kept:
+            run.close()
     return out
+
+
+def _idle(run: Run, args: argparse.Namespace, out: dict[str, Any], say: Any) -> None:
+    idle = run.step("idle", "--idle-cycles", str(args.idle_cycles))
+    out["idle"] = idle
+    ms = idle["ms"]
+    say(
+        f"idle cycle: median {statistics.median(ms):.0f} ms (min {min(ms):.0f}, "
+        f"max {max(ms):.0f}), {idle['statements']:.0f} statements ({', '.join(idle['kinds'])})"
+    )
+    if "watched" in idle:
+        w = idle["watched"]
+        say(
+            f"idle cycle with the clock's watch (metrics, health, problems): median "
+            f"{statistics.median(w['ms']):.0f} ms (min {min(w['ms']):.0f}, max "
+            f"{max(w['ms']):.0f}), {w['statements']:.0f} statements"
+        )
+
+
+def _change(
+    run: Run, args: argparse.Namespace, out: dict[str, Any], setup: dict[str, Any], say: Any
+) -> None:
+    """The shared person changes, once per process count; each of their mailboxes must be
+    synced exactly once and hold the new title (a title no earlier run wrote)."""
+    sharers = set(setup["sharers"])
+    for processes in args.processes:
+        title = f"Buyer {processes} {uuid.uuid4().hex[:6]}"
+        load = os.getloadavg()[0]
+        result = run.change(processes, setup["shared"], title)
+        synced = [m for w in result["workers"] for m in w["synced"]]
+        assert sorted(synced) == sorted(sharers), (len(synced), len(set(synced)))
+        assert run.titles(title) == len(sharers)
+        assert not any(w["failed"] or w["error"] for w in result["workers"]), result
+        result["load"] = [load, os.getloadavg()[0]]
+        out.setdefault("change", {}).setdefault(processes, []).append(result)
+        state = sum(w["statements"]["state"] for w in result["workers"]) / len(sharers)
+        crm = sum(w["statements"]["crm"] for w in result["workers"]) / len(sharers)
+        say(
+            f"{len(sharers):,} mailboxes changed, {processes} process(es): all synced once "
+            f"in {result['seconds']:.1f} s (per process: "
+            + ", ".join(
+                f"{len(w['synced'])} in {w['seconds']:.1f} s, {w['cpu']:.1f} s CPU"
+                for w in result["workers"]
+            )
+            + f"); per mailbox {state:.1f} state and {crm:.1f} CRM statements"
+            + (
+                f", {sum(w['statements']['transactions'] for w in result['workers']) / len(sharers):.1f}"
+                " state transactions"
+                if all("transactions" in w["statements"] for w in result["workers"])
+                else ""
+            )
+            + "; "
+            f"1-min load {load:.2f} before"
+        )
+
+
+def _memory(
+    run: Run, args: argparse.Namespace, out: dict[str, Any], setup: dict[str, Any], say: Any
+) -> None:
+    memory = run.step(
+        "memory",
+        "--cycles",
+        str(args.cycles),
+        "--customers",
+        json.dumps(setup["customers"][:100]),
+    )
+    out["memory"] = memory
+    rss = memory["rss"]
+    say(
+        f"memory over {args.cycles} cycles ({memory['synced']} syncs, "
+        f"{memory['seconds'] / args.cycles * 1000:.0f} ms a cycle): "
+        + ", ".join(f"cycle {c}: {v:.0f} MiB" for c, v in rss.items())
+    )
+
+
+def _summary(out: dict[str, Any]) -> None:
+    """Median and range of each process count's change times (with --repeat)."""
+    for processes, results in out.get("change", {}).items():
+        times = [r["seconds"] for r in results]
+        loads = [x for r in results for x in r["load"]]
+        print(
+            f"[{out['label']}] {processes} process(es), {len(times)} run(s): median "
+            f"{statistics.median(times):.1f} s (range {min(times):.1f}–{max(times):.1f}); "
+            f"1-min load {min(loads):.2f}–{max(loads):.2f}",
+            flush=True,
+        )
 
 
 def ratios(ours: dict[str, Any], base: dict[str, Any]) -> None:
@@ -425,20 +516,22 @@ def ratios(ours: dict[str, Any], base: dict[str, Any]) -> None:
 
     print(f"\n  {'':<44} {'ours':>15} {'baseline':>15} {'ratio':>7}")
     row("set-up (lists added)", ours["setup"]["setup_seconds"], base["setup"]["setup_seconds"], "s")
-    row("first cycle", ours["first"]["seconds"], base["first"]["seconds"], "s")
-    row(
-        "idle cycle (median)",
-        statistics.median(ours["idle"]["ms"]),
-        statistics.median(base["idle"]["ms"]),
-        "ms",
-    )
-    row("idle cycle statements", ours["idle"]["statements"], base["idle"]["statements"], "")
-    for processes in ours["change"]:
-        if processes in base["change"]:
+    if "first" in ours and "first" in base:
+        row("first cycle", ours["first"]["seconds"], base["first"]["seconds"], "s")
+    if "idle" in ours and "idle" in base:
+        row(
+            "idle cycle (median)",
+            statistics.median(ours["idle"]["ms"]),
+            statistics.median(base["idle"]["ms"]),
+            "ms",
+        )
+        row("idle cycle statements", ours["idle"]["statements"], base["idle"]["statements"], "")
+    for processes in ours.get("change", {}):
+        if processes in base.get("change", {}):
             row(
-                f"1,000-mailbox change, {processes} process(es)",
-                ours["change"][processes]["seconds"],
-                base["change"][processes]["seconds"],
+                f"1,000-mailbox change, {processes} process(es), median",
+                statistics.median(r["seconds"] for r in ours["change"][processes]),
+                statistics.median(r["seconds"] for r in base["change"][processes]),
                 "s",
             )
 
@@ -451,8 +544,19 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2,4")
     parser.add_argument("--compare", type=Path, help="another checkout, measured in the same run")
     parser.add_argument(
+        "--code",
+        type=Path,
+        help="the checkout to measure (default: this one), e.g. on a --keep set-up",
+    )
+    parser.add_argument(
         "--watch", action="store_true", help="with the clock's after-cycle watch (metrics, alerts)"
     )
+    parser.add_argument(
+        "--keep", type=Path, help="keep the set-up (database, home) and note it in FILE; reuse it"
+    )
+    parser.add_argument("--drop", type=Path, help="drop the set-up a --keep run noted in FILE")
+    parser.add_argument("--steps", default="idle,change,memory", help="after the first cycle")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the change per count")
     parser.add_argument("--worker", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--person", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--title", help=argparse.SUPPRESS)
@@ -461,18 +565,29 @@ def main() -> None:
     if args.worker:
         print(json.dumps(STEPS[args.worker](args)))
         return
+    if args.drop:
+        kept = json.loads(args.drop.read_text())
+        Run(HERE.parent.parent, args, kept).close()
+        args.drop.unlink()
+        return
+    if args.keep and args.compare:
+        raise SystemExit("--keep and --compare: one set-up each; run them one at a time")
     args.processes = [int(p) for p in args.processes.split(",")]
+    args.steps = set(args.steps.split(","))
     print(
         f"{args.mailboxes:,} mailboxes, state on PostgreSQL, local target"
         f"{', with the clock watch' if args.watch else ''}; "
-        f"load average {os.getloadavg()[0]:.1f} at the start",
+        f"{_load()} at the start",
         flush=True,
     )
-    ours = measure(HERE.parent.parent, args, "ours")
+    code = args.code.resolve() if args.code else HERE.parent.parent
+    ours = measure(code, args, "ours" if args.code is None else str(args.code))
+    _summary(ours)
     if args.compare:
         base = measure(args.compare.resolve(), args, "baseline")
+        _summary(base)
         ratios(ours, base)
-    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"{_load()} at the end")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from sqlalchemy import Engine, text
 
 from sync_engine.files import open_lock_file
 
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:k)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
+
 
 class LockBusy(Exception):
     """Another process (or another holder in this one) has the lock."""
@@ -42,14 +45,14 @@ def held(
         # round trips around the lock and the unlock)
         conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            got = conn.execute(_TRY_LOCK, {"k": key}).scalar()
             conn.commit()
             if not got:
                 raise busy()
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.execute(_UNLOCK, {"k": key})
                 conn.commit()
         finally:
             conn.close()

@@ -5,23 +5,22 @@ of a few rows or a small conditional write, so an idle cycle costs a handful of 
 and no mailbox request.
 
 One sync per mailbox across processes and machines uses the database's own machinery:
-a *claim* is a PostgreSQL session advisory lock (released by the server when the
-holder's connection dies, so a killed process never blocks the others) or, on SQLite,
-an flock (released by the kernel when the holder dies; one machine only).
+a *claim* is the mailbox's own lock (`sync_engine.locks`): a PostgreSQL session advisory
+lock (released by the server when the holder's connection dies, so a killed process never
+blocks the others) or, on SQLite, an flock (released by the kernel when the holder dies;
+one machine only).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
-from sqlalchemy import and_, case, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sync_engine import tables as t
@@ -29,7 +28,7 @@ from sync_engine.crm.source import SageCrm
 from sync_engine.files import open_lock_file
 from sync_engine.model import DigestPrefs
 from sync_engine.state.rows import StoredUser, as_utc, digest_prefs_of, state_fields, stored_user
-from sync_engine.store import Store
+from sync_engine.store import MailboxBusy, Store
 
 _CHUNK = 900  # ids per IN (...) list, under every database's parameter limit
 
@@ -52,10 +51,13 @@ class MailboxRow:
     digest: DigestPrefs = field(
         default_factory=DigestPrefs
     )  # the user's digest settings (defaults: none set)
+    # the target the links hold item ids of (`state.targets`), read with the row: under
+    # a claim nothing else changes it, so the sync need not ask again
+    synced_target: str | None = None
 
 
 def _columns():  # type: ignore[no-untyped-def]
-    u, m, d = t.users, t.mailbox_state, t.digest_prefs
+    u, m, d, mt = t.users, t.mailbox_state, t.digest_prefs, t.mailbox_targets
     return select(
         u.c.id,
         u.c.crm_user_id,
@@ -80,7 +82,12 @@ def _columns():  # type: ignore[no-untyped-def]
         d.c.snoozed_until,
         d.c.off,
         d.c.changed_at,
-    ).select_from(u.join(m, m.c.user_id == u.c.id).outerjoin(d, d.c.user_id == u.c.id))
+        mt.c.synced_target,
+    ).select_from(
+        u.join(m, m.c.user_id == u.c.id)
+        .outerjoin(d, d.c.user_id == u.c.id)
+        .outerjoin(mt, mt.c.address == func.lower(func.trim(u.c.mailbox)))
+    )
 
 
 def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
@@ -90,6 +97,7 @@ def _row(r) -> MailboxRow:  # type: ignore[no-untyped-def]
         reconcile_at=as_utc(r["reconcile_at"]),
         summary_until=as_utc(r["summary_until"]),
         digest=digest_prefs_of(r),
+        synced_target=r["synced_target"],
     )
 
 
@@ -105,8 +113,12 @@ def mailboxes(store: Store) -> list[MailboxRow]:
 def mailbox(store: Store, user_id: int) -> MailboxRow | None:
     """One mailbox, read fresh (after a claim, to decide again with current data)."""
     with store.reading() as conn:
-        r = conn.execute(_columns().where(t.users.c.id == user_id)).mappings().first()
+        r = conn.execute(_ONE_MAILBOX, {"user_id": user_id}).mappings().first()
     return _row(r) if r else None
+
+
+# read once per claimed mailbox: built once (building it cost more CPU than running it)
+_ONE_MAILBOX = _columns().where(t.users.c.id == bindparam("user_id"))
 
 
 def crm_changes(crm: SageCrm, since: datetime | None) -> dict[int, datetime]:
@@ -334,53 +346,23 @@ def claim_mark(store: Store, name: str, previous: datetime | None, at: datetime)
     return result.rowcount == 1
 
 
-def _key(prefix: str, mailbox: str) -> int:
-    digest = hashlib.blake2b(f"{prefix}:{mailbox.lower()}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
 @contextmanager
 def claim(store: Store, mailbox: str) -> Iterator[bool]:
     """Claim a mailbox for one scheduled sync; yields False at once if another process has it.
 
-    Not the engine's mailbox lock (a session advisory lock is per connection, and the
-    sync takes that one itself): a second key, held across the sync *and* the scheduler's
-    bookkeeping after it, so a process that claims next sees the finished state."""
-    key = _key("crm-contacts-claim", mailbox)
-    if store.engine.dialect.name == "postgresql":
-        # a session lock needs no transaction: autocommit spares BEGIN/COMMIT round trips
-        conn = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-            conn.commit()
-            try:
-                yield got
-            finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
-        finally:
-            conn.close()
-        return
-    with _flock(store.home / "locks" / f"claim-{key & 0xFFFFFFFFFFFFFFFF:016x}.lock") as got:
-        yield got
-
-
-@contextmanager
-def _flock(path: Path) -> Iterator[bool]:
-    fd = open_lock_file(path)
+    The claim is the engine's own mailbox lock (`Store.mailbox_lock`), held across the
+    sync *and* the scheduler's bookkeeping after it, so a process that claims next sees
+    the finished state; the sync is told it holds it (`held=`) and does not take it
+    again. One lock, not a claim and a lock: two statements and a connection fewer per
+    sync. A hand-run sync holding the lock makes the claim say no, as its own lock did."""
+    lock = ExitStack()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        lock.enter_context(store.mailbox_lock(mailbox))
+    except MailboxBusy:
+        yield False
+        return
+    with lock:
+        yield True
 
 
 class SchedulerLock:

@@ -45,6 +45,7 @@ from sync_engine.people_snapshot import PeopleSnapshot
 from sync_engine.queue import MailboxRow
 from sync_engine.standing.keeper import KeepReport
 from sync_engine.store import utcnow
+from sync_engine.sync import Claimed
 
 log = logging.getLogger("crm_contacts.schedule")
 
@@ -340,7 +341,13 @@ class Scheduler(DigestJobs):
             trigger = "reconcile" if reasons == ("reconcile",) else "schedule"
             try:
                 result = self.engine.sync(
-                    user, trigger=trigger, stored=row.user, on_record=on_record, snapshot=snapshot
+                    user,
+                    trigger=trigger,
+                    stored=row.user,
+                    on_record=on_record,
+                    snapshot=snapshot,
+                    # the claim is the mailbox's lock (queue.claim), the row read under it
+                    claimed=Claimed(mailbox, row.synced_target),
                 )
             except KNOWN_ERRORS as exc:
                 error = str(exc)

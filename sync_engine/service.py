@@ -50,7 +50,7 @@ from sync_engine.standing.service import StandingRules
 from sync_engine.state.rows import Event, StoredUser
 from sync_engine.state.targets import TargetState
 from sync_engine.store import EmailTaken, MailboxBusy, Store, utcnow
-from sync_engine.sync import OnRecord, sync_mailbox
+from sync_engine.sync import Claimed, OnRecord, sync_mailbox
 from sync_engine.write_back_state import (
     OrphanRows,
     resume_if_credentials_changed,
@@ -360,10 +360,12 @@ class Engine(DigestSettings):
         stored: StoredUser | None = None,
         on_record: OnRecord | None = None,
         snapshot: PeopleSnapshot | None = None,
+        claimed: Claimed | None = None,
     ) -> SyncResult:
         """`stored`: the user's state row when the caller just read it (the scheduler),
-        used as is while it still matches the CRM user; `on_record` and `snapshot` (the
-        cycle's CRM people): see sync_mailbox."""
+        used as is while it still matches the CRM user; `on_record`, `snapshot` (the
+        cycle's CRM people) and `claimed` (the mailbox lock the caller holds): see
+        sync_mailbox."""
         if stored is None or (stored.crm_user_id, stored.email) != (
             user.id,
             user.email.strip().lower(),
@@ -387,6 +389,7 @@ class Engine(DigestSettings):
                 allow_mass_edit=allow_mass_edit,
                 on_record=on_record,
                 snapshot=snapshot,
+                claimed=claimed,
             )
             metrics.record_sync(metrics.target_name(mailbox, self.settings.mailbox_backend), result)
         finally:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -38,6 +39,7 @@ from sync_engine.locks import held
 from sync_engine.masking import mask_urls
 from sync_engine.model import DigestPrefs, Link
 from sync_engine.pool import ping_when_idle
+from sync_engine.state import hot
 from sync_engine.state.rows import (
     Event,
     MailboxState,
@@ -206,11 +208,7 @@ class Store:
 
     def subscriptions(self, user_id: int) -> dict[int, datetime]:
         with self.reading() as conn:
-            rows = conn.execute(
-                select(t.subscriptions.c.person_id, t.subscriptions.c.added_at).where(
-                    t.subscriptions.c.user_id == user_id
-                )
-            )
+            rows = conn.execute(hot.SUBSCRIPTIONS, {"user_id": user_id})
             return {r[0]: as_utc(r[1]) for r in rows}  # type: ignore[misc]
 
     def add_subscriptions(
@@ -310,9 +308,7 @@ class Store:
 
     def links(self, user_id: int) -> dict[int, Link]:
         with self.reading() as conn:
-            rows = (
-                conn.execute(select(t.links).where(t.links.c.user_id == user_id)).mappings().all()
-            )
+            rows = conn.execute(hot.LINKS, {"user_id": user_id}).mappings().all()
         return {r["person_id"]: link_of(r) for r in rows}
 
     def recent_write_backs(
@@ -325,13 +321,11 @@ class Store:
         out: dict[int, dict[str, tuple[str, str, datetime | None]]] = {}
         if not ids:
             return out
-        wb, users = t.write_backs, t.users
         with self.reading() as conn:
             for start in range(0, len(ids), 500):
                 rows = conn.execute(
-                    select(wb.c.person_id, wb.c.field, wb.c.value, users.c.mailbox, wb.c.edited_at)
-                    .join(users, users.c.id == wb.c.user_id)
-                    .where(wb.c.person_id.in_(ids[start : start + 500]), wb.c.user_id != other_than)
+                    hot.RECENT_WRITE_BACKS,
+                    {"ids": ids[start : start + 500], "other_than": other_than},
                 )
                 for pid, name, value, mailbox, edited_at in rows:
                     out.setdefault(pid, {})[name] = (value, mailbox, edited_at)
@@ -345,6 +339,15 @@ class Store:
             yield writer
             writer.flush()
 
+    def buffer(self, user_id: int, run_id: int | None, actor: str) -> StateWriter:
+        """State changes gathered now, written later: by `write`, or with the run's end
+        (`finish_run(pending=...)`), so a sync's last batch costs no commit of its own."""
+        return StateWriter(None, self, user_id, run_id, actor)
+
+    def write(self, writer: StateWriter) -> None:
+        with self.engine.begin() as conn:
+            writer.flush(conn)
+
     # -- runs and events ---------------------------------------------------------------
 
     def abandon_runs(self, user_id: int) -> int:
@@ -354,35 +357,38 @@ class Store:
             return self._abandon_runs(conn, user_id)
 
     def _abandon_runs(self, conn: Connection, user_id: int) -> int:
-        done = conn.execute(
-            update(t.runs)
-            .where(t.runs.c.user_id == user_id, t.runs.c.status == "running")
-            .values(
-                status="abandoned",
-                finished_at=utcnow(),
-                error="stopped before it finished (the process died); the next run completed it",
-            )
-        )
-        return done.rowcount
+        return conn.execute(
+            hot.ABANDON, {"abandon_user": user_id, "abandoned_at": utcnow()}
+        ).rowcount
 
     def start_run(
         self, user_id: int, trigger: str, dry_run: bool, *, abandon_running: bool = False
     ) -> int:
         """Record a run as started; with `abandon_running` (only under the mailbox lock),
-        first mark the runs a dead process left 'running', in the same transaction."""
+        first mark the runs a dead process left 'running', in the same transaction.
+
+        On PostgreSQL this commit does not wait for the disk (`synchronous_commit` off for
+        this transaction only): the row is seen by everyone at once, and it is on disk by
+        the time the run writes anything else, because a later commit that waits flushes
+        the log up to itself. Only a crash of the database server in between can lose it:
+        the run's line in the history, not its work (the next run finishes that, as after
+        any crash). One disk flush (2-5 ms here) fewer per sync."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            now = utcnow()
+            run = {
+                "run_user": user_id,
+                "run_started": now,
+                "run_trigger": trigger,
+                "run_dry": dry_run,
+            }
+            if abandon_running and conn.dialect.name == "postgresql":  # one statement
+                both = {**run, "abandon_user": user_id, "abandoned_at": now}
+                return int(conn.execute(hot.RUN_ABANDONING, both).scalar_one())
             if abandon_running:
                 self._abandon_runs(conn, user_id)
-            result = conn.execute(
-                insert(t.runs).values(
-                    user_id=user_id,
-                    started_at=utcnow(),
-                    status="running",
-                    trigger=trigger,
-                    dry_run=dry_run,
-                )
-            )
-            return int(result.inserted_primary_key[0])
+            return int(conn.execute(hot.RUN, run).inserted_primary_key[0])
 
     def finish_run(
         self,
@@ -392,23 +398,27 @@ class Store:
         error: str | None,
         *,
         state: tuple[int, dict[str, object]] | None = None,
+        pending: StateWriter | None = None,
     ) -> None:
         """Record how a run ended; with `state` (user id, values), the mailbox's state is
-        written in the same transaction (one commit, not two, at the end of every sync)."""
+        written in the same transaction (one commit, not two, at the end of every sync),
+        and so is `pending`, the state of the run's last batch of mailbox writes."""
         now = utcnow()
         with self.engine.begin() as conn:
+            if pending is not None:
+                pending.flush(conn)
             if state is not None:
                 self._upsert_state(conn, state[0], masked_state(state[1]))
             conn.execute(
-                update(t.runs)
-                .where(t.runs.c.id == run_id)
-                .values(
-                    finished_at=now,
-                    status=status,
+                hot.FINISH,
+                {
+                    "run_id": run_id,
+                    "run_finished": now,
+                    "run_status": status,
                     # the run history is shown by status, digests and DMs: no credential
-                    result=mask_urls(json.dumps(result, ensure_ascii=False)),
-                    error=mask_urls(error) if error else error,
-                )
+                    "run_result": mask_urls(json.dumps(result, ensure_ascii=False)),
+                    "run_error": mask_urls(error) if error else error,
+                },
             )
 
     def runs(
@@ -488,7 +498,7 @@ class Store:
             return
         now = utcnow()
         conn.execute(
-            insert(t.events),
+            hot.EVENTS,
             [
                 {
                     "at": now,
@@ -527,9 +537,9 @@ class Store:
         self._upsert_state(conn, user_id, {"list_changed_at": now})
 
     def _upsert_state(self, conn: Connection, user_id: int, values: dict[str, object]) -> None:
-        done = conn.execute(
-            update(t.mailbox_state).where(t.mailbox_state.c.user_id == user_id).values(**values)
-        )
+        names = tuple(sorted(values))
+        params = {"state_user": user_id, **{f"v_{name}": values[name] for name in names}}
+        done = conn.execute(hot.state_update(names), params)
         if done.rowcount == 0:
             try:
                 with conn.begin_nested():

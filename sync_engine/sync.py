@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +56,16 @@ _DRY_VERBS = {
 }
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A mailbox whose lock the caller holds (the scheduler's claim), with the target its
+    links belong to as read under that lock (`mailbox reset` takes the lock to change
+    it): the sync neither takes the lock again nor reads the target again."""
+
+    mailbox: str
+    synced_target: str | None
+
+
 def sync_mailbox(
     store: Store,
     crm: SageCrm,
@@ -70,15 +81,18 @@ def sync_mailbox(
     allow_mass_edit: bool = False,
     on_record: OnRecord | None = None,
     snapshot: PeopleSnapshot | None = None,
+    claimed: Claimed | None = None,
 ) -> SyncResult:
     """Sync one mailbox; never raises for mailbox or CRM trouble, it reports it.
     With a `writer`, Outlook edits of linked contacts are written to the CRM first.
     `on_record(status, consecutive failures)` gives more mailbox state to write with the
     run's own (the scheduler's next due times: one write, not two); `snapshot`, the
-    cycle's people read at once, used while the CRM has not changed since."""
+    cycle's people read at once, used while the CRM has not changed since; `claimed`,
+    the mailbox whose lock the caller holds (the scheduler's claim), not taken twice."""
     result = SyncResult(mailbox=user.mailbox, dry_run=dry_run)
+    mine = claimed is not None and claimed.mailbox.lower() == user.mailbox.lower()
     try:
-        with store.mailbox_lock(user.mailbox):
+        with nullcontext() if mine else store.mailbox_lock(user.mailbox):
             _locked_sync(
                 store,
                 crm,
@@ -94,6 +108,7 @@ def sync_mailbox(
                 allow_mass_edit,
                 on_record,
                 snapshot,
+                claimed if mine else None,
             )
     except MailboxBusy:
         result.error = "another sync of this mailbox is running; try again in a minute"
@@ -117,6 +132,7 @@ def _locked_sync(
     allow_mass_edit: bool,
     on_record: OnRecord | None,
     snapshot: PeopleSnapshot | None,
+    claimed: Claimed | None,
 ) -> None:
     started = utcnow()
     try:
@@ -127,11 +143,14 @@ def _locked_sync(
         )
         return
     watermark = None
+    applier = Applier(store, mailbox, user.id, run_id, result, progress)
     targets = TargetState(store.engine)
     synced = mailbox.target_id  # the target the links hold item ids of (known after the read)
     try:
         watermark = crm.latest_change()
-        synced = targets.synced_target(user.mailbox)
+        synced = (
+            claimed.synced_target if claimed is not None else targets.synced_target(user.mailbox)
+        )
         contacts, links = _read_mailbox(store, mailbox, user, synced)
         reads = mailbox.requests
         subscriptions = frozenset(store.subscriptions(user.id))
@@ -212,13 +231,11 @@ def _locked_sync(
                     )
         else:
             try:
-                Applier(store, mailbox, user.id, run_id, result, progress).apply(plan)
+                applier.apply(plan)
             finally:
                 result.write_requests = mailbox.requests - reads
             if plan.held_back:
-                store.record_events(
-                    user.id, run_id, "sync", [(None, "held", w, None) for w in plan.warnings]
-                )
+                applier.events([(None, "held", w, None) for w in plan.warnings])
     except (MailboxError, CrmError) as exc:
         result.error = mask_urls(str(exc))  # kept in the run history: no credentials
         result.error_kind = failure_kind(exc)
@@ -251,8 +268,15 @@ def _locked_sync(
             targets.synced_on(user.mailbox, mailbox.target_id)  # the links hold its ids now
     if on_record is not None:  # the scheduler's next due times, in the same write
         state.update(on_record(status, failures))
-    # the run and the mailbox's state in one transaction
-    store.finish_run(run_id, status, result.as_json(), result.error, state=(user.id, state))
+    # the run, the mailbox's state and the last batch's state in one transaction
+    store.finish_run(
+        run_id,
+        status,
+        result.as_json(),
+        result.error,
+        state=(user.id, state),
+        pending=applier.pending,
+    )
 
 
 def _crm_is_empty(crm: SageCrm, relevant: set[int], people: dict[int, CrmPerson]) -> bool:

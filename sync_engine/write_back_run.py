@@ -100,6 +100,8 @@ def write_back(
     the CRM -> Exchange plan that follows sees it and the links remember it (no echo)."""
     result.warnings += plan.warnings
     failed: list[WriteBack] = []
+    if not (plan.writes or plan.conflicts or plan.held):
+        return failed  # nothing to write or record: no transaction (most syncs)
     managed = (
         managed_by(crm, user.crm_user_id, [wb.person_id for wb in plan.writes])
         if settings.write_back_scope == "managed" and plan.writes

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     and_,
+    bindparam,
     create_engine,
     event,
     func,
@@ -168,9 +169,8 @@ class SageCrm:
         return found[0] if found else None
 
     def user_by_id(self, user_id: int) -> CrmUser | None:
-        query = select(*s.cols(s.users)).where(s.users.c.User_UserId == user_id)
         with self._connect() as conn:
-            row = conn.execute(query).mappings().first()
+            row = conn.execute(_USER_BY_ID, {"user_id": user_id}).mappings().first()
         return _user(row) if row else None
 
     def users(self) -> list[CrmUser]:
@@ -219,9 +219,8 @@ class SageCrm:
     def latest_change(self) -> datetime | None:
         """The newest UpdatedDate of any row a person's contact is read from (Person,
         Company, Email, EmailLink, Phone, PhoneLink, Address): the sync watermark."""
-        stamps = [select(func.max(col)).scalar_subquery() for col in _UPDATED]
         with self._connect() as conn:
-            row = conn.execute(select(*stamps)).one()
+            row = conn.execute(_LATEST_CHANGE).one()
         found = [t for t in row if t is not None]
         return max(found) if found else None
 
@@ -315,6 +314,11 @@ _UPDATED = (
     s.phone_link.c.PLink_UpdatedDate,
     s.address.c.Addr_UpdatedDate,
 )
+
+# Statements every sync runs, built once: building one (and its cache key) cost more of
+# our CPU than running it (bench/bench_scale.py)
+_LATEST_CHANGE = select(*(select(func.max(col)).scalar_subquery() for col in _UPDATED))
+_USER_BY_ID = select(*s.cols(s.users)).where(s.users.c.User_UserId == bindparam("user_id"))
 
 
 def person_query():  # type: ignore[no-untyped-def]

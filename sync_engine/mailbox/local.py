@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -71,6 +72,28 @@ deleted_items = Table(
     metadata,
     *_contact_columns(),
     Column("deleted_at", String(40), nullable=False),
+)
+
+
+# What every sync runs, built once (building a statement cost more CPU than running it)
+_PAGE = (
+    select(contacts)
+    .where(contacts.c.mailbox == bindparam("address"), contacts.c.seq > bindparam("after"))
+    .order_by(contacts.c.seq)
+    .limit(bindparam("size"))
+)
+_ONE = select(contacts).where(
+    contacts.c.mailbox == bindparam("address"), contacts.c.item_id == bindparam("item_id")
+)
+_UPDATE = (
+    update(contacts)
+    .where(contacts.c.mailbox == bindparam("address"), contacts.c.item_id == bindparam("the_item"))
+    .values(
+        {
+            name: bindparam(f"new_{name}")
+            for name in ("change_key", "modified_at", "categories", "crm_id", *FIELD_NAMES)
+        }
+    )
 )
 
 
@@ -185,10 +208,8 @@ class LocalMailbox:
             with self.engine.connect() as conn:
                 rows = (
                     conn.execute(
-                        select(contacts)
-                        .where(contacts.c.mailbox == self.address, contacts.c.seq > last_seq)
-                        .order_by(contacts.c.seq)
-                        .limit(self.page_size)
+                        _PAGE,
+                        {"address": self.address, "after": last_seq, "size": self.page_size},
                     )
                     .mappings()
                     .all()
@@ -293,11 +314,7 @@ class LocalMailbox:
         with self.engine.begin() as conn:
             for change in changes:
                 row = (
-                    conn.execute(
-                        select(contacts).where(
-                            contacts.c.mailbox == self.address, contacts.c.item_id == change.item_id
-                        )
-                    )
+                    conn.execute(_ONE, {"address": self.address, "item_id": change.item_id})
                     .mappings()
                     .first()
                 )
@@ -315,15 +332,16 @@ class LocalMailbox:
                 after = change.applied_to(_contact(row))
                 change_key = _new_change_key()
                 conn.execute(
-                    update(contacts)
-                    .where(contacts.c.mailbox == self.address, contacts.c.item_id == change.item_id)
-                    .values(
-                        change_key=change_key,
-                        modified_at=_now(),
-                        categories=json.dumps(list(after.categories), ensure_ascii=False),
-                        crm_id=after.crm_id,
-                        **after.fields.as_dict(),
-                    )
+                    _UPDATE,
+                    {
+                        "address": self.address,
+                        "the_item": change.item_id,
+                        "new_change_key": change_key,
+                        "new_modified_at": _now(),
+                        "new_categories": json.dumps(list(after.categories), ensure_ascii=False),
+                        "new_crm_id": after.crm_id,
+                        **{f"new_{k}": v for k, v in after.fields.as_dict().items()},
+                    },
                 )
                 results.append(WriteResult(item_id=change.item_id, change_key=change_key))
         return results

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     delete,
     exists,
     func,
@@ -209,23 +210,34 @@ def sources(store: Store, user_id: int) -> dict[int, tuple[str, ...]]:
     return out
 
 
+def _departures():  # type: ignore[no-untyped-def]
+    d, lk = t.rule_departures, t.links
+    user = bindparam("user_id")
+    linked = exists(
+        select(lk.c.person_id).where(lk.c.user_id == user, lk.c.person_id == d.c.person_id)
+    )
+    return select(d.c.person_id, d.c.reason, d.c.guarded, linked.label("linked")).where(
+        d.c.user_id == user
+    )
+
+
+_DEPARTURES = _departures()  # every sync reads it: built once
+
+
 def leaving(store: Store, user_id: int) -> dict[int, Leaving]:
     """Why people a rule let go leave this mailbox's list (for its sync). Departures of
     people no longer linked here are done with and dropped first."""
-    d, lk = t.rule_departures, t.links
-    linked = exists(
-        select(lk.c.person_id).where(lk.c.user_id == user_id, lk.c.person_id == d.c.person_id)
-    )
-    with store.engine.begin() as conn:  # one statement, unless some are done with
-        rows = conn.execute(
-            select(d.c.person_id, d.c.reason, d.c.guarded, linked.label("linked")).where(
-                d.c.user_id == user_id
-            )
-        ).all()
-        done = [int(r[0]) for r in rows if not r[3]]
-        for chunk in _chunks(done):
-            conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
-        return {int(p): Leaving(str(why), bool(guarded)) for p, why, guarded, on in rows if on}
+    d = t.rule_departures
+    # One autocommit read (no BEGIN and COMMIT round trips on every sync); a transaction
+    # only when some departures are done with.
+    with store.reading() as conn:
+        rows = conn.execute(_DEPARTURES, {"user_id": user_id}).all()
+    done = [int(r[0]) for r in rows if not r[3]]
+    if done:
+        with store.engine.begin() as conn:
+            for chunk in _chunks(done):
+                conn.execute(delete(d).where(d.c.user_id == user_id, d.c.person_id.in_(chunk)))
+    return {int(p): Leaving(str(why), bool(guarded)) for p, why, guarded, on in rows if on}
 
 
 # -- writing --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from sync_engine import tables as t
 from sync_engine.model import Link
+from sync_engine.state import hot
 from sync_engine.state.rows import json_of, utcnow
 
 if TYPE_CHECKING:
@@ -27,8 +28,10 @@ class StateWriter:
     statements (see `Store.writer`): a batch of 100 mailbox writes costs ~5 statements."""
 
     def __init__(
-        self, conn: Connection, store: Store, user_id: int, run_id: int | None, actor: str
+        self, conn: Connection | None, store: Store, user_id: int, run_id: int | None, actor: str
     ) -> None:
+        """`conn`: the transaction to write in; None to gather now and write later in
+        whichever transaction `flush(conn)` is given (`Store.buffer`)."""
         self.conn, self.store, self.user_id = conn, store, user_id
         self.run_id, self.actor = run_id, actor
         self._links: dict[int, Link] = {}
@@ -68,48 +71,24 @@ class StateWriter:
     ) -> None:
         self._events.append((person_id, action, reason, item_id, name))
 
-    def flush(self) -> None:
+    def flush(self, conn: Connection | None = None) -> None:
+        conn = conn or self.conn
+        assert conn is not None, "a gathered writer is flushed in a transaction given to it"
         links, subs = t.links, t.subscriptions
         mine_l, mine_s = links.c.user_id == self.user_id, subs.c.user_id == self.user_id
-        gone = sorted(self._dropped_links | set(self._links))
-        linked_at: dict[int, datetime] = {}
-        if self._links:
-            rows = self.conn.execute(
-                select(links.c.person_id, links.c.linked_at).where(
-                    mine_l, links.c.person_id.in_(list(self._links))
-                )
-            )
-            linked_at = {r[0]: r[1] for r in rows}
-        if gone:
-            self.conn.execute(delete(links).where(mine_l, links.c.person_id.in_(gone)))
+        if self._dropped_links:
+            gone = sorted(self._dropped_links)
+            conn.execute(delete(links).where(mine_l, links.c.person_id.in_(gone)))
         if self._dropped_subscriptions:
             dropped = sorted(self._dropped_subscriptions)
-            self.conn.execute(delete(subs).where(mine_s, subs.c.person_id.in_(dropped)))
+            conn.execute(delete(subs).where(mine_s, subs.c.person_id.in_(dropped)))
         if self._links:
-            now = utcnow()
-            self.conn.execute(
-                insert(links),
-                [
-                    {
-                        "user_id": self.user_id,
-                        "person_id": link.person_id,
-                        "item_id": link.item_id,
-                        "change_key": link.change_key,
-                        "fingerprint": link.fingerprint,
-                        "origin": link.origin,
-                        "linked_at": linked_at.get(link.person_id) or now,
-                        "updated_at": now,
-                        "crm_values": json_of(link.crm_values),
-                        "mailbox_values": json_of(link.mailbox_values),
-                    }
-                    for link in self._links.values()
-                ],
-            )
+            self._put_links(conn)
         if self._write_backs:
             wb, now = t.write_backs, utcnow()
             for pid, name in self._write_backs:
-                self.conn.execute(delete(wb).where(wb.c.person_id == pid, wb.c.field == name))
-            self.conn.execute(
+                conn.execute(delete(wb).where(wb.c.person_id == pid, wb.c.field == name))
+            conn.execute(
                 insert(wb),
                 [
                     {
@@ -123,4 +102,38 @@ class StateWriter:
                     for (pid, name), (value, edited_at) in self._write_backs.items()
                 ],
             )
-        self.store._events(self.conn, self.user_id, self.run_id, self.actor, self._events)
+        self.store._events(conn, self.user_id, self.run_id, self.actor, self._events)
+
+    def _put_links(self, conn: Connection) -> None:
+        """Write the links, keeping each existing one's `linked_at`: one upsert statement
+        on SQLite and PostgreSQL (a read, a delete and an insert were three per batch)."""
+        links, now = t.links, utcnow()
+        rows = [
+            {
+                "user_id": self.user_id,
+                "person_id": link.person_id,
+                "item_id": link.item_id,
+                "change_key": link.change_key,
+                "fingerprint": link.fingerprint,
+                "origin": link.origin,
+                "linked_at": now,
+                "updated_at": now,
+                "crm_values": json_of(link.crm_values),
+                "mailbox_values": json_of(link.mailbox_values),
+            }
+            for link in self._links.values()
+        ]
+        upsert = hot.put_links(conn.dialect.name)
+        if upsert is not None:
+            conn.execute(upsert, rows)
+            return
+        mine = links.c.user_id == self.user_id
+        ids = list(self._links)
+        found = conn.execute(
+            select(links.c.person_id, links.c.linked_at).where(mine, links.c.person_id.in_(ids))
+        )
+        linked_at = {r[0]: r[1] for r in found}
+        conn.execute(delete(links).where(mine, links.c.person_id.in_(ids)))
+        conn.execute(
+            insert(links), [{**r, "linked_at": linked_at.get(r["person_id"]) or now} for r in rows]
+        )
