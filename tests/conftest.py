@@ -117,6 +117,21 @@ def cli(home: Path) -> Cli:
     return Cli()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_on_each_db(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    """The engine on the demo CRM, its state store once on SQLite (the embedded default)
+    and once on PostgreSQL (production)."""
+    from sync_engine.crm.embedded import seed_demo
+    from sync_engine.service import Engine
+
+    if request.param == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
+    e = Engine()
+    seed_demo(e.crm)
+    yield e
+    e.close()
+
+
 @pytest.fixture(params=["local", "ews", "graph"])
 def engine_on_each_target(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
     """The engine on the demo CRM, once per mailbox target: local, and EWS and Graph as

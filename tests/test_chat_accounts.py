@@ -3,24 +3,15 @@ PostgreSQL: one account per CRM user per front end, its address and time zone ke
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from sync_engine import chat_accounts
-from sync_engine.config import load_settings
-from sync_engine.crm.embedded import seed_demo
 from sync_engine.service import Engine
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    e = Engine(load_settings())
-    seed_demo(e.crm)
-    yield e
-    e.close()
+@pytest.fixture
+def engine(engine_on_each_db: Engine) -> Engine:
+    return engine_on_each_db
 
 
 def test_an_account_maps_one_user_and_keeps_where_to_reach_them(engine: Engine) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -26,14 +25,9 @@ from sync_engine.store import utcnow
 ALICE = "alice@example.com"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    e = Engine()
-    seed_demo(e.crm)
-    yield e
-    e.close()
+@pytest.fixture
+def engine(engine_on_each_db: Engine) -> Engine:
+    return engine_on_each_db
 
 
 class HeldIndexThread:

@@ -20,21 +20,17 @@ import tracemalloc
 import pytest
 
 from sync_engine.answers import BadQuery
-from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.service import Engine
 
 LIGATURE = "\ufdfa"  # ARABIC LIGATURE SALLALLAHOU ALAYHE WASALLAM: NFKD makes it 18 characters
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request, home, monkeypatch):  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    e = Engine()
-    seed_demo(e.crm)
+@pytest.fixture
+def engine(engine_on_each_db: Engine) -> Engine:
+    e = engine_on_each_db
     e.index.LOOK_EVERY = 0  # each search as if seconds after the CRM edit before it
-    yield e
-    e.close()
+    return e
 
 
 @pytest.fixture

@@ -12,28 +12,24 @@ what the other one did.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import event
 from test_schedule import Clock
 
-from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.schedule import Scheduler
 from sync_engine.service import Engine
 
 ALICE = "alice@example.com"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    e = Engine()
-    seed_demo(e.crm)
+@pytest.fixture
+def engine(engine_on_each_db: Engine) -> Engine:
+    e = engine_on_each_db
     e.index.LOOK_EVERY = 0  # each search as if seconds after the CRM edit before it
-    yield e
-    e.close()
+    return e
 
 
 def names(engine: Engine, query: str) -> list[str]:

@@ -12,19 +12,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, text
 
-from sync_engine.crm.embedded import EmbeddedCrm, seed_demo
+from sync_engine.crm.embedded import EmbeddedCrm
 from sync_engine.index import IndexBusy
 from sync_engine.schedule import Scheduler
 from sync_engine.service import Engine
 from sync_engine.store import utcnow
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, home, monkeypatch):  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    e = Engine()
-    seed_demo(e.crm)
+@pytest.fixture
+def engine(engine_on_each_db: Engine) -> Engine:
+    e = engine_on_each_db
     writer = EmbeddedCrm(e.crm)
     writer.add_person(
         first="Bob", last="Stone", company="Granite Works", email="bob@granite.example"
@@ -35,8 +32,7 @@ def engine(request, home, monkeypatch):  # type: ignore[no-untyped-def]
     writer.add_person(
         first="Aiko", last="Tanaka", company="Sakura Trading", email="aiko.tanaka@sakura.example"
     )
-    yield e
-    e.close()
+    return e
 
 
 @pytest.fixture
