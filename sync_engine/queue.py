@@ -352,7 +352,7 @@ def claim(store: Store, mailbox: str) -> Iterator[bool]:
 
     The claim is the engine's own mailbox lock (`Store.mailbox_lock`), held across the
     sync *and* the scheduler's bookkeeping after it, so a process that claims next sees
-    the finished state; the sync is told it holds it (`held=`) and does not take it
+    the finished state; the sync is told it holds it (`claimed=`) and does not take it
     again. One lock, not a claim and a lock: two statements and a connection fewer per
     sync. A hand-run sync holding the lock makes the claim say no, as its own lock did."""
     lock = ExitStack()

@@ -281,7 +281,7 @@ class Scheduler(DigestJobs):
                 if not decision.due:
                     continue
                 report.due += 1
-                self._sync(fresh, (*decision.reasons, "written back"), report)
+                self._sync(fresh, (*decision.reasons, "written back"), report, row.user.mailbox)
 
     def _claim_and_sync(
         self,
@@ -307,16 +307,20 @@ class Scheduler(DigestJobs):
                 return None
             if "reconcile" in decision.reasons:
                 snapshot = None  # a reconcile reads the CRM itself (hard deletes)
-            return self._sync(fresh, decision.reasons, report, snapshot)
+            return self._sync(fresh, decision.reasons, report, row.user.mailbox, snapshot)
 
     def _sync(
         self,
         row: MailboxRow,
         reasons: tuple[str, ...],
         report: CycleReport,
+        claimed: str,
         snapshot: PeopleSnapshot | None = None,
     ) -> SyncResult | None:
-        """Sync one claimed mailbox and record the outcome; the result, or None if none."""
+        """Sync one claimed mailbox and record the outcome; the result, or None if none.
+        `claimed`: the address whose lock the claim holds, as read before the claim; the
+        fresh `row` may name another (the user's email changed meanwhile), whose lock the
+        sync then takes itself (busy while a hand-run sync of it runs)."""
         began = time.monotonic()
         mailbox = row.user.mailbox
         error: str | None = None
@@ -347,7 +351,7 @@ class Scheduler(DigestJobs):
                     on_record=on_record,
                     snapshot=snapshot,
                     # the claim is the mailbox's lock (queue.claim), the row read under it
-                    claimed=Claimed(mailbox, row.synced_target),
+                    claimed=Claimed(claimed, row.synced_target),
                 )
             except KNOWN_ERRORS as exc:
                 error = str(exc)

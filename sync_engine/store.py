@@ -6,12 +6,11 @@ leaves the store consistent with what reached the mailbox (DESIGN rule 9).
 
 What the queries hand back, and the row helpers other state modules share (`utcnow`,
 `as_utc`, many modules take them from here), are in `state/rows.py`; a batch's
-gathered writes in `state/writer.py`.
+gathered writes in `state/writer.py`; runs and events in `state/runlog.py` (a base class).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -26,14 +25,12 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from sync_engine import migrate
 from sync_engine import tables as t
-from sync_engine.bulk import insert_rows
 from sync_engine.files import SYNCHRONOUS_NORMAL, private_dir, private_sqlite
 from sync_engine.locks import held
 from sync_engine.masking import mask_urls
@@ -41,21 +38,18 @@ from sync_engine.model import DigestPrefs, Link
 from sync_engine.pool import ping_when_idle
 from sync_engine.state import hot
 from sync_engine.state.rows import (
-    Event,
     MailboxState,
-    RunRecord,
     StoredUser,
     as_utc,
     digest_prefs_of,
-    event_of,
     link_of,
     masked_state,
-    run_record,
     state_fields,
     stored_user,
     upsert,
     utcnow,
 )
+from sync_engine.state.runlog import RunLog
 from sync_engine.state.writer import StateWriter
 
 
@@ -84,7 +78,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-class Store:
+class Store(RunLog):
     """One state database. Open with `Store.open(url, home)`; the schema is migrated on open."""
 
     def __init__(self, engine: Engine, home: Path) -> None:
@@ -348,173 +342,9 @@ class Store:
         with self.engine.begin() as conn:
             writer.flush(conn)
 
-    # -- runs and events ---------------------------------------------------------------
-
-    def abandon_runs(self, user_id: int) -> int:
-        """Mark runs left 'running' by a process that died. Call only while holding the
-        mailbox lock: then no run of this mailbox can really be running."""
-        with self.engine.begin() as conn:
-            return self._abandon_runs(conn, user_id)
-
-    def _abandon_runs(self, conn: Connection, user_id: int) -> int:
-        return conn.execute(
-            hot.ABANDON, {"abandon_user": user_id, "abandoned_at": utcnow()}
-        ).rowcount
-
-    def start_run(
-        self, user_id: int, trigger: str, dry_run: bool, *, abandon_running: bool = False
-    ) -> int:
-        """Record a run as started; with `abandon_running` (only under the mailbox lock),
-        first mark the runs a dead process left 'running', in the same transaction.
-
-        On PostgreSQL this commit does not wait for the disk (`synchronous_commit` off for
-        this transaction only): the row is seen by everyone at once, and it is on disk by
-        the time the run writes anything else, because a later commit that waits flushes
-        the log up to itself. Only a crash of the database server in between can lose it:
-        the run's line in the history, not its work (the next run finishes that, as after
-        any crash). One disk flush (2-5 ms here) fewer per sync."""
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            now = utcnow()
-            run = {
-                "run_user": user_id,
-                "run_started": now,
-                "run_trigger": trigger,
-                "run_dry": dry_run,
-            }
-            if abandon_running and conn.dialect.name == "postgresql":  # one statement
-                both = {**run, "abandon_user": user_id, "abandoned_at": now}
-                return int(conn.execute(hot.RUN_ABANDONING, both).scalar_one())
-            if abandon_running:
-                self._abandon_runs(conn, user_id)
-            return int(conn.execute(hot.RUN, run).inserted_primary_key[0])
-
-    def finish_run(
-        self,
-        run_id: int,
-        status: str,
-        result: dict,
-        error: str | None,
-        *,
-        state: tuple[int, dict[str, object]] | None = None,
-        pending: StateWriter | None = None,
-    ) -> None:
-        """Record how a run ended; with `state` (user id, values), the mailbox's state is
-        written in the same transaction (one commit, not two, at the end of every sync),
-        and so is `pending`, the state of the run's last batch of mailbox writes."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            if pending is not None:
-                pending.flush(conn)
-            if state is not None:
-                self._upsert_state(conn, state[0], masked_state(state[1]))
-            conn.execute(
-                hot.FINISH,
-                {
-                    "run_id": run_id,
-                    "run_finished": now,
-                    "run_status": status,
-                    # the run history is shown by status, digests and DMs: no credential
-                    "run_result": mask_urls(json.dumps(result, ensure_ascii=False)),
-                    "run_error": mask_urls(error) if error else error,
-                },
-            )
-
-    def runs(
-        self, user_id: int, since: datetime | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        query = (
-            select(t.runs)
-            .where(t.runs.c.user_id == user_id)
-            .order_by(t.runs.c.id.desc())
-            .limit(limit)
-        )
-        if since is not None:
-            query = query.where(t.runs.c.started_at >= since)
-        with self.reading() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [run_record(r) for r in rows]
-
-    def events(
-        self,
-        user_id: int,
-        person_id: int | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[Event]:
-        query = select(t.events).where(t.events.c.user_id == user_id).order_by(t.events.c.id)
-        if person_id is not None:
-            query = query.where(t.events.c.person_id == person_id)
-        if since is not None:
-            query = query.where(t.events.c.at >= since)
-        if until is not None:
-            query = query.where(t.events.c.at < until)
-        with self.reading() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [event_of(r) for r in rows]
-
-    def record_events(
-        self,
-        user_id: int,
-        run_id: int | None,
-        actor: str,
-        rows: list[tuple[int | None, str, str, str | None]],
-    ) -> None:
-        with self.engine.begin() as conn:
-            self._events(conn, user_id, run_id, actor, rows)
-
-    def record_events_in(
-        self, conn: Connection, user_id: int, actor: str, rows: list[tuple]
-    ) -> None:
-        """Audit rows (person_id, action, reason, item_id[, person_name]) inside another
-        state module's transaction, many at once (a standing rule's first evaluation)."""
-        now = utcnow()
-        columns = ("at", "user_id", "person_id", "action", "actor", "reason", "item_id")
-        insert_rows(
-            conn,
-            t.events,
-            (*columns, "person_name"),
-            [
-                (now, user_id, r[0], r[1], actor, r[2], r[3], r[4] if len(r) > 4 else None)
-                for r in rows
-            ],
-        )
-
     def mark_list_changed(self, conn: Connection, user_id: int, now: datetime) -> None:
         """The user's list changed (in another module's transaction): the mailbox has work."""
         self._mark_list_changed(conn, user_id, now)
-
-    def _events(
-        self,
-        conn: Connection,
-        user_id: int,
-        run_id: int | None,
-        actor: str,
-        rows: list[tuple],
-    ) -> None:
-        """Rows are (person_id, action, reason, item_id[, person_name])."""
-        if not rows:
-            return
-        now = utcnow()
-        conn.execute(
-            hot.EVENTS,
-            [
-                {
-                    "at": now,
-                    "user_id": user_id,
-                    "run_id": run_id,
-                    "person_id": pid,
-                    "action": action,
-                    "actor": actor,
-                    "reason": reason,
-                    "item_id": row[3],
-                    "person_name": row[4] if len(row) > 4 else None,
-                }
-                for row in rows
-                for pid, action, reason in [row[:3]]
-            ],
-        )
 
     # -- per-mailbox scheduling state --------------------------------------------------
 

@@ -264,8 +264,6 @@ def _locked_sync(
             crm_watermark=watermark,
             next_due_at=None,
         )
-        if synced != mailbox.target_id:
-            targets.synced_on(user.mailbox, mailbox.target_id)  # the links hold its ids now
     if on_record is not None:  # the scheduler's next due times, in the same write
         state.update(on_record(status, failures))
     # the run, the mailbox's state and the last batch's state in one transaction
@@ -277,6 +275,10 @@ def _locked_sync(
         state=(user.id, state),
         pending=applier.pending,
     )
+    if not result.error and synced != mailbox.target_id:
+        # the links hold its ids now: said only once they are written (the last batch's
+        # with the run's end), so a sync stopped before that leaves them untrusted
+        targets.synced_on(user.mailbox, mailbox.target_id)
 
 
 def _crm_is_empty(crm: SageCrm, relevant: set[int], people: dict[int, CrmPerson]) -> bool:

@@ -184,3 +184,47 @@ def test_a_mailbox_that_moves_later_switches_by_itself(cli, servers, monkeypatch
     assert switched["created"] == switched["forgotten"] == 0 and switched["warnings"] == []
     assert crm_ids(graph, ALICE) == Counter(ALICES)
     assert json.loads(cli.ok("status", "--json"))["mailboxes"][0]["target"] == "graph"
+
+
+def test_a_moved_sync_that_dies_at_its_end_leaves_the_links_untrusted(
+    cli, servers, monkeypatch, home
+) -> None:  # type: ignore[no-untyped-def]
+    """The sync after the move finds every contact again by CRM id and writes the links
+    with their Exchange Online ids; the state database fails as it records the run's end
+    (a trigger refuses it, as a dead process or a lost connection would). Whatever was
+    written by then, the links must not be trusted as Exchange Online's while they still
+    hold Exchange Server's ids: the next sync finds them again, writes nothing, no twin."""
+    import sqlite3
+
+    ews, graph = servers
+    synced_over_ews(cli, monkeypatch, ews)
+    move_to_exchange_online(ews, graph, ALICE)
+    graph.host_on_premises(BOB)
+    backend(monkeypatch, "hybrid")
+    with sqlite3.connect(home / "state.sqlite") as db:
+        db.execute(
+            "CREATE TRIGGER fail_the_end BEFORE UPDATE OF status ON runs "
+            "WHEN NEW.status = 'ok' BEGIN SELECT RAISE(ABORT, 'the disk is gone'); END"
+        )
+    cli("sync", "--as", ALICE)  # dies recording its end
+    with sqlite3.connect(home / "state.sqlite") as db:
+        db.execute("DROP TRIGGER fail_the_end")
+        target = db.execute(
+            "SELECT synced_target FROM mailbox_targets WHERE address = ?", (ALICE,)
+        ).fetchone()
+        held = {
+            r[0]
+            for r in db.execute(
+                "SELECT item_id FROM links l JOIN users u ON u.id = l.user_id WHERE u.mailbox = ?",
+                (ALICE,),
+            )
+        }
+    online = {c["id"] for c in graph.contacts(ALICE)}
+    trusted = target is not None and target[0].startswith("graph")
+    assert not trusted or held <= online, (target, "trusted with Exchange Server's ids")
+
+    again = sync_all(cli)[ALICE]
+    assert not again["error"] and again["warnings"] == []
+    assert again["created"] == again["forgotten"] == again["updated"] == 0
+    assert again["write_requests"] == 0
+    assert crm_ids(graph, ALICE) == Counter(ALICES)

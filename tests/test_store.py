@@ -75,6 +75,46 @@ def test_a_batch_of_state_changes_commits_together_or_not_at_all(store: Store):
     assert store.links(u.id)[1].change_key == "ck2"
 
 
+def test_links_rewritten_moved_and_written_with_the_runs_end(store: Store):
+    """One upsert writes links on SQLite and PostgreSQL: a rewritten link keeps when it
+    was made and takes the rest; an item handed from one person to another in one batch
+    (a CRM merge) is one link; the last batch's state is written with the run's end, or
+    not at all."""
+    from sqlalchemy import select
+
+    from sync_engine import tables as t
+
+    u = store.ensure_user(1, "a@example.com")
+
+    def linked_at() -> dict[int, datetime]:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(t.links.c.person_id, t.links.c.linked_at))
+            return {r[0]: r[1] for r in rows}
+
+    with store.writer(u.id, None, "sync") as w:
+        w.put_link(Link(1, "item-1", "ck1", "fp1", "created", {"job_title": "A"}))
+        w.put_link(Link(2, "item-2", "ck1", "fp1", "created"))
+    made = linked_at()
+    with store.writer(u.id, None, "sync") as w:
+        w.drop_link(1)
+        w.put_link(Link(2, "item-1", "ck2", "fp2", "linked", None, {"job_title": "B"}))
+        w.put_link(Link(3, "item-2", "ck3", "fp3", "created"))
+    assert store.links(u.id) == {
+        2: Link(2, "item-1", "ck2", "fp2", "linked", None, {"job_title": "B"}),
+        3: Link(3, "item-2", "ck3", "fp3", "created"),
+    }
+    assert linked_at()[2] == made[2]
+
+    run = store.start_run(u.id, "schedule", False, abandon_running=True)
+    last = store.buffer(u.id, run, "sync")
+    last.put_link(Link(4, "item-4", "ck4", "fp4", "created"))
+    last.event(4, "created", "in the list", "item-4")
+    assert 4 not in store.links(u.id)  # gathered, not written yet
+    store.finish_run(run, "ok", {}, None, state=(u.id, {"last_status": "ok"}), pending=last)
+    assert store.links(u.id)[4].item_id == "item-4"
+    assert [e.action for e in store.events(u.id) if e.person_id == 4] == ["created"]
+
+
 def test_runs_and_mailbox_state(store: Store):
     u = store.ensure_user(1, "a@example.com")
     run = store.start_run(u.id, "manual", False)
