@@ -118,14 +118,20 @@ def cli(home: Path) -> Cli:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine_on_each_db(request, home, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    """The engine on the demo CRM, its state store once on SQLite (the embedded default)
-    and once on PostgreSQL (production)."""
+def state_db(request, home, monkeypatch) -> str:  # type: ignore[no-untyped-def]
+    """The state store (and so the people index) once on SQLite, the embedded default,
+    and once on PostgreSQL, production; the embedded CRM stays its SQLite file."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
+    return request.param
+
+
+@pytest.fixture
+def engine_on_each_db(state_db: str) -> Iterator[Engine]:
+    """The engine on the demo CRM, its state store on each database (`state_db`)."""
     from sync_engine.crm.embedded import seed_demo
     from sync_engine.service import Engine
 
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
     e = Engine()
     seed_demo(e.crm)
     yield e

@@ -26,14 +26,6 @@ from sync_engine.crm.source import SageCrm
 ALICE = "alice@example.com"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_db(request, home, monkeypatch) -> str:  # type: ignore[no-untyped-def]
-    """The state database (where the index lives) on SQLite or PostgreSQL."""
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    return request.param
-
-
 class Sage:
     """A Sage CRM user at work: writes straight into the CRM database, not through us."""
 

@@ -47,10 +47,8 @@ class Counting:
         return box
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, home: Path, monkeypatch) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
+@pytest.fixture
+def engine(state_db: str) -> Iterator[Engine]:
     counting = Counting()
     e = Engine(load_settings(), mailbox_factory=counting)
     e.counting = counting  # type: ignore[attr-defined]

@@ -26,16 +26,8 @@ from sync_engine.service import Engine
 NOT_MANAGED = "WRITE_BACK_SCOPE=managed"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state(request, home, monkeypatch) -> str:  # type: ignore[no-untyped-def]
-    """Where the state store lives (the embedded CRM is always its SQLite file)."""
-    if request.param == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
-    return request.param
-
-
 @pytest.fixture
-def engine(state: str) -> Iterator[Engine]:
+def engine(state_db: str) -> Iterator[Engine]:
     e = Engine(load_settings())
     seed_demo(e.crm)
     yield e
@@ -214,7 +206,9 @@ def test_a_too_long_value_fails_that_person_alone(engine: Engine):
     assert by_last(engine, "O'Brien").fields.job_title == long_title
 
 
-def test_managed_scope_counts_a_company_manager_as_the_standing_rule_does(home, state, monkeypatch):  # type: ignore[no-untyped-def]
+def test_managed_scope_counts_a_company_manager_as_the_standing_rule_does(
+    home, state_db, monkeypatch
+):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("WRITE_BACK_SCOPE", "managed")
     engine = Engine(load_settings())
     try:
