@@ -259,3 +259,18 @@ def removal_pool(engine: Engine, user: CrmUser, query: str) -> list[PersonView]:
 def pages(total: int) -> int:
     """How many pages `total` people fill (at least one)."""
     return max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+
+
+def controls(state: PickerState, total: int, *, choosable: bool) -> list[tuple[str, str]]:
+    """The picker's buttons after its main one, as (kind, words): select all, deselect
+    all, previous, next. Slack and Teams offer the same ones, each as its own action."""
+    offered = []
+    if choosable:
+        offered.append(("all", "Select all" if pages(total) == 1 else "Select all on this page"))
+    if state.selected:
+        offered.append(("none", "Deselect all"))
+    if state.offset > 0:
+        offered.append(("prev", "◀ Previous"))
+    if state.offset + PAGE_SIZE < total:
+        offered.append(("next", "Next ▶"))
+    return offered

@@ -25,7 +25,7 @@ from bot.blocks.common import (
     section,
 )
 from bot.blocks.person import person_line, person_option
-from chat.picker import MAX_QUERY_JSON, PickerPage, PickerState, carried
+from chat.picker import MAX_QUERY_JSON, PickerPage, PickerState, carried, controls, pages
 from chat.words import remove_question
 
 __all__ = ["MAX_QUERY_JSON", "PickerPage", "PickerState", "picker_blocks"]
@@ -40,7 +40,7 @@ def picker_blocks(page: PickerPage) -> list[Block]:
     state, choosable, note = carried(page)
     rendered = state
     adding = state.mode == "add"
-    pages = max((page.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    total_pages = pages(page.total)
     number = state.offset // PAGE_SIZE + 1
     query = fit_escaped(state.query, 200)
     if adding:
@@ -49,8 +49,8 @@ def picker_blocks(page: PickerPage) -> list[Block]:
         headline = f"*{plural(page.total, 'of your contacts matches', 'of your contacts match')}* “{query}”"
     else:
         headline = f"*My CRM Contacts*: {plural(page.total, 'person', 'people')}"
-    if pages > 1:
-        headline += f" — page {number} of {pages}"
+    if total_pages > 1:
+        headline += f" — page {number} of {total_pages}"
     blocks: list[Block] = [section(headline)]
 
     if choosable:
@@ -95,15 +95,11 @@ def picker_blocks(page: PickerPage) -> list[Block]:
                 ),
             )
         )
-    if choosable:
-        all_text = "Select all" if pages == 1 else "Select all on this page"
-        buttons.append(button(all_text, ACTION_ALL, value))
-    if count:
-        buttons.append(button("Deselect all", ACTION_NONE, value))
-    if state.offset > 0:
-        buttons.append(button("◀ Previous", ACTION_PREV, value))
-    if state.offset + PAGE_SIZE < page.total:
-        buttons.append(button("Next ▶", ACTION_NEXT, value))
+    action_of = {"all": ACTION_ALL, "none": ACTION_NONE, "prev": ACTION_PREV, "next": ACTION_NEXT}
+    buttons += [
+        button(text, action_of[kind], value)
+        for kind, text in controls(state, page.total, choosable=bool(choosable))
+    ]
     closing.append(actions(*buttons))
     if others:  # shown, not offered: within what the rest of the message leaves (UX 8)
         if adding:

@@ -7,7 +7,15 @@ and the card that comes back shows the next page with the ticks of every page co
 
 from __future__ import annotations
 
-from chat.picker import PAGE_SIZE, EmptyPicker, PickerPage, PickerState, carried, pages
+from chat.picker import (
+    PAGE_SIZE,
+    EmptyPicker,
+    PickerPage,
+    PickerState,
+    carried,
+    controls,
+    pages,
+)
 from chat.words import plural, remove_question
 from teams.cards.common import (
     CARD_BUDGET,
@@ -92,19 +100,11 @@ def picker_card(page: PickerPage | EmptyPicker) -> Card:
         main = execute("Add selected to My CRM Contacts", VERB_ADD, data, style="positive")
     else:
         main = execute("Remove selected", VERB_REMOVE, data, style="destructive")
-    actions = [main]
-    if choosable:
-        actions.append(
-            execute(
-                "Select all" if total_pages == 1 else "Select all on this page", VERB_TICK_ALL, data
-            )
-        )
-    if count:
-        actions.append(execute("Deselect all", VERB_TICK_NONE, data))
-    if state.offset > 0:
-        actions.append(execute("◀ Previous", VERB_PREV, data))
-    if state.offset + PAGE_SIZE < page.total:
-        actions.append(execute("Next ▶", VERB_NEXT, data))
+    verbs = {"all": VERB_TICK_ALL, "none": VERB_TICK_NONE, "prev": VERB_PREV, "next": VERB_NEXT}
+    actions = [main] + [
+        execute(text, verbs[kind], data)
+        for kind, text in controls(state, page.total, choosable=bool(choosable))
+    ]
     others = [p for p in page.people if p.id not in ids]
     if others:  # shown, not offered, within what the card has left (UX 8)
         title = (
